@@ -1,0 +1,65 @@
+# The two commands the README starts with: `make dev` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TOOLS := .tools
+SAM := $(TOOLS)/sam/bin/sam
+PY313 := PYENV_VERSION=3.13.0
+
+.PHONY: dev test lint unit integration token invoke events validate build clean
+
+$(STAMP): pyproject.toml layers/common/requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Set up and run the whole service locally on http://127.0.0.1:3000
+dev: $(STAMP)
+	$(BIN)/python -m flowdeploy.local
+
+## Lint, type-check and run every test
+test: lint
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+integration: $(STAMP)
+	$(BIN)/python -m pytest -q tests/integration tests/e2e
+
+## make token USER=<uuid> [HOURS=24]: an access token for the local stack
+token: $(STAMP)
+	@$(BIN)/python -m flowdeploy.local.token $(if $(filter command line,$(origin USER)),$(USER)) --hours $(or $(HOURS),24)
+
+## make invoke FUNCTION=StartFunction EVENT=events/start.json
+invoke: $(STAMP)
+	$(BIN)/python -m flowdeploy.local.invoke $(FUNCTION) $(EVENT)
+
+## Regenerate events/ from flowdeploy.local.samples
+events: $(STAMP)
+	$(BIN)/python -c 'from pathlib import Path; from flowdeploy.local.samples import write_events; [print(p) for p in write_events(Path("events"))]'
+
+$(SAM):
+	$(PY313) python3.13 -m venv $(TOOLS)/sam
+	$(TOOLS)/sam/bin/pip install --quiet --upgrade pip
+	$(TOOLS)/sam/bin/pip install --quiet aws-sam-cli cfn-lint
+
+## sam validate --lint and cfn-lint on template.yaml
+validate: $(SAM)
+	$(PY313) $(SAM) validate --lint
+	$(PY313) $(TOOLS)/sam/bin/cfn-lint template.yaml
+
+## sam build for arm64 python3.13, no container
+build: $(SAM)
+	$(PY313) PATH="$(CURDIR)/$(TOOLS)/sam/bin:$$PATH" $(SAM) build
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,237 @@
+"""Deployments: deploy a flow as an immutable snapshot, find one to start, read them back.
+
+The permission rule and the 404 rule of the docs page live here, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from flowdeploy.auth import Caller
+from flowdeploy.errors import BadRequest, NotFound, PayloadTooLarge
+from flowdeploy.flows import interflow_targets, wallet_ids
+from flowdeploy.ids import new_id, parse_uuid, timestamp
+from flowdeploy.store import deployments as store
+from flowdeploy.store import flows as flow_store
+from flowdeploy.store.models import DeploymentItem, TagItem
+
+StartPermission = Literal["Owner", "Authenticated", "Anonymous"]
+LATEST = store.LATEST
+
+
+# -- Rules -------------------------------------------------------------------
+
+
+def infer_start_permission(
+    *, is_public: bool, start_shared: bool, start_unverified: bool
+) -> StartPermission:
+    """The default start_permission of a new deployment, from its entry flow's flags."""
+    if not (is_public and start_shared):
+        return "Owner"
+    return "Anonymous" if start_unverified else "Authenticated"
+
+
+def admits(start_permission: str, owner_id: str, caller: Caller) -> bool:
+    """Whether `caller` may start a deployment with this start_permission."""
+    if start_permission == "Anonymous":
+        return True
+    if start_permission == "Authenticated":
+        return caller.authenticated
+    return caller.authenticated and caller.user_id == owner_id
+
+
+FlowLoader = Callable[[list[int]], Mapping[int, dict[str, Any]]]
+
+
+def collect_flow_set(
+    entry: dict[str, Any], owner_id: str, load: FlowLoader
+) -> list[dict[str, Any]]:
+    """The entry flow and every flow it reaches through interflow nodes, each once.
+
+    Loads one level of nesting per call of `load`; every flow must belong to the owner.
+    """
+    flows = [entry]
+    seen = {entry["id"]}
+    frontier = [entry]
+    while frontier:
+        wanted: dict[int, tuple[int, str]] = {}
+        for flow in frontier:
+            for node_id, target in interflow_targets(flow["nodes"]):
+                if target is None:
+                    raise BadRequest(
+                        f"flow {flow['id']}: interflow node {node_id!r} needs config "
+                        "flow_id, the id of the flow it calls"
+                    )
+                if target not in seen:
+                    wanted.setdefault(target, (flow["id"], node_id))
+        loaded = load(list(wanted)) if wanted else {}
+        frontier = []
+        for target, (parent, node_id) in wanted.items():
+            row = loaded.get(target)
+            if row is None or row["user_id"] != owner_id:
+                raise BadRequest(
+                    f"flow {parent}: interflow node {node_id!r} calls flow {target}, "
+                    "which does not exist or is not yours"
+                )
+            seen.add(target)
+            flows.append(row)
+            frontier.append(row)
+    return flows
+
+
+# -- Deploy ------------------------------------------------------------------
+
+
+def _load_flows(flow_ids: list[int]) -> dict[int, dict[str, Any]]:
+    return {fid: flow_store.flow_row(item) for fid, item in flow_store.get_many(flow_ids).items()}
+
+
+def deploy(user_id: str, flow_id: int, new_deployment_id: Callable[[], str] = new_id) -> str:
+    """Freeze the owner's flow and the flows it calls; `latest` moves to the new deployment."""
+    entry = flow_store.get(flow_id)
+    if entry is None or entry.user_id != user_id:
+        raise NotFound(f"flow not found: {flow_id}")
+    flows = collect_flow_set(flow_store.flow_row(entry), user_id, _load_flows)
+    deployment_id = new_deployment_id()
+    snapshots = store.snapshot_items(deployment_id, flows)
+    if len(snapshots) > store.MAX_SNAPSHOT_PARTS:
+        raise PayloadTooLarge(
+            f"deployment too large: {len(flows)} flows need {len(snapshots)} snapshot parts, "
+            f"the limit is {store.MAX_SNAPSHOT_PARTS}"
+        )
+    parts: dict[str, int] = {}
+    for item in snapshots:
+        parts[str(item.flow_id)] = parts.get(str(item.flow_id), 0) + 1
+    deployment = DeploymentItem(
+        *DeploymentItem.key(deployment_id),
+        id=deployment_id,
+        created_at=timestamp(),
+        user_id=user_id,
+        entrypoint=flow_id,
+        start_permission=infer_start_permission(
+            is_public=entry.is_public,
+            start_shared=entry.start_shared,
+            start_unverified=entry.start_unverified,
+        ),
+        output_instructions=False,
+        action_identity=None,
+        fees=[],
+        solana_network=entry.current_network,
+        flow_ids=[flow["id"] for flow in flows],
+        snapshot_parts=parts,
+        wallet_ids=sorted(set().union(*(wallet_ids(flow["nodes"]) for flow in flows))),
+    )
+    store.insert(deployment, snapshots)
+    return deployment_id
+
+
+# -- Finding a deployment to start -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRef:
+    """`?id=<deployment id>` or `?flow=<flow id>[&tag=<tag>]` (tag defaults to `latest`)."""
+
+    id: str | None = None
+    flow: int | None = None
+    tag: str = LATEST
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> DeploymentRef:
+        # As upstream, `flow` wins when both forms are given.
+        if "flow" in query:
+            return cls(flow=parse_flow_id(query["flow"], "flow"), tag=query.get("tag") or LATEST)
+        if "id" in query:
+            deployment_id = parse_uuid(query["id"])
+            if deployment_id is None:
+                raise BadRequest(f"id must be a deployment id (a UUID), got {query['id']!r}")
+            return cls(id=deployment_id)
+        raise BadRequest(
+            "say which deployment to start: ?id=<deployment id> or ?flow=<flow id>[&tag=<tag>]"
+        )
+
+    def __str__(self) -> str:
+        return self.id if self.id is not None else f"{self.flow}:{self.tag}"
+
+
+def parse_flow_id(text: str, name: str = "flow_id") -> int:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) < 1:
+        raise BadRequest(f"{name} must be a flow id (a positive integer), got {text!r}")
+    return int(text)
+
+
+def find_startable(ref: DeploymentRef, caller: Caller) -> DeploymentItem:
+    """The deployment `ref` names, if `caller` may start it; 404 alike for missing and refused."""
+    if ref.id is not None:
+        deployment = store.get(ref.id)
+    else:
+        assert ref.flow is not None
+        tag = store.get_tag(ref.flow, ref.tag)
+        deployment = store.get(tag.deployment_id) if tag is not None else None
+    if deployment is None or not admits(deployment.start_permission, deployment.user_id, caller):
+        raise NotFound(f"deployment not found: {ref}")
+    return deployment
+
+
+# -- Reading (owner only) ----------------------------------------------------
+
+
+def deployment_row(item: DeploymentItem) -> dict[str, Any]:
+    """Exactly the docs' "Inserted row in flow_deployments table"."""
+    return {
+        "id": item.id,
+        "created_at": item.created_at,
+        "user_id": item.user_id,
+        "entrypoint": int(item.entrypoint),
+        "start_permission": item.start_permission,
+        "output_instructions": item.output_instructions,
+        "action_identity": item.action_identity,
+        "fees": item.fees,
+        "solana_network": item.solana_network,
+    }
+
+
+def tag_row(item: TagItem) -> dict[str, Any]:
+    """Exactly the docs' "Inserted row in flow_deployments_tags table"."""
+    return {
+        "user_id": item.user_id,
+        "entrypoint": int(item.entrypoint),
+        "tag": item.tag,
+        "deployment_id": item.deployment_id,
+        "description": item.description,
+    }
+
+
+def owned_deployment(user_id: str, deployment_id: str) -> DeploymentItem:
+    parsed = parse_uuid(deployment_id)
+    deployment = store.get(parsed) if parsed else None
+    if deployment is None or deployment.user_id != user_id:
+        raise NotFound(f"deployment not found: {deployment_id}")
+    return deployment
+
+
+def get_deployment(user_id: str, deployment_id: str) -> dict[str, Any]:
+    return deployment_row(owned_deployment(user_id, deployment_id))
+
+
+def _require_flow_owner(user_id: str, flow_id: int) -> None:
+    flow = flow_store.get(flow_id)
+    if flow is None or flow.user_id != user_id:
+        raise NotFound(f"flow not found: {flow_id}")
+
+
+def list_deployments(user_id: str, flow_id: int) -> list[dict[str, Any]]:
+    """The owner's deployments of a flow, newest first (also after the flow was deleted)."""
+    rows = [deployment_row(d) for d in store.of_flow(flow_id) if d.user_id == user_id]
+    if not rows:
+        _require_flow_owner(user_id, flow_id)
+    return rows
+
+
+def list_tags(user_id: str, flow_id: int) -> list[dict[str, Any]]:
+    rows = [tag_row(t) for t in store.tags_of_flow(flow_id) if t.user_id == user_id]
+    if not rows:
+        _require_flow_owner(user_id, flow_id)
+    return rows

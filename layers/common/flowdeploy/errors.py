@@ -1,0 +1,52 @@
+"""Errors a caller can cause, each with the HTTP status it maps to.
+
+The mapping to responses happens once, in `flowdeploy.http`.
+"""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """Base of every caller-visible error; `message` is shown as `{"error": message}`."""
+
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(ApiError):
+    status = 400
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+class NotFound(ApiError):
+    """Also what a caller gets when it may not see the thing: existence never leaks."""
+
+    status = 404
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+
+
+class ServiceUnavailable(ApiError):
+    """A dependency failed; retrying later may succeed."""
+
+    status = 503

@@ -1,0 +1,152 @@
+"""Flow documents: the body of `POST /flow` / `PUT /flow/{id}` and the rules on their nodes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from flowdeploy.errors import NotFound
+from flowdeploy.settings import settings
+from flowdeploy.store import flows as store
+
+CLUSTERS = ("mainnet-beta", "testnet", "devnet", "localnet")
+INTERFLOW_COMMANDS = frozenset({"interflow", "interflow_instructions"})
+WALLET_COMMANDS = frozenset({"wallet"})
+
+NodeId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+PortName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class SolanaNetwork(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=2048)]
+    cluster: Literal["mainnet-beta", "testnet", "devnet", "localnet"]
+
+
+class NodeData(BaseModel):
+    # Editors store extra presentation data (ports, style, names); keep it verbatim.
+    model_config = ConfigDict(extra="allow")
+
+    node_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class Node(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: NodeId
+    data: NodeData
+
+
+class Edge(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    source: NodeId
+    sourceHandle: PortName
+    target: NodeId
+    targetHandle: PortName
+
+
+def _default_network() -> SolanaNetwork:
+    return SolanaNetwork.model_validate(settings().default_network)
+
+
+class FlowBody(BaseModel):
+    """What a caller sends to create or replace a flow."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    nodes: list[Node] = Field(default_factory=list, max_length=5000)
+    edges: list[Edge] = Field(default_factory=list, max_length=20000)
+    is_public: bool = False
+    start_shared: bool = False
+    start_unverified: bool = False
+    current_network: SolanaNetwork = Field(default_factory=_default_network)
+    environment: dict[str, Annotated[str, StringConstraints(max_length=4096)]] = Field(
+        default_factory=dict
+    )
+
+    @field_validator("nodes")
+    @classmethod
+    def _unique_node_ids(cls, nodes: list[Node]) -> list[Node]:
+        seen: set[str] = set()
+        for node in nodes:
+            if node.id in seen:
+                raise ValueError(f"duplicate node id {node.id!r}")
+            seen.add(node.id)
+        return nodes
+
+    def document(self) -> dict[str, Any]:
+        """The JSON of the flow's editable fields, as stored."""
+        return self.model_dump(mode="json")
+
+
+def _config_integer(node: dict[str, Any], key: str) -> int | None:
+    """A config value holding a non-negative integer: plain JSON or IValue U/I/S/D."""
+    value = node.get("data", {}).get("config", {}).get(key)
+    if isinstance(value, dict) and len(value) == 1:
+        ((tag, payload),) = value.items()
+        if tag not in {"U", "I", "U1", "I1", "S", "D"}:
+            return None
+        value = payload
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+def interflow_targets(nodes: list[dict[str, Any]]) -> list[tuple[str, int | None]]:
+    """(node id, called flow id or None if unreadable) for every interflow node."""
+    return [
+        (str(node.get("id")), _config_integer(node, "flow_id"))
+        for node in nodes
+        if node.get("data", {}).get("node_id") in INTERFLOW_COMMANDS
+    ]
+
+
+def wallet_ids(nodes: list[dict[str, Any]]) -> set[int]:
+    """Server wallets the flow's `wallet` nodes use (config `wallet_id`)."""
+    found = set()
+    for node in nodes:
+        if node.get("data", {}).get("node_id") in WALLET_COMMANDS:
+            wallet_id = _config_integer(node, "wallet_id")
+            if wallet_id is not None:
+                found.add(wallet_id)
+    return found
+
+
+# -- Owner-only operations on flows (anyone else sees 404) --------------------
+
+
+def _not_found(flow_id: int) -> NotFound:
+    return NotFound(f"flow not found: {flow_id}")
+
+
+def create_flow(user_id: str, body: FlowBody) -> dict[str, Any]:
+    return store.create(user_id, body.document())
+
+
+def get_flow(user_id: str, flow_id: int) -> dict[str, Any]:
+    item = store.get(flow_id)
+    if item is None or item.user_id != user_id:
+        raise _not_found(flow_id)
+    return store.flow_row(item)
+
+
+def replace_flow(user_id: str, flow_id: int, body: FlowBody) -> dict[str, Any]:
+    row = store.replace(flow_id, user_id, body.document())
+    if row is None:
+        raise _not_found(flow_id)
+    return row
+
+
+def delete_flow(user_id: str, flow_id: int) -> None:
+    """Deployments of the flow keep working: their snapshots are self-contained."""
+    if not store.delete(flow_id, user_id):
+        raise _not_found(flow_id)

@@ -1,0 +1,127 @@
+"""API plumbing shared by the HTTP handlers: the resolver, request parsing, error mapping.
+
+Every error a caller can cause becomes `{"error": "..."}` with its 4xx status here,
+in one place; anything else is logged and becomes a 500 without internals.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TypeVar
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from pydantic import BaseModel, ValidationError
+
+from flowdeploy import apikeys
+from flowdeploy.auth import Caller, Credentials, require_user, resolve_caller
+from flowdeploy.errors import (
+    ApiError,
+    BadRequest,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+MAX_BODY_BYTES = 1_048_576
+# curl -d sends form-urlencoded unless told otherwise; a JSON body is what we read.
+JSON_LIKE_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain")
+
+logger = Logger()
+
+
+def error_response(status: int, message: str) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps({"error": message}),
+    )
+
+
+def make_app() -> APIGatewayHttpResolver:
+    """A resolver with the project's error mapping; each function adds its routes."""
+    app = APIGatewayHttpResolver()
+
+    @app.exception_handler(ApiError)
+    def _api_error(error: ApiError) -> Response[str]:
+        logger.info("request refused", extra={"status": error.status, "error": error.message})
+        return error_response(error.status, error.message)
+
+    @app.exception_handler(Exception)
+    def _unexpected(error: Exception) -> Response[str]:
+        logger.exception("unhandled error")
+        return error_response(500, "internal error")
+
+    @app.not_found
+    def _no_route(_: Exception) -> Response[str]:
+        event = app.current_event
+        return error_response(404, f"no route for {event.http_method} {event.path}")
+
+    return app
+
+
+def describe(error: ValidationError) -> str:
+    """One line naming each bad field: `action_signer: must be a base58 public key`."""
+    parts = []
+    for item in error.errors(include_url=False)[:5]:
+        where = ".".join(str(p) for p in item["loc"])
+        if item["type"] == "extra_forbidden":
+            parts.append(f"unknown field: {where}")
+        elif item["type"] in {"ivalue", "pubkey"} or not where:
+            parts.append(item["msg"])
+        else:
+            parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def parse_body(app: APIGatewayHttpResolver, model: type[M], *, optional: bool = False) -> M:
+    """The JSON body as `model`; 400/413/415 with a precise message when it is not."""
+    event = app.current_event
+    raw = event.decoded_body or ""
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes")
+    if not raw.strip():
+        if optional:
+            return model()
+        raise BadRequest("request body is required (JSON)")
+    content_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type and content_type not in JSON_LIKE_TYPES:
+        raise UnsupportedMediaType(f"send the body as application/json, not {content_type}")
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise BadRequest(
+            f"body is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
+        ) from None
+    if not isinstance(data, dict):
+        raise BadRequest("body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise BadRequest(describe(error)) from None
+
+
+def credentials(app: APIGatewayHttpResolver) -> Credentials:
+    return Credentials.from_headers(app.current_event.headers)
+
+
+def caller(app: APIGatewayHttpResolver) -> Caller | None:
+    """The caller of the current request, None if it sent no credential; 401 if one is bad."""
+    return resolve_caller(credentials(app), apikeys.owner_of)
+
+
+def any_caller(app: APIGatewayHttpResolver) -> Caller:
+    """An authenticated user or a public-key caller; 401 when no credential was sent."""
+    found = caller(app)
+    if found is None:
+        raise Unauthorized(
+            "unauthenticated: send Authorization: Bearer <access token or public key> or x-api-key"
+        )
+    return found
+
+
+def user(app: APIGatewayHttpResolver) -> str:
+    """The user id of an authenticated caller (access token or API key); 401 otherwise."""
+    return require_user(caller(app))

@@ -1,0 +1,5 @@
+import sys
+
+from flowdeploy.local.devserver import main
+
+sys.exit(main())

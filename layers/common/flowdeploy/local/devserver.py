@@ -1,0 +1,259 @@
+"""`make dev`: the whole service on 127.0.0.1, no Docker, no cloud.
+
+HTTP requests become API Gateway HTTP API (payload 2.0) events for the real
+handlers, routed as template.yaml routes them; DynamoDB and SQS are an embedded
+moto server; FlowRunQueue is polled into RunFunction in the background.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from flowdeploy.local.stack import (
+    ACCOUNT,
+    Functions,
+    fake_credentials,
+    function_environment,
+    pollers,
+    provision,
+    repository_root,
+)
+from flowdeploy.local.template import Route, Template
+
+TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded")
+MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+
+
+def api_event(
+    method: str,
+    target: str,
+    headers: dict[str, str],
+    body: bytes,
+    route: Route,
+    params: dict[str, str],
+) -> dict[str, Any]:
+    """An API Gateway HTTP API payload-2.0 event, as AWS builds it."""
+    parts = urlsplit(target)
+    query: dict[str, list[str]] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        query.setdefault(key, []).append(value)
+    content_type = headers.get("content-type", "")
+    text = not body or content_type.startswith(TEXT_TYPES) or not content_type
+    try:
+        decoded = body.decode() if text else None
+    except UnicodeDecodeError:
+        decoded = None
+    now = time.time()
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route.route_key,
+        "rawPath": parts.path,
+        "rawQueryString": parts.query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": ACCOUNT,
+            "apiId": "local",
+            "domainName": headers.get("host", "127.0.0.1"),
+            "domainPrefix": "local",
+            "http": {
+                "method": method,
+                "path": unquote(parts.path),
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": headers.get("user-agent", ""),
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": route.route_key,
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "isBase64Encoded": decoded is None,
+    }
+    if "cookie" in headers:
+        event["cookies"] = [c.strip() for c in headers["cookie"].split(";")]
+    if query:
+        event["queryStringParameters"] = {k: ",".join(v) for k, v in query.items()}
+    if params:
+        event["pathParameters"] = {k: unquote(v) for k, v in params.items()}
+    if body:
+        event["body"] = decoded if decoded is not None else base64.b64encode(body).decode()
+    return event
+
+
+class Gateway:
+    """API Gateway's part: routing, CORS, and turning responses back into HTTP."""
+
+    def __init__(self, template: Template, functions: Functions) -> None:
+        self.routes = template.routes()
+        self.cors = template.cors()
+        self.functions = functions
+
+    def route(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        for route in self.routes:
+            params = route.match(method, path)
+            if params is not None:
+                return route, params
+        return None
+
+    def cors_headers(self, origin: str | None, preflight: bool) -> dict[str, str]:
+        allowed = self.cors.get("AllowOrigins") or []
+        if isinstance(allowed, dict):  # !Ref of a parameter: its default
+            allowed = ["*"]
+        if not origin or not ("*" in allowed or origin in allowed):
+            return {}
+        headers = {"access-control-allow-origin": "*" if "*" in allowed else origin}
+        if preflight:
+            headers["access-control-allow-methods"] = ",".join(self.cors.get("AllowMethods", []))
+            headers["access-control-allow-headers"] = ",".join(self.cors.get("AllowHeaders", []))
+            headers["access-control-max-age"] = str(self.cors.get("MaxAge", 0))
+        return headers
+
+    def handle(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        origin = headers.get("origin")
+        if method == "OPTIONS" and "access-control-request-method" in headers:
+            return 204, self.cors_headers(origin, preflight=True), b""
+        path = urlsplit(target).path
+        found = self.route(method, path)
+        if found is None:
+            return 404, {"content-type": "application/json"}, b'{"message":"Not Found"}'
+        route, params = found
+        event = api_event(method, target, headers, body, route, params)
+        try:
+            result = self.functions.invoke(route.function, event)
+        except Exception:
+            logging.getLogger("flowdeploy.local").exception("%s crashed", route.function)
+            return 500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}'
+        status, out_headers, payload = self.response(result)
+        out_headers.update(self.cors_headers(origin, preflight=False))
+        return status, out_headers, payload
+
+    @staticmethod
+    def response(result: Any) -> tuple[int, dict[str, str], bytes]:
+        """Payload 2.0 responses: a full response object, or any JSON meaning 200."""
+        if not (isinstance(result, dict) and "statusCode" in result):
+            return 200, {"content-type": "application/json"}, json.dumps(result).encode()
+        headers = {k.lower(): str(v) for k, v in (result.get("headers") or {}).items()}
+        for key, values in (result.get("multiValueHeaders") or {}).items():
+            headers[key.lower()] = ",".join(values)
+        body = result.get("body") or ""
+        payload = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
+        if result.get("cookies"):
+            headers["set-cookie"] = "; ".join(result["cookies"])
+        return int(result["statusCode"]), headers, payload
+
+
+def make_server(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "flowdeploy-local"
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            if length > MAX_REQUEST_BYTES:
+                self.send_error(413, "Request Entity Too Large")
+                return
+            body = self.rfile.read(length) if length else b""
+            headers: dict[str, str] = {}
+            for name, value in self.headers.items():
+                key = name.lower()
+                headers[key] = f"{headers[key]},{value}" if key in headers else value
+            status, out_headers, payload = gateway.handle(self.command, self.path, headers, body)
+            self.send_response(status)
+            for key, value in out_headers.items():
+                if key not in {"content-length", "connection"}:
+                    self.send_header(key, value)
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            logging.getLogger("flowdeploy.local.http").info(format, *args)
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flowdeploy.local", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    parser.add_argument("--template", type=Path, default=repository_root() / "template.yaml")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    logging.getLogger("flowdeploy.local.http").setLevel(logging.WARNING)
+
+    from moto.server import ThreadedMotoServer
+
+    fake_credentials()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    moto_host, moto_port = moto.get_host_and_port()
+    os.environ["AWS_ENDPOINT_URL"] = f"http://{moto_host}:{moto_port}"
+
+    template = Template(args.template)
+    names = provision(template)
+    os.environ.update(function_environment(template, names))
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+    functions = Functions(template)
+    gateway = Gateway(template, functions)
+    try:
+        server = make_server(gateway, args.host, args.port)
+    except OSError as error:
+        print(f"cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
+        moto.stop()
+        return 1
+    workers = pollers(template, functions, names)
+    for worker in workers:
+        worker.start()
+
+    base_url = f"http://{args.host}:{server.server_address[1]}"
+    print(
+        f"flowdeploy local stack\n"
+        f"  API            {base_url}\n"
+        f"  DynamoDB, SQS  {os.environ['AWS_ENDPOINT_URL']} (moto, in memory)\n"
+        f"  access token   make token USER=<user uuid>\n"
+        f"  stop           Ctrl-C\n"
+        f"FLOWDEPLOY_URL={base_url}",
+        flush=True,
+    )
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for worker in workers:
+            worker.stopping.set()
+        server.shutdown()
+        moto.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

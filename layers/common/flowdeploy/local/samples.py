@@ -1,0 +1,195 @@
+"""The docs page's example, as data: the seed `make invoke` runs against, and events/.
+
+The ids are the ones the docs page shows, so every event in events/ reads like the
+docs: flow 3675 of user 885623c5-…, deployment 0194e5ac-…, run 5ede3d1a-….
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from flowdeploy.auth import issue_access_token
+from flowdeploy.local import DEV_JWT_SECRET
+
+DOCS_USER = "885623c5-d001-41da-9d34-5577e49df350"
+DOCS_FLOW = 3675
+DOCS_DEPLOYMENT = "0194e5ac-9103-7c52-971e-f71f83c5de2e"
+DOCS_RUN = "5ede3d1a-67ae-452a-95ee-189d76377dd5"
+DOCS_PUBKEY = "5B1yr3JTyijfCfrsvHTgSkVEQWNMCE7w6f1WQkuBzAfK"
+DOCS_START_BODY = {
+    "inputs": {"sender": {"S": DOCS_PUBKEY}, "amount": {"D": "3.14"}},
+    "action_signer": DOCS_PUBKEY,
+}
+# Sample events must keep working for years; they only verify against the dev secret.
+SAMPLE_TOKEN_LIFETIME = 75 * 365 * 24 * 3600
+
+
+def docs_flow() -> dict[str, Any]:
+    """Flow 3675: takes `sender` and `amount` and returns them."""
+
+    def node(node_id: str, command: str, label: str) -> dict[str, Any]:
+        return {"id": node_id, "data": {"node_id": command, "config": {"label": label}}}
+
+    def edge(source: str, target: str, out: str, into: str) -> dict[str, Any]:
+        return {"source": source, "sourceHandle": out, "target": target, "targetHandle": into}
+
+    return {
+        "name": "Send with a memo",
+        "nodes": [
+            node("in-sender", "flow_input", "sender"),
+            node("in-amount", "flow_input", "amount"),
+            node("out-sender", "flow_output", "sender"),
+            node("out-amount", "flow_output", "amount"),
+        ],
+        "edges": [
+            edge("in-sender", "out-sender", "output", "input"),
+            edge("in-amount", "out-amount", "output", "input"),
+        ],
+    }
+
+
+def seed() -> None:
+    """Write the docs example into the current (local) tables and queue."""
+    from flowdeploy import deployments, flow_runs, flows
+    from flowdeploy.auth import Caller
+    from flowdeploy.store.models import COUNTER_ID, FlowItem
+
+    FlowItem(id=COUNTER_ID, next_id=DOCS_FLOW - 1).save()
+    flows.create_flow(DOCS_USER, flows.FlowBody.model_validate(docs_flow()))
+    deployments.deploy(DOCS_USER, DOCS_FLOW, new_deployment_id=lambda: DOCS_DEPLOYMENT)
+    flow_runs.start(
+        deployments.DeploymentRef(id=DOCS_DEPLOYMENT),
+        flow_runs.StartDeploymentParams.model_validate(DOCS_START_BODY),
+        Caller(kind="user", user_id=DOCS_USER),
+        new_run_id=lambda: DOCS_RUN,
+    )
+
+
+def http_event(
+    method: str, path: str, query: str = "", body: Any = None, *, path_parameters: dict[str, str]
+) -> dict[str, Any]:
+    token = issue_access_token(DOCS_USER, DEV_JWT_SECRET.encode(), SAMPLE_TOKEN_LIFETIME)
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": f"{method} {path}",
+        "rawPath": path.format(**path_parameters),
+        "rawQueryString": query,
+        "headers": {
+            "authorization": f"Bearer {token}",
+            "content-type": "application/json",
+            "host": "localhost",
+        },
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": "localhost",
+            "http": {
+                "method": method,
+                "path": path.format(**path_parameters),
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "curl/8",
+            },
+            "requestId": "sample",
+            "routeKey": f"{method} {path}",
+            "stage": "$default",
+            "time": "08/Feb/2025:13:07:59 +0000",
+            "timeEpoch": 1739020079355,
+        },
+        "isBase64Encoded": False,
+    }
+    if query:
+        event["queryStringParameters"] = dict(p.split("=", 1) for p in query.split("&"))
+    if path_parameters:
+        event["pathParameters"] = path_parameters
+    if body is not None:
+        event["body"] = json.dumps(body)
+    return event
+
+
+def sqs_run_event() -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": "059f36b4-87a3-44ab-83d2-661975830a7d",
+                "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
+                "body": json.dumps({"flow_run_id": DOCS_RUN}),
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1739020079355",
+                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+                    "ApproximateFirstReceiveTimestamp": "1739020079360",
+                },
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:FlowRunQueue",
+                "awsRegion": "us-east-1",
+            }
+        ]
+    }
+
+
+def sample_events() -> dict[str, tuple[str, dict[str, Any]]]:
+    """File name → (function, event) for every function and trigger."""
+    no_params: dict[str, str] = {}
+    flow = {"flow_id": str(DOCS_FLOW)}
+    return {
+        "deploy.json": (
+            "DeployFunction",
+            http_event("POST", "/flow/deploy/{flow_id}", path_parameters=flow),
+        ),
+        "start.json": (
+            "StartFunction",
+            http_event(
+                "POST",
+                "/deployment/start",
+                f"id={DOCS_DEPLOYMENT}",
+                DOCS_START_BODY,
+                path_parameters=no_params,
+            ),
+        ),
+        "start_by_tag.json": (
+            "StartFunction",
+            http_event(
+                "POST",
+                "/deployment/start",
+                f"flow={DOCS_FLOW}&tag=latest",
+                DOCS_START_BODY,
+                path_parameters=no_params,
+            ),
+        ),
+        "api_create_flow.json": (
+            "ApiFunction",
+            http_event("POST", "/flow", body=docs_flow(), path_parameters=no_params),
+        ),
+        "api_get_deployment.json": (
+            "ApiFunction",
+            http_event(
+                "GET",
+                "/deployment/{deployment_id}",
+                path_parameters={"deployment_id": DOCS_DEPLOYMENT},
+            ),
+        ),
+        "api_list_tags.json": (
+            "ApiFunction",
+            http_event("GET", "/flow/{flow_id}/tags", path_parameters=flow),
+        ),
+        "api_get_flow_run.json": (
+            "ApiFunction",
+            http_event("GET", "/flow_run/{run_id}", path_parameters={"run_id": DOCS_RUN}),
+        ),
+        "run.json": ("RunFunction", sqs_run_event()),
+    }
+
+
+def write_events(folder: Path) -> list[Path]:
+    """Regenerate events/ (`make events`)."""
+    written = []
+    for name, (_, event) in sample_events().items():
+        path = folder / name
+        path.write_text(json.dumps(event, indent=2) + "\n")
+        written.append(path)
+    return written

@@ -1,0 +1,171 @@
+"""Reads template.yaml so the local stack serves what AWS would: same tables, queues, routes.
+
+Only the local tooling uses this module; Lambda code never imports it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags (!Ref, !GetAtt, !Sub …) as their long forms."""
+
+
+def _cfn_tag(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _cfn_tag)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str  # upper case, or ANY
+    path: str  # API Gateway syntax: /flow/{flow_id}, or $default
+    function: str
+
+    @property
+    def route_key(self) -> str:
+        return "$default" if self.path == "$default" else f"{self.method} {self.path}"
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        """Path parameters if this route serves the request, else None."""
+        if self.path == "$default":
+            return {}
+        if self.method not in {"ANY", method}:
+            return None
+        pattern = re.sub(
+            r"\\\{([A-Za-z_][A-Za-z0-9_]*)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path)
+        )
+        found = re.fullmatch(pattern, path)
+        return found.groupdict() if found else None
+
+    @property
+    def specificity(self) -> tuple[int, int]:
+        """API Gateway prefers literal segments over parameters, and $default last."""
+        if self.path == "$default":
+            return (-1, 0)
+        segments = self.path.strip("/").split("/")
+        return (sum(not s.startswith("{") for s in segments), len(segments))
+
+
+@dataclass
+class FunctionSpec:
+    name: str
+    code_uri: Path
+    handler: str
+    timeout: int
+    memory: int
+    environment: dict[str, Any] = field(default_factory=dict)
+    sqs_queues: list[tuple[str, int]] = field(default_factory=list)  # (queue logical id, batch)
+
+
+class Template:
+    """The parts of template.yaml the local stack needs."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.root = path.parent
+        self.doc: dict[str, Any] = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506
+        self.resources: dict[str, dict[str, Any]] = self.doc["Resources"]
+
+    def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.resources.items() if v["Type"] == kind}
+
+    def parameter_defaults(self) -> dict[str, Any]:
+        return {k: v.get("Default") for k, v in self.doc.get("Parameters", {}).items()}
+
+    def tables(self) -> dict[str, dict[str, Any]]:
+        """create_table arguments per table logical id (the logical id is the local name)."""
+        tables = {}
+        for name, resource in self.of_type("AWS::DynamoDB::Table").items():
+            props = resource["Properties"]
+            args: dict[str, Any] = {
+                "TableName": name,
+                "AttributeDefinitions": props["AttributeDefinitions"],
+                "KeySchema": props["KeySchema"],
+                "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+            }
+            if props.get("GlobalSecondaryIndexes"):
+                args["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+            tables[name] = args
+        return tables
+
+    def queues(self) -> dict[str, dict[str, Any]]:
+        """Queue properties per logical id, dead-letter queues first."""
+        queues = self.of_type("AWS::SQS::Queue")
+        return dict(
+            sorted(
+                ((k, v.get("Properties", {})) for k, v in queues.items()),
+                key=lambda item: "RedrivePolicy" in item[1],
+            )
+        )
+
+    def functions(self) -> dict[str, FunctionSpec]:
+        globals_ = self.doc.get("Globals", {}).get("Function", {})
+        specs = {}
+        for name, resource in self.of_type("AWS::Serverless::Function").items():
+            props = {**globals_, **resource["Properties"]}
+            env = {
+                **globals_.get("Environment", {}).get("Variables", {}),
+                **resource["Properties"].get("Environment", {}).get("Variables", {}),
+            }
+            spec = FunctionSpec(
+                name=name,
+                code_uri=self.root / props["CodeUri"],
+                handler=props["Handler"],
+                timeout=int(props.get("Timeout", 3)),
+                memory=int(props.get("MemorySize", 128)),
+                environment=env,
+            )
+            for event in props.get("Events", {}).values():
+                if event["Type"] == "SQS":
+                    queue = event["Properties"]["Queue"]["Fn::GetAtt"][0]
+                    spec.sqs_queues.append((queue, int(event["Properties"].get("BatchSize", 10))))
+            specs[name] = spec
+        return specs
+
+    def routes(self) -> list[Route]:
+        """Every HttpApi route, most specific first, as API Gateway matches them."""
+        routes = []
+        for name, resource in self.of_type("AWS::Serverless::Function").items():
+            for event in resource["Properties"].get("Events", {}).values():
+                if event["Type"] == "HttpApi":
+                    props = event["Properties"]
+                    routes.append(Route(props["Method"].upper(), props["Path"], name))
+        return sorted(routes, key=lambda r: r.specificity, reverse=True)
+
+    def cors(self) -> dict[str, Any]:
+        for resource in self.of_type("AWS::Serverless::HttpApi").values():
+            return dict(resource.get("Properties", {}).get("CorsConfiguration", {}))
+        return {}
+
+
+def resolve(value: Any, names: dict[str, Any]) -> Any:
+    """Resolve Ref / GetAtt / Sub against `names` (logical id or "Id.Attr" → local value)."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((key, arg),) = value.items()
+        if key == "Ref":
+            return names[arg]
+        if key == "Fn::GetAtt":
+            return names[f"{arg[0]}.{arg[1]}"]
+        if key == "Fn::Sub" and isinstance(arg, str):
+            return re.sub(r"\$\{([^}]+)\}", lambda m: str(names[m.group(1)]), arg)
+    return value

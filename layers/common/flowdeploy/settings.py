@@ -1,0 +1,91 @@
+"""Configuration: every environment variable the service reads, read once.
+
+template.yaml injects the AWS values; `flowdeploy.local` injects the local ones.
+Secrets are never defaulted: a missing secret is a configuration error, not a
+silently weak token.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+DEVNET = {"url": "https://api.devnet.solana.com", "cluster": "devnet"}
+
+
+class ConfigurationError(RuntimeError):
+    """The deployment is missing a setting it needs; an operator must fix it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    flows_table: str
+    deployments_table: str
+    flow_runs_table: str
+    api_keys_table: str
+    flow_run_queue_url: str
+    # Exactly one source per secret: the value itself (local) or where AWS keeps it.
+    jwt_secret: str | None
+    jwt_secret_parameter: str | None
+    run_token_secret: str | None
+    run_token_secret_arn: str | None
+    default_network_url: str
+    default_network_cluster: str
+    secrets_max_age: int
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        return cls(
+            flows_table=env.get("FLOWS_TABLE", "FlowsTable"),
+            deployments_table=env.get("DEPLOYMENTS_TABLE", "DeploymentsTable"),
+            flow_runs_table=env.get("FLOW_RUNS_TABLE", "FlowRunsTable"),
+            api_keys_table=env.get("API_KEYS_TABLE", "ApiKeysTable"),
+            flow_run_queue_url=env.get("FLOW_RUN_QUEUE_URL", ""),
+            jwt_secret=env.get("JWT_SECRET") or None,
+            jwt_secret_parameter=env.get("JWT_SECRET_PARAMETER") or None,
+            run_token_secret=env.get("RUN_TOKEN_SECRET") or None,
+            run_token_secret_arn=env.get("RUN_TOKEN_SECRET_ARN") or None,
+            default_network_url=env.get("DEFAULT_SOLANA_URL", DEVNET["url"]),
+            default_network_cluster=env.get("DEFAULT_SOLANA_CLUSTER", DEVNET["cluster"]),
+            secrets_max_age=int(env.get("SECRETS_MAX_AGE_SECONDS", "300")),
+        )
+
+    @property
+    def default_network(self) -> dict[str, str]:
+        return {"url": self.default_network_url, "cluster": self.default_network_cluster}
+
+
+@cache
+def settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return Settings.from_env()
+
+
+def jwt_secret() -> bytes:
+    """The HS256 key for access tokens: env JWT_SECRET, else the SSM parameter."""
+    s = settings()
+    if s.jwt_secret:
+        return s.jwt_secret.encode()
+    if s.jwt_secret_parameter:
+        from aws_lambda_powertools.utilities import parameters
+
+        value = parameters.get_parameter(
+            s.jwt_secret_parameter, decrypt=True, max_age=s.secrets_max_age
+        )
+        return str(value).encode()
+    raise ConfigurationError("set JWT_SECRET or JWT_SECRET_PARAMETER")
+
+
+def run_token_secret() -> bytes:
+    """The key that signs `fr-` run tokens: env RUN_TOKEN_SECRET, else Secrets Manager."""
+    s = settings()
+    if s.run_token_secret:
+        return s.run_token_secret.encode()
+    if s.run_token_secret_arn:
+        from aws_lambda_powertools.utilities import parameters
+
+        value = parameters.get_secret(s.run_token_secret_arn, max_age=s.secrets_max_age)
+        return str(value).encode()
+    raise ConfigurationError("set RUN_TOKEN_SECRET or RUN_TOKEN_SECRET_ARN")

@@ -1,0 +1,36 @@
+"""ApiKeys table access."""
+
+from __future__ import annotations
+
+from pynamodb.exceptions import DeleteError, DoesNotExist
+
+from flowdeploy.store.models import ApiKeyItem
+
+
+def insert(item: ApiKeyItem) -> None:
+    item.save(condition=ApiKeyItem.key_hash.does_not_exist())
+
+
+def by_hash(key_hash: str) -> ApiKeyItem | None:
+    """Strongly consistent, so a deleted key stops working at once."""
+    try:
+        return ApiKeyItem.get(key_hash, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def of_user(user_id: str) -> list[ApiKeyItem]:
+    return list(ApiKeyItem.by_user.query(user_id))
+
+
+def delete(user_id: str, key_id: str) -> bool:
+    """Delete the user's key with this id; False if there is none."""
+    for item in ApiKeyItem.by_user.query(user_id, ApiKeyItem.id == key_id):
+        try:
+            item.delete(condition=ApiKeyItem.user_id == user_id)
+        except DeleteError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+    return False

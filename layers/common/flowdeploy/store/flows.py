@@ -1,0 +1,111 @@
+"""Flows table access: the atomic id counter and flow rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
+
+from flowdeploy.errors import PayloadTooLarge
+from flowdeploy.ids import timestamp
+from flowdeploy.store.models import COUNTER_ID, FlowItem, pack, unpack
+
+# DynamoDB items stop at 400 KB; leave room for the other attributes.
+MAX_GRAPH_BYTES = 350_000
+
+
+def _check_size(graph: bytes) -> bytes:
+    if len(graph) > MAX_GRAPH_BYTES:
+        raise PayloadTooLarge(
+            f"flow is too large: {len(graph)} bytes compressed, the limit is {MAX_GRAPH_BYTES}"
+        )
+    return graph
+
+
+def flow_row(item: FlowItem) -> dict[str, Any]:
+    """The flow as the API shows it and as a deployment freezes it."""
+    graph = unpack(item.graph) if item.graph else {"nodes": [], "edges": []}
+    return {
+        "id": int(item.id),
+        "user_id": item.user_id,
+        "name": item.name,
+        "nodes": graph["nodes"],
+        "edges": graph["edges"],
+        "is_public": item.is_public,
+        "start_shared": item.start_shared,
+        "start_unverified": item.start_unverified,
+        "current_network": item.current_network,
+        "environment": item.environment or {},
+        "created_at": item.created_at,
+        "updated_at": item.updated_at,
+    }
+
+
+def _apply(item: FlowItem, document: dict[str, Any]) -> None:
+    item.name = document["name"]
+    item.is_public = document["is_public"]
+    item.start_shared = document["start_shared"]
+    item.start_unverified = document["start_unverified"]
+    item.current_network = document["current_network"]
+    item.environment = document["environment"]
+    item.graph = _check_size(pack({"nodes": document["nodes"], "edges": document["edges"]}))
+
+
+def next_flow_id() -> int:
+    """Atomically take the next flow id (1, 2, 3, …)."""
+    counter = FlowItem(id=COUNTER_ID)
+    counter.update(actions=[FlowItem.next_id.add(1)])
+    return int(counter.next_id or 0)
+
+
+def create(user_id: str, document: dict[str, Any]) -> dict[str, Any]:
+    """Store a new flow owned by `user_id`; its id comes from the counter."""
+    moment = timestamp()
+    item = FlowItem(id=next_flow_id(), user_id=user_id, created_at=moment, updated_at=moment)
+    _apply(item, document)
+    item.save(condition=FlowItem.id.does_not_exist())
+    return flow_row(item)
+
+
+def get(flow_id: int) -> FlowItem | None:
+    if flow_id <= COUNTER_ID:
+        return None
+    try:
+        return FlowItem.get(flow_id, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def get_many(flow_ids: list[int]) -> dict[int, FlowItem]:
+    """One BatchGetItem (pynamodb pages it past 100 keys), strongly consistent."""
+    wanted = [i for i in flow_ids if i > COUNTER_ID]
+    return {int(item.id): item for item in FlowItem.batch_get(wanted, consistent_read=True)}
+
+
+def replace(flow_id: int, user_id: str, document: dict[str, Any]) -> dict[str, Any] | None:
+    """Overwrite the owner's flow; None if it does not exist or is not theirs."""
+    item = get(flow_id)
+    if item is None or item.user_id != user_id:
+        return None
+    _apply(item, document)
+    item.updated_at = timestamp()
+    try:
+        item.save(condition=FlowItem.user_id == user_id)
+    except PutError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return None
+        raise
+    return flow_row(item)
+
+
+def delete(flow_id: int, user_id: str) -> bool:
+    """Delete the owner's flow; False if it does not exist or is not theirs."""
+    if flow_id <= COUNTER_ID:
+        return False
+    try:
+        FlowItem(id=flow_id).delete(condition=FlowItem.user_id == user_id)
+    except DeleteError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True

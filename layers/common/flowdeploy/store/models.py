@@ -1,0 +1,214 @@
+"""pynamodb models: the tables of DESIGN.md §3, with keys and indexes beside the attributes.
+
+template.yaml declares the same tables for AWS; the local stack creates them from
+template.yaml, so these models only describe items, they never create tables.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any
+
+from pynamodb.attributes import (
+    BinaryAttribute,
+    BooleanAttribute,
+    DiscriminatorAttribute,
+    JSONAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from flowdeploy.settings import settings
+
+_cfg = settings()
+
+
+def pack(document: Any) -> bytes:
+    """Compact, compressed JSON: flow documents stay far below DynamoDB's 400 KB item limit."""
+    return zlib.compress(json.dumps(document, separators=(",", ":")).encode(), 6)
+
+
+def unpack(blob: bytes) -> Any:
+    return json.loads(zlib.decompress(blob))
+
+
+# -- Flows ------------------------------------------------------------------
+
+
+class FlowItem(Model):
+    """A flow (id ≥ 1) or, at id 0, the counter that hands out flow ids."""
+
+    class Meta:
+        table_name = _cfg.flows_table
+
+    id = NumberAttribute(hash_key=True)
+    next_id = NumberAttribute(null=True)  # counter item only
+    user_id = UnicodeAttribute(null=True)
+    name = UnicodeAttribute(null=True)
+    is_public = BooleanAttribute(default=False)
+    start_shared = BooleanAttribute(default=False)
+    start_unverified = BooleanAttribute(default=False)
+    current_network = JSONAttribute(null=True)
+    environment = JSONAttribute(null=True)
+    # nodes + edges, packed: editors' documents are large and deeply nested.
+    graph = BinaryAttribute(legacy_encoding=False, null=True)
+    created_at = UnicodeAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)
+
+
+COUNTER_ID = 0
+
+
+# -- Deployments (one table: deployment, snapshot and tag items) -------------
+
+
+class EntrypointIdIndex(GlobalSecondaryIndex["DeploymentItem"]):
+    """A flow's deployments, newest first when scanned backwards (ids are UUIDv7)."""
+
+    class Meta:
+        index_name = "EntrypointIdIndex"
+        projection = AllProjection()
+
+    entrypoint = NumberAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+
+
+class EntrypointTagIndex(GlobalSecondaryIndex["TagItem"]):
+    """A flow's tags, sorted by name."""
+
+    class Meta:
+        index_name = "EntrypointTagIndex"
+        projection = AllProjection()
+
+    entrypoint = NumberAttribute(hash_key=True)
+    tag = UnicodeAttribute(range_key=True)
+
+
+class DeploymentsRecord(Model):
+    class Meta:
+        table_name = _cfg.deployments_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    kind = DiscriminatorAttribute()
+
+
+class DeploymentItem(DeploymentsRecord, discriminator="deployment"):
+    """pk `DEPLOYMENT#<id>`, sk `DEPLOYMENT`: the row of the docs' flow_deployments table."""
+
+    id = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    user_id = UnicodeAttribute()
+    entrypoint = NumberAttribute()
+    start_permission = UnicodeAttribute()
+    output_instructions = BooleanAttribute(default=False)
+    action_identity = UnicodeAttribute(null=True)
+    fees = JSONAttribute(default=list)
+    solana_network = JSONAttribute()
+    flow_ids = JSONAttribute(default=list)  # every flow in the snapshot, entrypoint first
+    snapshot_parts = JSONAttribute(default=dict)  # flow id -> number of snapshot items
+    wallet_ids = JSONAttribute(default=list)
+
+    by_entrypoint = EntrypointIdIndex()
+
+    @staticmethod
+    def key(deployment_id: str) -> tuple[str, str]:
+        return f"DEPLOYMENT#{deployment_id}", "DEPLOYMENT"
+
+
+class SnapshotItem(DeploymentsRecord, discriminator="snapshot"):
+    """pk `DEPLOYMENT#<id>`, sk `FLOW#<flow id>#<part>`: one frozen flow, packed and split."""
+
+    deployment_id = UnicodeAttribute()
+    flow_id = NumberAttribute()
+    part = NumberAttribute()
+    data = BinaryAttribute(legacy_encoding=False)
+
+    @staticmethod
+    def key(deployment_id: str, flow_id: int, part: int) -> tuple[str, str]:
+        return f"DEPLOYMENT#{deployment_id}", f"FLOW#{flow_id:020d}#{part:04d}"
+
+
+class TagItem(DeploymentsRecord, discriminator="tag"):
+    """pk `TAG#<entrypoint>#<tag>`: the key is the (entrypoint, tag) pair, so a tag is unique."""
+
+    user_id = UnicodeAttribute()
+    entrypoint = NumberAttribute()
+    tag = UnicodeAttribute()
+    deployment_id = UnicodeAttribute()
+    description = UnicodeAttribute(null=True)
+
+    by_entrypoint = EntrypointTagIndex()
+
+    @staticmethod
+    def key(entrypoint: int, tag: str) -> tuple[str, str]:
+        return f"TAG#{entrypoint}#{tag}", "TAG"
+
+
+# -- Flow runs ---------------------------------------------------------------
+
+
+class DeploymentRunsIndex(GlobalSecondaryIndex["FlowRunItem"]):
+    """The docs' `flow_run.select().eq("deployment_id", id)`, newest first backwards."""
+
+    class Meta:
+        index_name = "DeploymentRunsIndex"
+        projection = AllProjection()
+
+    deployment_id = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+
+
+class FlowRunItem(Model):
+    class Meta:
+        table_name = _cfg.flow_runs_table
+
+    id = UnicodeAttribute(hash_key=True)
+    deployment_id = UnicodeAttribute(null=True)
+    flow_id = NumberAttribute()
+    user_id = UnicodeAttribute()  # the deployment owner: the run is theirs
+    caller = JSONAttribute()  # who started it: {"kind", "user_id", "pubkey"}
+    origin = UnicodeAttribute(default="api")
+    status = UnicodeAttribute()
+    inputs = JSONAttribute(default=dict)
+    outputs = JSONAttribute(null=True)
+    error = UnicodeAttribute(null=True)
+    action_signer = UnicodeAttribute(null=True)
+    output_instructions = BooleanAttribute(default=False)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    started_at = UnicodeAttribute(null=True)
+    finished_at = UnicodeAttribute(null=True)
+
+    by_deployment = DeploymentRunsIndex()
+
+
+# -- API keys ----------------------------------------------------------------
+
+
+class UserKeysIndex(GlobalSecondaryIndex["ApiKeyItem"]):
+    class Meta:
+        index_name = "UserKeysIndex"
+        projection = AllProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+
+
+class ApiKeyItem(Model):
+    """Keyed by the SHA-256 of the key: the key itself is never stored."""
+
+    class Meta:
+        table_name = _cfg.api_keys_table
+
+    key_hash = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute()
+    user_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    trimmed_key = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+
+    by_user = UserKeysIndex()

@@ -1,0 +1,69 @@
+"""FlowRuns table access: run rows and their status transitions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, UpdateError
+
+from flowdeploy.ids import timestamp
+from flowdeploy.store.models import FlowRunItem
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, STOPPED = "queued", "running", "succeeded", "failed", "stopped"
+FINAL = frozenset({SUCCEEDED, FAILED, STOPPED})
+
+
+def insert(run: FlowRunItem) -> None:
+    run.save(condition=FlowRunItem.id.does_not_exist())
+
+
+def get(run_id: str) -> FlowRunItem | None:
+    try:
+        return FlowRunItem.get(run_id, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def of_deployment(deployment_id: str) -> Iterator[FlowRunItem]:
+    """Runs of a deployment, newest first (run ids are UUIDv7)."""
+    return FlowRunItem.by_deployment.query(deployment_id, scan_index_forward=False)
+
+
+def _transition(run_id: str, expected: str, actions: list[Any]) -> FlowRunItem | None:
+    """Apply `actions` only if the run is in status `expected`; None if it is not."""
+    run = FlowRunItem(id=run_id)
+    try:
+        run.update(
+            actions=[*actions, FlowRunItem.updated_at.set(timestamp())],
+            condition=FlowRunItem.status == expected,
+        )
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return None
+        raise
+    return run
+
+
+def claim(run_id: str) -> FlowRunItem | None:
+    """queued → running, at most once however often the message is delivered."""
+    return _transition(
+        run_id, QUEUED, [FlowRunItem.status.set(RUNNING), FlowRunItem.started_at.set(timestamp())]
+    )
+
+
+def finish(
+    run_id: str,
+    status: str,
+    *,
+    outputs: dict[str, Any] | None = None,
+    error: str | None = None,
+    expected: str = RUNNING,
+) -> FlowRunItem | None:
+    """Put a run in a final status; None if it was not in status `expected` any more."""
+    actions = [FlowRunItem.status.set(status), FlowRunItem.finished_at.set(timestamp())]
+    if outputs is not None:
+        actions.append(FlowRunItem.outputs.set(outputs))
+    if error is not None:
+        actions.append(FlowRunItem.error.set(error))
+    return _transition(run_id, expected, actions)
