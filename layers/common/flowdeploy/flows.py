@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+)
 
 from flowdeploy.errors import NotFound
 from flowdeploy.settings import settings
@@ -61,9 +68,9 @@ class FlowBody(BaseModel):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     nodes: list[Node] = Field(default_factory=list, max_length=5000)
     edges: list[Edge] = Field(default_factory=list, max_length=20000)
-    is_public: bool = False
-    start_shared: bool = False
-    start_unverified: bool = False
+    is_public: StrictBool = False
+    start_shared: StrictBool = False
+    start_unverified: StrictBool = False
     current_network: SolanaNetwork = Field(default_factory=_default_network)
     environment: dict[str, Annotated[str, StringConstraints(max_length=4096)]] = Field(
         default_factory=dict

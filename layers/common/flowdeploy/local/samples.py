@@ -68,19 +68,24 @@ def seed() -> None:
 
 
 def http_event(
-    method: str, path: str, query: str = "", body: Any = None, *, path_parameters: dict[str, str]
+    method: str,
+    path: str,
+    query: str = "",
+    body: Any = None,
+    *,
+    path_parameters: dict[str, str],
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    token = issue_access_token(DOCS_USER, DEV_JWT_SECRET.encode(), SAMPLE_TOKEN_LIFETIME)
+    """An API Gateway HTTP API event; by default from the docs user with a dev token."""
+    if headers is None:
+        token = issue_access_token(DOCS_USER, DEV_JWT_SECRET.encode(), SAMPLE_TOKEN_LIFETIME)
+        headers = {"authorization": f"Bearer {token}"}
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": f"{method} {path}",
         "rawPath": path.format(**path_parameters),
         "rawQueryString": query,
-        "headers": {
-            "authorization": f"Bearer {token}",
-            "content-type": "application/json",
-            "host": "localhost",
-        },
+        "headers": {"content-type": "application/json", "host": "localhost", **headers},
         "requestContext": {
             "accountId": "123456789012",
             "apiId": "local",
@@ -105,7 +110,7 @@ def http_event(
     if path_parameters:
         event["pathParameters"] = path_parameters
     if body is not None:
-        event["body"] = json.dumps(body)
+        event["body"] = body if isinstance(body, str) else json.dumps(body)
     return event
 
 

@@ -1,0 +1,1 @@
+"""Space Operator-style flow deployments on AWS Lambda."""

@@ -1,0 +1,116 @@
+"""Shared fixtures: configuration, moto in-process, and the local stack over HTTP.
+
+The environment is set before anything imports flowdeploy, because the settings
+are read once per process, as in Lambda.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+JWT_SECRET = "unit-test-jwt-secret-0123456789abcdef"  # noqa: S105
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_REGION="us-east-1",
+    FLOWS_TABLE="FlowsTable",
+    DEPLOYMENTS_TABLE="DeploymentsTable",
+    FLOW_RUNS_TABLE="FlowRunsTable",
+    API_KEYS_TABLE="ApiKeysTable",
+    FLOW_RUN_QUEUE_URL="https://sqs.us-east-1.amazonaws.com/123456789012/FlowRunQueue",
+    JWT_SECRET=JWT_SECRET,
+    RUN_TOKEN_SECRET="unit-test-run-token-secret",  # noqa: S106
+    POWERTOOLS_SERVICE_NAME="flowdeploy",
+    POWERTOOLS_LOG_LEVEL="WARNING",
+    POWERTOOLS_METRICS_NAMESPACE="flowdeploy",
+)
+for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "JWT_SECRET_PARAMETER", "RUN_TOKEN_SECRET_ARN"):
+    os.environ.pop(name, None)
+
+
+def token_for(user_id: str, secret: str = JWT_SECRET, lifetime: int = 3600) -> str:
+    from flowdeploy.auth import issue_access_token
+
+    return issue_access_token(user_id, secret.encode(), lifetime)
+
+
+def new_user() -> str:
+    return str(uuid.uuid4())
+
+
+# -- moto in-process ---------------------------------------------------------
+
+
+@pytest.fixture
+def aws() -> Iterator[dict[str, Any]]:
+    """Fresh in-memory DynamoDB and SQS with the tables and queues of template.yaml."""
+    from moto import mock_aws
+
+    from flowdeploy.local.stack import provision
+    from flowdeploy.local.template import Template
+
+    with mock_aws():
+        names = provision(Template(ROOT / "template.yaml"))
+        assert names["FlowRunQueue"] == os.environ["FLOW_RUN_QUEUE_URL"]
+        yield names
+
+
+# -- the local stack as a subprocess ----------------------------------------
+
+
+class Stack:
+    def __init__(self, process: subprocess.Popen[str], url: str, log: Path) -> None:
+        self.process = process
+        self.url = url
+        self.log = log
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """`python -m flowdeploy.local` on a free port, as `make dev` runs it."""
+    log = tmp_path_factory.mktemp("stack") / "stack.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FLOW", "JWT_"))}
+    env.pop("RUN_TOKEN_SECRET", None)
+    env["JWT_SECRET"] = JWT_SECRET
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flowdeploy.local", "--port", "0"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=sink,
+            text=True,
+        )
+    url = None
+    deadline = time.monotonic() + 60
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        found = re.match(r"FLOWDEPLOY_URL=(\S+)", line)
+        if found:
+            url = found.group(1)
+            break
+    if url is None:
+        process.kill()
+        pytest.fail(f"local stack did not start:\n{log.read_text()}")
+    yield Stack(process, url, log)
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()

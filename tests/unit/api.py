@@ -1,0 +1,69 @@
+"""Drive the real handlers in-process, routed exactly as the local stack routes them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from flowdeploy.local.devserver import Gateway
+from flowdeploy.local.stack import Functions
+from flowdeploy.local.template import Template
+from tests.conftest import ROOT, token_for
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+class Api:
+    def __init__(self) -> None:
+        template = Template(ROOT / "template.yaml")
+        self.functions = Functions(template)
+        self.gateway = Gateway(template, self.functions)
+
+    def call(
+        self,
+        method: str,
+        target: str,
+        *,
+        user: str | None = None,
+        headers: dict[str, str] | None = None,
+        json_body: Any = None,
+        raw_body: bytes = b"",
+    ) -> Reply:
+        sent = {"host": "localhost", **(headers or {})}
+        if user is not None:
+            sent["authorization"] = f"Bearer {token_for(user)}"
+        body = raw_body
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            sent.setdefault("content-type", "application/json")
+        status, out_headers, payload = self.gateway.handle(method, target, sent, body)
+        return Reply(status, out_headers, json.loads(payload) if payload else None)
+
+    def create_flow(self, user: str, **fields: Any) -> int:
+        reply = self.call("POST", "/flow", user=user, json_body={"name": "test flow", **fields})
+        assert reply.status == 201, reply.body
+        return int(reply.body["flow_id"])
+
+    def deploy(self, user: str, flow_id: int) -> str:
+        reply = self.call("POST", f"/flow/deploy/{flow_id}", user=user)
+        assert reply.status == 200, reply.body
+        return str(reply.body["deployment_id"])
+
+
+def count_items(table: str) -> int:
+    return len(boto3.client("dynamodb").scan(TableName=table)["Items"])
+
+
+def queued_messages(queue_url: str) -> int:
+    attributes = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
