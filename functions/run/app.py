@@ -20,7 +20,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from flowdeploy.flow_runs import execute_queued_run
 from flowdeploy.store.queue import run_id_of
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# Report every failed record, even when all fail, so each follows the redrive policy.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 logger = Logger()
 
 

@@ -1,0 +1,170 @@
+"""Deploy and read deployments through the handlers, against moto in-process."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from flowdeploy.store import deployments as store
+from flowdeploy.store.models import DeploymentItem
+from tests.conftest import new_user
+from tests.unit.api import Api, count_items
+
+UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+DOCS_ROW_KEYS = [
+    "id",
+    "created_at",
+    "user_id",
+    "entrypoint",
+    "start_permission",
+    "output_instructions",
+    "action_identity",
+    "fees",
+    "solana_network",
+]
+
+
+@pytest.fixture
+def api(aws: dict[str, Any]) -> Api:
+    return Api()
+
+
+def interflow(node_id: str, flow_id: int) -> dict[str, Any]:
+    return {"id": node_id, "data": {"node_id": "interflow", "config": {"flow_id": flow_id}}}
+
+
+def test_deploy_answers_a_uuidv7_deployment_id(api: Api) -> None:
+    user = new_user()
+    reply = api.call("POST", f"/flow/deploy/{api.create_flow(user)}", user=user)
+    assert reply.status == 200
+    assert list(reply.body) == ["deployment_id"]
+    assert UUID7.match(reply.body["deployment_id"])
+
+
+def test_the_deployment_row_has_exactly_the_docs_shape_and_defaults(api: Api) -> None:
+    user = new_user()
+    flow_id = api.create_flow(user)
+    deployment_id = api.deploy(user, flow_id)
+    row = api.call("GET", f"/deployment/{deployment_id}", user=user).body
+    assert list(row) == DOCS_ROW_KEYS
+    assert row["id"] == deployment_id
+    assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?$", row["created_at"])
+    assert row["user_id"] == user
+    assert row["entrypoint"] == flow_id
+    assert row["start_permission"] == "Owner"
+    assert row["output_instructions"] is False
+    assert row["action_identity"] is None
+    assert row["fees"] == []
+    assert row["solana_network"] == {"url": "https://api.devnet.solana.com", "cluster": "devnet"}
+
+
+def test_the_deployment_takes_the_flows_network_and_inferred_permission(api: Api) -> None:
+    user = new_user()
+    network = {"url": "https://api.mainnet-beta.solana.com", "cluster": "mainnet-beta"}
+    flow_id = api.create_flow(
+        user, is_public=True, start_shared=True, start_unverified=True, current_network=network
+    )
+    row = api.call("GET", f"/deployment/{api.deploy(user, flow_id)}", user=user).body
+    assert row["start_permission"] == "Anonymous"
+    assert row["solana_network"] == network
+
+
+def test_deploy_creates_the_latest_tag_in_the_docs_shape(api: Api) -> None:
+    user = new_user()
+    flow_id = api.create_flow(user)
+    deployment_id = api.deploy(user, flow_id)
+    tags = api.call("GET", f"/flow/{flow_id}/tags", user=user).body
+    assert tags == [
+        {
+            "user_id": user,
+            "entrypoint": flow_id,
+            "tag": "latest",
+            "deployment_id": deployment_id,
+            "description": None,
+        }
+    ]
+
+
+def test_a_new_deploy_moves_latest_and_lists_newest_first(api: Api) -> None:
+    user = new_user()
+    flow_id = api.create_flow(user)
+    first, second = api.deploy(user, flow_id), api.deploy(user, flow_id)
+    assert first < second
+    tags = api.call("GET", f"/flow/{flow_id}/tags", user=user).body
+    assert [t["deployment_id"] for t in tags] == [second]
+    listed = api.call("GET", f"/flow/{flow_id}/deployments", user=user).body
+    assert [d["id"] for d in listed] == [second, first]
+
+
+def test_only_the_owner_can_deploy_and_others_see_404(api: Api) -> None:
+    owner, stranger = new_user(), new_user()
+    flow_id = api.create_flow(owner)
+    reply = api.call("POST", f"/flow/deploy/{flow_id}", user=stranger)
+    assert reply.status == 404
+    assert reply.body == {"error": f"flow not found: {flow_id}"}
+    assert api.call("POST", "/flow/deploy/999", user=owner).status == 404
+    assert count_items("DeploymentsTable") == 0
+
+
+def test_deploy_needs_a_user(api: Api) -> None:
+    flow_id = api.create_flow(new_user())
+    assert api.call("POST", f"/flow/deploy/{flow_id}").status == 401
+
+
+def test_deployments_and_tags_are_hidden_from_other_users(api: Api) -> None:
+    owner, stranger = new_user(), new_user()
+    flow_id = api.create_flow(owner)
+    deployment_id = api.deploy(owner, flow_id)
+    for path in (
+        f"/deployment/{deployment_id}",
+        f"/flow/{flow_id}/deployments",
+        f"/flow/{flow_id}/tags",
+        f"/deployment/{deployment_id}/flow_runs",
+        "/deployment/not-a-uuid",
+    ):
+        assert api.call("GET", path, user=stranger).status == 404, path
+
+
+def test_the_snapshot_holds_nested_flows_and_survives_edits_and_deletes(api: Api) -> None:
+    user = new_user()
+    leaf = api.create_flow(user, name="leaf")
+    middle = api.create_flow(user, name="middle", nodes=[interflow("call-leaf", leaf)])
+    entry = api.create_flow(
+        user, nodes=[interflow("call-middle", middle), interflow("again", leaf)]
+    )
+    deployment_id = api.deploy(user, entry)
+    api.call("PUT", f"/flow/{leaf}", user=user, json_body={"name": "leaf edited"})
+    api.call("DELETE", f"/flow/{middle}", user=user)
+
+    deployment = store.get(deployment_id)
+    assert isinstance(deployment, DeploymentItem)
+    snapshot = store.load_snapshot(deployment)
+    assert sorted(snapshot) == sorted([entry, middle, leaf])
+    assert snapshot[leaf]["name"] == "leaf"
+    assert snapshot[middle]["nodes"] == [interflow("call-leaf", leaf)]
+
+
+def test_deploying_a_flow_that_calls_another_users_flow_is_a_400(api: Api) -> None:
+    user = new_user()
+    foreign = api.create_flow(new_user())
+    entry = api.create_flow(user, nodes=[interflow("borrow", foreign)])
+    reply = api.call("POST", f"/flow/deploy/{entry}", user=user)
+    assert reply.status == 400
+    assert "interflow node 'borrow'" in reply.body["error"]
+    assert count_items("DeploymentsTable") == 0
+
+
+def test_a_flow_that_calls_itself_deploys_once(api: Api) -> None:
+    user = new_user()
+    flow_id = api.create_flow(user)
+    api.call(
+        "PUT",
+        f"/flow/{flow_id}",
+        user=user,
+        json_body={"name": "loop", "nodes": [interflow("me", flow_id)]},
+    )
+    deployment = store.get(api.deploy(user, flow_id))
+    assert deployment is not None
+    assert deployment.flow_ids == [flow_id]
