@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TOOLS := .tools
 SAM := $(TOOLS)/sam/bin/sam
-PY313 := PYENV_VERSION=3.13.0
+PY313 := PYENV_VERSION=3.13.0 SAM_CLI_TELEMETRY=0
 
 .PHONY: dev test lint unit integration token invoke events validate build clean
 

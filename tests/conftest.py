@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-JWT_SECRET = "unit-test-jwt-secret-0123456789abcdef"  # noqa: S105
+JWT_SECRET = "unit-test-jwt-secret-0123456789abcdef"
 os.environ.update(
     AWS_ACCESS_KEY_ID="testing",
     AWS_SECRET_ACCESS_KEY="testing",
@@ -32,7 +32,7 @@ os.environ.update(
     API_KEYS_TABLE="ApiKeysTable",
     FLOW_RUN_QUEUE_URL="https://sqs.us-east-1.amazonaws.com/123456789012/FlowRunQueue",
     JWT_SECRET=JWT_SECRET,
-    RUN_TOKEN_SECRET="unit-test-run-token-secret",  # noqa: S106
+    RUN_TOKEN_SECRET="unit-test-run-token-secret",
     POWERTOOLS_SERVICE_NAME="flowdeploy",
     POWERTOOLS_LOG_LEVEL="WARNING",
     POWERTOOLS_METRICS_NAMESPACE="flowdeploy",

@@ -64,7 +64,9 @@ def test_only_the_owner_can_read_replace_or_delete_a_flow(api: Api) -> None:
 def test_replacing_a_flow_changes_it(api: Api) -> None:
     user = new_user()
     flow_id = api.create_flow(user)
-    reply = api.call("PUT", f"/flow/{flow_id}", user=user, json_body={"name": "v2", "is_public": True})
+    reply = api.call(
+        "PUT", f"/flow/{flow_id}", user=user, json_body={"name": "v2", "is_public": True}
+    )
     assert reply.status == 200
     assert (reply.body["name"], reply.body["is_public"]) == ("v2", True)
 

@@ -38,7 +38,9 @@ def deployed(api: Api) -> tuple[str, int, str]:
 
 def test_start_answers_a_run_id_and_a_run_token(api: Api, deployed: tuple[str, int, str]) -> None:
     owner, _, deployment_id = deployed
-    reply = api.call("POST", f"/deployment/start?id={deployment_id}", user=owner, json_body=DOCS_BODY)
+    reply = api.call(
+        "POST", f"/deployment/start?id={deployment_id}", user=owner, json_body=DOCS_BODY
+    )
     assert reply.status == 200
     assert list(reply.body) == ["flow_run_id", "token"]
     assert TOKEN.match(reply.body["token"])
@@ -48,7 +50,9 @@ def test_start_queues_one_run_of_the_deployment(
     api: Api, aws: dict[str, Any], deployed: tuple[str, int, str]
 ) -> None:
     owner, flow_id, deployment_id = deployed
-    reply = api.call("POST", f"/deployment/start?id={deployment_id}", user=owner, json_body=DOCS_BODY)
+    reply = api.call(
+        "POST", f"/deployment/start?id={deployment_id}", user=owner, json_body=DOCS_BODY
+    )
     run = run_store.get(reply.body["flow_run_id"])
     assert run is not None
     assert (run.deployment_id, run.flow_id, run.status) == (deployment_id, flow_id, "queued")
@@ -169,12 +173,18 @@ def start(api: Api, user: str, deployment_id: str) -> dict[str, str]:
     return dict(reply.body)
 
 
-def test_the_owner_reads_a_run_of_their_deployment(api: Api, deployed: tuple[str, int, str]) -> None:
+def test_the_owner_reads_a_run_of_their_deployment(
+    api: Api, deployed: tuple[str, int, str]
+) -> None:
     owner, flow_id, deployment_id = deployed
     started = start(api, owner, deployment_id)
     run = api.call("GET", f"/flow_run/{started['flow_run_id']}", user=owner).body
     assert run["id"] == started["flow_run_id"]
-    assert (run["deployment_id"], run["flow_id"], run["status"]) == (deployment_id, flow_id, "queued")
+    assert (run["deployment_id"], run["flow_id"], run["status"]) == (
+        deployment_id,
+        flow_id,
+        "queued",
+    )
     assert {"inputs", "outputs", "error", "created_at", "updated_at"} <= set(run)
 
 
@@ -189,7 +199,9 @@ def test_the_run_token_reads_its_run_and_nothing_else(
     assert api.call("GET", f"/deployment/{deployment_id}", headers=bearer).status == 401
 
 
-def test_other_users_and_wallets_cannot_read_a_run(api: Api, deployed: tuple[str, int, str]) -> None:
+def test_other_users_and_wallets_cannot_read_a_run(
+    api: Api, deployed: tuple[str, int, str]
+) -> None:
     owner, _, deployment_id = deployed
     run_id = start(api, owner, deployment_id)["flow_run_id"]
     assert api.call("GET", f"/flow_run/{run_id}", user=new_user()).status == 404

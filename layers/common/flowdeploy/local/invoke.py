@@ -8,6 +8,7 @@ docs page's example (flow 3675, deployment 0194e5ac-…), and the result is prin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
 
     fake_credentials()
     os.environ.pop("AWS_ENDPOINT_URL", None)
-    with mock_aws():
+    # Lambda writes logs to stdout; here stdout is the result, so logs go to stderr.
+    with mock_aws(), contextlib.redirect_stdout(sys.stderr):
         names = provision(template)
         os.environ.update(function_environment(template, names))
         if not args.no_seed:

@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -57,7 +57,7 @@ def provision(template: Template) -> dict[str, Any]:
         names[name] = name
         names[f"{name}.Arn"] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
     for name, props in template.queues().items():
-        attributes = {}
+        attributes: dict[Any, str] = {}
         if "VisibilityTimeout" in props:
             attributes["VisibilityTimeout"] = str(props["VisibilityTimeout"])
         if "MessageRetentionPeriod" in props:
@@ -172,7 +172,7 @@ class Functions:
         return self.pools[name].invoke(event)
 
 
-def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+def sqs_event(messages: Sequence[Mapping[str, Any]], queue_arn: str) -> dict[str, Any]:
     """Messages as Lambda's SQS event source hands them to a function."""
     return {
         "Records": [

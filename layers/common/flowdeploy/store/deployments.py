@@ -59,7 +59,7 @@ def insert(deployment: DeploymentItem, snapshots: list[SnapshotItem]) -> None:
     deploys the newer one wins whatever order they commit in; the older one then
     commits without touching the tag.
     """
-    pk, sk = TagItem.key(deployment.entrypoint, LATEST)
+    pk, sk = TagItem.key(int(deployment.entrypoint), LATEST)
     latest = TagItem(
         pk,
         sk,

@@ -1,0 +1,127 @@
+"""template.yaml, the handlers, the models and events/ agree with one another."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from flowdeploy.local.samples import sample_events
+from flowdeploy.local.template import Template
+from flowdeploy.store.models import ApiKeyItem, DeploymentsRecord, FlowItem, FlowRunItem
+from tests.conftest import ROOT
+from tests.unit.api import Api
+
+TEMPLATE = Template(ROOT / "template.yaml")
+
+
+def keys(schema: list[dict[str, str]]) -> list[tuple[str, str]]:
+    return [(k["AttributeName"], k["KeyType"]) for k in schema]
+
+
+def key_schema(model: Any) -> list[tuple[str, str]]:
+    return keys(model._get_schema()["key_schema"])
+
+
+def index_schemas(model: Any) -> dict[str, list[tuple[str, str]]]:
+    indexes = model._get_schema()["global_secondary_indexes"]
+    return {index["index_name"]: keys(index["key_schema"]) for index in indexes}
+
+
+@pytest.mark.parametrize(
+    ("table", "model"),
+    [
+        ("FlowsTable", FlowItem),
+        ("DeploymentsTable", DeploymentsRecord),
+        ("FlowRunsTable", FlowRunItem),
+        ("ApiKeysTable", ApiKeyItem),
+    ],
+)
+def test_each_table_has_the_keys_its_model_uses(table: str, model: Any) -> None:
+    declared = TEMPLATE.tables()[table]
+    assert keys(declared["KeySchema"]) == key_schema(model)
+    assert declared["BillingMode"] == "PAY_PER_REQUEST"
+    props = TEMPLATE.resources[table]["Properties"]
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_each_index_a_model_queries_is_declared_with_the_same_keys() -> None:
+    from flowdeploy.store.models import DeploymentItem, TagItem
+
+    declared = {
+        index["IndexName"]: keys(index["KeySchema"])
+        for table in TEMPLATE.tables().values()
+        for index in table.get("GlobalSecondaryIndexes", [])
+    }
+    for model in (DeploymentItem, TagItem, FlowRunItem, ApiKeyItem):
+        for name, schema in index_schemas(model).items():
+            assert declared[name] == schema, name
+    assert declared["EntrypointTagIndex"] == [("entrypoint", "HASH"), ("tag", "RANGE")]
+
+
+def test_the_queue_redrives_to_a_dead_letter_queue_after_three_receives() -> None:
+    props = TEMPLATE.queues()["FlowRunQueue"]
+    assert props["RedrivePolicy"]["maxReceiveCount"] == 3
+    assert props["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["FlowRunDeadLetterQueue", "Arn"]
+    }
+
+
+def test_functions_run_python_3_13_on_arm64_with_the_shared_layer() -> None:
+    globals_ = TEMPLATE.doc["Globals"]["Function"]
+    assert (globals_["Runtime"], globals_["Architectures"]) == ("python3.13", ["arm64"])
+    assert globals_["Layers"] == [{"Ref": "CommonLayer"}]
+    env = globals_["Environment"]["Variables"]
+    assert "JWT_SECRET" not in env, "the secret comes from SSM, never a literal"
+    assert env["JWT_SECRET_PARAMETER"] == {"Ref": "JwtSecretParameterName"}
+
+
+def test_the_documented_routes_go_to_the_documented_functions() -> None:
+    routes = {(r.method, r.path): r.function for r in TEMPLATE.routes()}
+    assert routes[("POST", "/flow/deploy/{flow_id}")] == "DeployFunction"
+    assert routes[("POST", "/deployment/start")] == "StartFunction"
+    others = {
+        f
+        for (m, p), f in routes.items()
+        if p not in {"/flow/deploy/{flow_id}", "/deployment/start"}
+    }
+    assert others == {"ApiFunction"}
+
+
+@pytest.mark.parametrize(
+    "route", [r for r in TEMPLATE.routes() if r.path != "$default"], ids=lambda r: r.route_key
+)
+def test_every_route_of_the_template_has_a_handler(aws: dict[str, Any], route: Any) -> None:
+    path = route.path.replace("{flow_id}", "1").replace("{deployment_id}", "x")
+    path = path.replace("{run_id}", "x").replace("{key_id}", "x")
+    reply = Api().call(route.method, path)
+    assert reply.status == 401, (route.route_key, reply.body)
+
+
+@pytest.mark.parametrize("name", sorted(sample_events()))
+def test_each_sample_event_runs_with_make_invoke(name: str) -> None:
+    function, _ = sample_events()[name]
+    done = subprocess.run(
+        [sys.executable, "-m", "flowdeploy.local.invoke", function, f"events/{name}"],
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k != "JWT_SECRET"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    if function == "RunFunction":
+        assert result == {"batchItemFailures": []}
+    else:
+        assert result["statusCode"] in {200, 201}, result
+
+
+def test_events_folder_matches_the_samples() -> None:
+    on_disk = {p.name for p in (ROOT / "events").glob("*.json")}
+    assert on_disk == set(sample_events())
