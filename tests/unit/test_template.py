@@ -20,7 +20,7 @@ TEMPLATE = Template(ROOT / "template.yaml")
 
 
 def keys(schema: list[dict[str, str]]) -> list[tuple[str, str]]:
-    return [(k["AttributeName"], k["KeyType"]) for k in schema]
+    return sorted(((k["AttributeName"], k["KeyType"]) for k in schema), key=lambda k: k[1])
 
 
 def key_schema(model: Any) -> list[tuple[str, str]]:
