@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     logging.getLogger("flowdeploy.local.http").setLevel(logging.WARNING)
 
     from moto.server import ThreadedMotoServer
