@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pynamodb.exceptions import DeleteError, DoesNotExist
+from pynamodb.exceptions import DoesNotExist
 
+from flowdeploy.store import applied
 from flowdeploy.store.models import ApiKeyItem
 
 
@@ -25,12 +26,7 @@ def of_user(user_id: str) -> list[ApiKeyItem]:
 
 def delete(user_id: str, key_id: str) -> bool:
     """Delete the user's key with this id; False if there is none."""
-    for item in ApiKeyItem.by_user.query(user_id, ApiKeyItem.id == key_id):
-        try:
-            item.delete(condition=ApiKeyItem.user_id == user_id)
-        except DeleteError as error:
-            if error.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
-    return False
+    found = next(iter(ApiKeyItem.by_user.query(user_id, ApiKeyItem.id == key_id)), None)
+    if found is None:
+        return False
+    return applied(lambda: found.delete(condition=ApiKeyItem.user_id == user_id))

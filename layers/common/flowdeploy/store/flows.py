@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
+from pynamodb.exceptions import DoesNotExist
 
 from flowdeploy.errors import PayloadTooLarge
 from flowdeploy.ids import timestamp
+from flowdeploy.store import applied
 from flowdeploy.store.models import COUNTER_ID, FlowItem, pack, unpack
 
 # DynamoDB items stop at 400 KB; leave room for the other attributes.
@@ -89,12 +90,8 @@ def replace(flow_id: int, user_id: str, document: dict[str, Any]) -> dict[str, A
         return None
     _apply(item, document)
     item.updated_at = timestamp()
-    try:
-        item.save(condition=FlowItem.user_id == user_id)
-    except PutError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return None
-        raise
+    if not applied(lambda: item.save(condition=FlowItem.user_id == user_id)):
+        return None
     return flow_row(item)
 
 
@@ -102,10 +99,4 @@ def delete(flow_id: int, user_id: str) -> bool:
     """Delete the owner's flow; False if it does not exist or is not theirs."""
     if flow_id <= COUNTER_ID:
         return False
-    try:
-        FlowItem(id=flow_id).delete(condition=FlowItem.user_id == user_id)
-    except DeleteError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    return applied(lambda: FlowItem(id=flow_id).delete(condition=FlowItem.user_id == user_id))

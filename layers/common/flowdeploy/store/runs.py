@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist
 
 from flowdeploy.ids import timestamp
+from flowdeploy.store import applied
 from flowdeploy.store.models import FlowRunItem
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, STOPPED = "queued", "running", "succeeded", "failed", "stopped"
@@ -33,16 +34,13 @@ def of_deployment(deployment_id: str) -> Iterator[FlowRunItem]:
 def _transition(run_id: str, expected: str, actions: list[Any]) -> FlowRunItem | None:
     """Apply `actions` only if the run is in status `expected`; None if it is not."""
     run = FlowRunItem(id=run_id)
-    try:
-        run.update(
+    changed = applied(
+        lambda: run.update(
             actions=[*actions, FlowRunItem.updated_at.set(timestamp())],
             condition=FlowRunItem.status == expected,
         )
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return None
-        raise
-    return run
+    )
+    return run if changed else None
 
 
 def claim(run_id: str) -> FlowRunItem | None:
