@@ -10,9 +10,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from flowdeploy import apikeys, deployments, flow_runs, flows, http
 from flowdeploy.deployments import parse_flow_id
+from flowdeploy.observability import logger
 
 app = http.make_app()
-logger = http.logger
 
 
 # -- Flows -------------------------------------------------------------------

@@ -9,17 +9,20 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from flowdeploy import http
 from flowdeploy.deployments import deploy, parse_flow_id
+from flowdeploy.observability import count, logger, metrics
 
 app = http.make_app()
-logger = http.logger
 
 
 @app.post("/flow/deploy/<flow_id>")
 def deploy_flow(flow_id: str) -> dict[str, str]:
     user_id = http.user(app)
-    return {"deployment_id": deploy(user_id, parse_flow_id(flow_id))}
+    deployment_id = deploy(user_id, parse_flow_id(flow_id))
+    count("DeploymentCreated")
+    return {"deployment_id": deployment_id}
 
 
+@metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

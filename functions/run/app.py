@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -18,19 +17,22 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from flowdeploy.flow_runs import execute_queued_run
+from flowdeploy.observability import count, logger, metrics
 from flowdeploy.store.queue import run_id_of
 
 # Report every failed record, even when all fail, so each follows the redrive policy.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-logger = Logger()
 
 
 def record_handler(record: SQSRecord) -> str | None:
     run_id = run_id_of(record.body)
     logger.append_keys(flow_run_id=run_id)
-    return execute_queued_run(run_id)
+    status = execute_queued_run(run_id)
+    count(f"Run{status.capitalize()}" if status else "RunRedelivered")
+    return status
 
 
+@metrics.log_metrics
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(

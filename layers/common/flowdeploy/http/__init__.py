@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from typing import TypeVar
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from pydantic import BaseModel, ValidationError
 
@@ -22,14 +21,13 @@ from flowdeploy.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from flowdeploy.observability import logger
 
 M = TypeVar("M", bound=BaseModel)
 
 MAX_BODY_BYTES = 1_048_576
 # curl -d sends form-urlencoded unless told otherwise; a JSON body is what we read.
 JSON_LIKE_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain")
-
-logger = Logger()
 
 
 def error_response(status: int, message: str) -> Response[str]:

@@ -215,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     template = Template(args.template)
     names = provision(template)
     os.environ.update(function_environment(template, names))
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    # Metrics are CloudWatch EMF lines on stdout: noise on a terminal.
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
     functions = Functions(template)
     gateway = Gateway(template, functions)
