@@ -1,0 +1,61 @@
+"""AWS calls per request: counted, because in Lambda every round trip is latency and cost."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.client import BaseClient
+
+from tests.conftest import new_user
+from tests.unit.api import Api
+
+
+@pytest.fixture
+def calls(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
+    counted: Counter[str] = Counter()
+    original = BaseClient._make_api_call
+
+    def counting(self: BaseClient, operation: str, params: Any) -> Any:
+        counted[f"{self.meta.service_model.service_name}:{operation}"] += 1
+        return original(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", counting)
+    yield counted
+
+
+def interflow(node_id: str, flow_id: int) -> dict[str, Any]:
+    return {"id": node_id, "data": {"node_id": "interflow", "config": {"flow_id": flow_id}}}
+
+
+def test_start_by_id_is_one_read_one_write_one_send(calls: Counter[str]) -> None:
+    api, user = Api(), new_user()
+    deployment_id = api.deploy(user, api.create_flow(user))
+    calls.clear()
+    assert api.call("POST", f"/deployment/start?id={deployment_id}", user=user).status == 200
+    assert calls == {"dynamodb:GetItem": 1, "dynamodb:PutItem": 1, "sqs:SendMessage": 1}
+
+
+def test_start_by_tag_adds_one_read(calls: Counter[str]) -> None:
+    api, user = Api(), new_user()
+    flow_id = api.create_flow(user)
+    api.deploy(user, flow_id)
+    calls.clear()
+    assert api.call("POST", f"/deployment/start?flow={flow_id}&tag=latest", user=user).status == 200
+    assert calls == {"dynamodb:GetItem": 2, "dynamodb:PutItem": 1, "sqs:SendMessage": 1}
+
+
+def test_deploy_reads_each_nesting_level_once_and_writes_once(calls: Counter[str]) -> None:
+    api, user = Api(), new_user()
+    leaf_a, leaf_b = api.create_flow(user), api.create_flow(user)
+    middle = api.create_flow(user, nodes=[interflow("a", leaf_a), interflow("b", leaf_b)])
+    entry = api.create_flow(user, nodes=[interflow("m", middle)])
+    calls.clear()
+    api.deploy(user, entry)
+    assert calls == {
+        "dynamodb:GetItem": 1,  # the entry flow
+        "dynamodb:BatchGetItem": 2,  # level 1: middle; level 2: both leaves
+        "dynamodb:TransactWriteItems": 1,
+    }
