@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flowdeploy.auth import issue_access_token
+import jwt
+
 from flowdeploy.local import DEV_JWT_SECRET
 
 DOCS_USER = "885623c5-d001-41da-9d34-5577e49df350"
@@ -22,8 +23,15 @@ DOCS_START_BODY = {
     "inputs": {"sender": {"S": DOCS_PUBKEY}, "amount": {"D": "3.14"}},
     "action_signer": DOCS_PUBKEY,
 }
-# Sample events must keep working for years; they only verify against the dev secret.
-SAMPLE_TOKEN_LIFETIME = 75 * 365 * 24 * 3600
+# Sample events must keep working for years (and `make events` must not churn them);
+# they only verify against the dev secret.
+SAMPLE_TOKEN_CLAIMS = {
+    "sub": DOCS_USER,
+    "aud": "authenticated",
+    "role": "authenticated",
+    "iat": 1739020079,
+    "exp": 4102444800,
+}
 
 
 def docs_flow() -> dict[str, Any]:
@@ -78,7 +86,7 @@ def http_event(
 ) -> dict[str, Any]:
     """An API Gateway HTTP API event; by default from the docs user with a dev token."""
     if headers is None:
-        token = issue_access_token(DOCS_USER, DEV_JWT_SECRET.encode(), SAMPLE_TOKEN_LIFETIME)
+        token = jwt.encode(SAMPLE_TOKEN_CLAIMS, DEV_JWT_SECRET, algorithm="HS256")
         headers = {"authorization": f"Bearer {token}"}
     event: dict[str, Any] = {
         "version": "2.0",
