@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import pytest
+from pynamodb.exceptions import CancellationReason, TransactWriteError, VerboseClientError
+
 from flowdeploy.ids import new_id, timestamp
 from flowdeploy.store import deployments as store
 from flowdeploy.store.models import DeploymentItem
@@ -69,3 +72,65 @@ def test_tags_are_unique_per_flow_and_name(aws: dict[str, Any]) -> None:
     store.insert(deployment(second, entrypoint=8), [])
     assert (latest(7), latest(8)) == (first, second)
     assert [t.tag for t in store.tags_of_flow(7)] == ["latest"]
+
+
+def test_a_snapshot_too_large_for_one_transaction_is_written_before_it(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store, "TRANSACTION_BYTES", 1_000)
+    in_transaction: list[int] = []
+    write = store._write
+
+    def spy(deployment: Any, snapshots: list[Any], latest: Any) -> None:
+        in_transaction.append(len(snapshots))
+        write(deployment, snapshots, latest)
+
+    monkeypatch.setattr(store, "_write", spy)
+    big = flow(7, os.urandom(5_000).hex())
+    deployment_id = new_id()
+    item = deployment(deployment_id)
+    store.insert(item, store.snapshot_items(deployment_id, [big]))
+    assert in_transaction == [0]
+    assert store.load_snapshot(item) == {7: big}
+    assert latest() == deployment_id
+
+
+def conflict() -> TransactWriteError:
+    cause = VerboseClientError(
+        {"Error": {"Code": "TransactionCanceledException", "Message": "conflict"}},
+        "TransactWriteItems",
+        cancellation_reasons=[None, CancellationReason(code="TransactionConflict")],
+    )
+    return TransactWriteError("Failed to write transaction items", cause=cause)
+
+
+def test_a_transaction_conflict_on_latest_is_retried(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts: list[int] = []
+    write = store._write
+
+    def conflicting_once(deployment: Any, snapshots: list[Any], latest: Any) -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise conflict()
+        write(deployment, snapshots, latest)
+
+    monkeypatch.setattr(store, "_write", conflicting_once)
+    monkeypatch.setattr(store.time, "sleep", lambda _: None)
+    deployment_id = new_id()
+    store.insert(deployment(deployment_id), [])
+    assert len(attempts) == 2
+    assert latest() == deployment_id
+
+
+def test_endless_transaction_conflicts_give_up_with_the_error(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def always_conflicting(*_: Any) -> None:
+        raise conflict()
+
+    monkeypatch.setattr(store, "_write", always_conflicting)
+    monkeypatch.setattr(store.time, "sleep", lambda _: None)
+    with pytest.raises(TransactWriteError):
+        store.insert(deployment(new_id()), [])

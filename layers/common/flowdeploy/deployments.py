@@ -96,10 +96,11 @@ def deploy(user_id: str, flow_id: int, new_deployment_id: Callable[[], str] = ne
     flows = collect_flow_set(flow_store.flow_row(entry), user_id, _load_flows)
     deployment_id = new_deployment_id()
     snapshots = store.snapshot_items(deployment_id, flows)
-    if len(snapshots) > store.MAX_SNAPSHOT_PARTS:
+    size = store.snapshot_bytes(snapshots)
+    if size > store.MAX_SNAPSHOT_BYTES:
         raise PayloadTooLarge(
-            f"deployment too large: {len(flows)} flows need {len(snapshots)} snapshot parts, "
-            f"the limit is {store.MAX_SNAPSHOT_PARTS}"
+            f"deployment too large: its {len(flows)} flows pack to {size} bytes, "
+            f"the limit is {store.MAX_SNAPSHOT_BYTES}"
         )
     parts: dict[str, int] = {}
     for item in snapshots:

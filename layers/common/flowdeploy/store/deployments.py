@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,8 +23,13 @@ from flowdeploy.store.models import (
 LATEST = "latest"
 # Split packed snapshots well below DynamoDB's 400 KB item limit.
 SNAPSHOT_PART_BYTES = 300_000
-# TransactWriteItems takes at most 100 items: the deployment, `latest`, the snapshot parts.
-MAX_SNAPSHOT_PARTS = 98
+# TransactWriteItems takes at most 100 items and 4 MB: the deployment, `latest` and the
+# snapshot parts go in one transaction when they fit these, with room to spare.
+TRANSACTION_PARTS = 90
+TRANSACTION_BYTES = 3_500_000
+# Beyond this a deployment is refused (413) rather than written in part.
+MAX_SNAPSHOT_BYTES = 32_000_000
+CONFLICT_RETRIES = 5
 
 _connection: Connection | None = None
 
@@ -52,15 +59,20 @@ def snapshot_items(deployment_id: str, flows: list[dict[str, Any]]) -> list[Snap
     return items
 
 
+def snapshot_bytes(snapshots: list[SnapshotItem]) -> int:
+    return sum(len(item.data) for item in snapshots)
+
+
 def insert(deployment: DeploymentItem, snapshots: list[SnapshotItem]) -> None:
-    """Write the deployment, its snapshot and move `latest` to it, in one transaction.
+    """Write the deployment and its snapshot and move `latest` to it, atomically.
 
     `latest` only ever moves forward (to a greater UUIDv7), so of two concurrent
     deploys the newer one wins whatever order they commit in; the older one then
-    commits without touching the tag.
+    commits without touching the tag. A snapshot too large for one transaction is
+    written first: its parts are unreachable until the deployment item exists.
     """
     pk, sk = TagItem.key(int(deployment.entrypoint), LATEST)
-    latest = TagItem(
+    latest: TagItem | None = TagItem(
         pk,
         sk,
         user_id=deployment.user_id,
@@ -69,13 +81,27 @@ def insert(deployment: DeploymentItem, snapshots: list[SnapshotItem]) -> None:
         deployment_id=deployment.id,
         description=None,
     )
-    try:
-        _write(deployment, snapshots, latest)
-    except TransactWriteError as error:
-        reasons = error.cancellation_reasons
-        if not reasons or reasons[-1] is None or reasons[-1].code != "ConditionalCheckFailed":
-            raise
-        _write(deployment, snapshots, None)
+    in_transaction = snapshots
+    if len(snapshots) > TRANSACTION_PARTS or snapshot_bytes(snapshots) > TRANSACTION_BYTES:
+        with SnapshotItem.batch_write() as batch:
+            for item in snapshots:
+                batch.save(item)
+        in_transaction = []
+    conflicts = 0
+    while True:
+        try:
+            _write(deployment, in_transaction, latest)
+            return
+        except TransactWriteError as error:
+            codes = [reason.code if reason else None for reason in error.cancellation_reasons]
+            if latest is not None and codes and codes[-1] == "ConditionalCheckFailed":
+                latest = None  # a newer deployment holds `latest`: leave it there
+            elif "TransactionConflict" in codes and conflicts < CONFLICT_RETRIES:
+                # Another deploy is writing `latest` right now; DynamoDB does not retry this.
+                time.sleep(random.uniform(0.02, 0.1) * 2**conflicts)  # noqa: S311 - jitter
+                conflicts += 1
+            else:
+                raise
 
 
 def _write(
