@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from flowdeploy.flow_runs import execute_queued_run
 from flowdeploy.observability import count, logger, metrics
+from flowdeploy.settings import settings
 from flowdeploy.store.queue import run_id_of
 
 # Report every failed record, even when all fail, so each follows the redrive policy.
@@ -27,7 +28,8 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 def record_handler(record: SQSRecord) -> str | None:
     run_id = run_id_of(record.body)
     logger.append_keys(flow_run_id=run_id)
-    status = execute_queued_run(run_id)
+    receives = int(record.attributes.approximate_receive_count or 1)
+    status = execute_queued_run(run_id, last_attempt=receives >= settings().flow_run_max_receives)
     count(f"Run{status.capitalize()}" if status else "RunRedelivered")
     return status
 

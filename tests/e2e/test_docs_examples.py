@@ -107,9 +107,10 @@ def test_the_inserted_rows_are_the_docs_rows(stack: Stack, docs: dict[str, str])
     deployment_id = deploy(stack, docs)
     get = f"curl {DOCS_HOST}/deployment/$ID"
     row = json.loads(curl(stack, get, AUTH_TOKEN, {**docs, "ID": deployment_id}))
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?", row["created_at"])
     assert row == {
         "id": deployment_id,
-        "created_at": row["created_at"],
+        "created_at": row["created_at"],  # the docs' "2025-02-08 13:07:59.35528" format
         "user_id": docs["USER"],
         "entrypoint": int(docs["FLOW_ID"]),
         "start_permission": "Anonymous",

@@ -123,3 +123,17 @@ def test_a_tampered_run_token_grants_nothing() -> None:
     assert run_id_of_token(flipped) is None
     assert run_id_of_token("fr-short") is None
     assert run_id_of_token("fr-" + "!" * 64) is None
+
+
+def test_a_malformed_authorization_header_is_401_even_beside_a_valid_api_key() -> None:
+    key = new_api_key()
+    owners = {hash_api_key(key): USER}
+    with pytest.raises(Unauthorized, match="malformed Authorization"):
+        resolve_caller(Credentials("Bearer not-a-credential!!", key), owners.get)
+
+
+def test_an_api_key_beside_a_public_key_makes_an_authenticated_caller() -> None:
+    key = new_api_key()
+    owners = {hash_api_key(key): USER}
+    caller = resolve_caller(Credentials(f"Bearer {WALLET}", key), owners.get)
+    assert caller == Caller(kind="user", user_id=USER, via="api_key")

@@ -137,3 +137,13 @@ def test_an_unknown_route_is_a_json_404(api: Api) -> None:
     reply = api.call("GET", "/no/such/route", user=new_user())
     assert reply.status == 404
     assert reply.body == {"error": "no route for GET /no/such/route"}
+
+
+def test_a_flow_too_large_to_store_is_a_413(api: Api) -> None:
+    environment = {f"KEY_{i}": "v" * 4000 for i in range(200)}
+    reply = api.call(
+        "POST", "/flow", user=new_user(), json_body={"name": "x", "environment": environment}
+    )
+    assert reply.status == 413
+    assert "too large" in reply.body["error"]
+    assert count_items("FlowsTable") == 0

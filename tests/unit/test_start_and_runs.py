@@ -154,8 +154,7 @@ def test_a_failed_queue_send_leaves_no_queued_run_and_says_retry(
         reply = api.call("POST", f"/deployment/start?flow={flow_id}", user=owner)
     assert reply.status == 503
     assert "retry" in reply.body["error"]
-    runs = [run_store.get(i["id"]["S"]) for i in _scan("FlowRunsTable")]
-    assert [(r.status, r.error is not None) for r in runs if r] == [("failed", True)]
+    assert count_items("FlowRunsTable") == 0
 
 
 def _scan(table: str) -> list[dict[str, Any]]:
@@ -206,7 +205,8 @@ def test_other_users_and_wallets_cannot_read_a_run(
     run_id = start(api, owner, deployment_id)["flow_run_id"]
     assert api.call("GET", f"/flow_run/{run_id}", user=new_user()).status == 404
     wallet = {"authorization": f"Bearer {WALLET}"}
-    assert api.call("GET", f"/flow_run/{run_id}", headers=wallet).status == 401
+    assert api.call("GET", f"/flow_run/{run_id}", headers=wallet).status == 404
+    assert api.call("GET", f"/flow_run/{run_id}").status == 401
     forged = {"authorization": "Bearer fr-" + "A" * 64}
     assert api.call("GET", f"/flow_run/{run_id}", headers=forged).status == 401
 
@@ -301,3 +301,77 @@ def test_another_users_api_key_cannot_be_deleted(api: Api) -> None:
     key_id = api.call("POST", "/apikey", user=owner, json_body={"name": "x"}).body["id"]
     assert api.call("DELETE", f"/apikey/{key_id}", user=new_user()).status == 404
     assert len(api.call("GET", "/apikey", user=owner).body) == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "message"),
+    [
+        ({"content-type": "application/json"}, b'{"inputs": "\xff"}', 400, "not UTF-8"),
+        ({"content-type": "application/octet-stream"}, b"\xff\xfe", 415, "application/json"),
+        ({"content-type": "application/json"}, b"[" * 100_000, 400, "nested too deeply"),
+        ({"content-type": "application/json"}, b'{"a":' * 200 + b"1" + b"}" * 200, 400, "deeper"),
+        (
+            {"content-type": "application/json"},
+            json.dumps({"inputs": {"big": {"S": "x" * 600_000}}}).encode(),
+            413,
+            "inputs are",
+        ),
+        ({"content-type": "application/json"}, b" " * 1_100_000, 413, "larger than"),
+    ],
+    ids=["not-utf8", "binary", "deep-array", "deep-object", "huge-inputs", "huge-body"],
+)
+def test_hostile_start_bodies_get_a_4xx_and_start_nothing(
+    api: Api,
+    aws: dict[str, Any],
+    deployed: tuple[str, int, str],
+    headers: dict[str, str],
+    body: bytes,
+    status: int,
+    message: str,
+) -> None:
+    owner, flow_id, _ = deployed
+    reply = api.call(
+        "POST", f"/deployment/start?flow={flow_id}", user=owner, headers=headers, raw_body=body
+    )
+    assert reply.status == status, reply.body
+    assert message in reply.body["error"]
+    assert count_items("FlowRunsTable") == 0
+    assert queued_messages(aws["FlowRunQueue"]) == 0
+
+
+@pytest.mark.parametrize("tag", ["x" * 65, "a/b", "..%2f", "spaces here"])
+def test_a_tag_that_cannot_exist_is_a_400(
+    api: Api, deployed: tuple[str, int, str], tag: str
+) -> None:
+    owner, flow_id, _ = deployed
+    reply = api.call("POST", f"/deployment/start?flow={flow_id}&tag={tag}", user=owner)
+    assert reply.status == 400
+    assert "tag must be" in reply.body["error"]
+
+
+def test_a_run_that_fails_unexpectedly_is_released_for_the_next_delivery(
+    api: Api, deployed: tuple[str, int, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flowdeploy.flow_runs as domain
+
+    owner, _, deployment_id = deployed
+    run_id = start(api, owner, deployment_id)["flow_run_id"]
+
+    def throttled(_: Any) -> str:
+        raise RuntimeError("ProvisionedThroughputExceededException")
+
+    monkeypatch.setattr(domain, "_run", throttled)
+    event = sqs_event(queue.message_body(run_id))
+    assert api.functions.invoke("RunFunction", event) == {
+        "batchItemFailures": [{"itemIdentifier": "m0"}]
+    }
+    released = run_store.get(run_id)
+    assert released is not None
+    assert (released.status, released.started_at) == ("queued", None)
+
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "3"
+    assert api.functions.invoke("RunFunction", event) == {"batchItemFailures": []}
+    failed = run_store.get(run_id)
+    assert failed is not None
+    assert failed.status == "failed"
+    assert failed.error == ("the run could not be executed: ProvisionedThroughputExceededException")

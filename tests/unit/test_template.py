@@ -65,7 +65,8 @@ def test_each_index_a_model_queries_is_declared_with_the_same_keys() -> None:
 
 def test_the_queue_redrives_to_a_dead_letter_queue_after_three_receives() -> None:
     props = TEMPLATE.queues()["FlowRunQueue"]
-    assert props["RedrivePolicy"]["maxReceiveCount"] == 3
+    assert props["RedrivePolicy"]["maxReceiveCount"] == {"Ref": "FlowRunMaxReceives"}
+    assert TEMPLATE.parameter_defaults()["FlowRunMaxReceives"] == 3
     assert props["RedrivePolicy"]["deadLetterTargetArn"] == {
         "Fn::GetAtt": ["FlowRunDeadLetterQueue", "Arn"]
     }

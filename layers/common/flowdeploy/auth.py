@@ -81,17 +81,17 @@ def resolve_caller(credentials: Credentials, lookup_api_key: ApiKeyLookup) -> Ca
         raise Unauthorized("a run token only grants access to its own flow run")
     if token is not None and token.count(".") == 2:
         return Caller(kind="user", user_id=verify_access_token(token), via="jwt")
+    if token is not None and not base58.is_pubkey(token):
+        raise Unauthorized(
+            "malformed Authorization header: expected Bearer <access token> "
+            "or Bearer <base58 public key>"
+        )
     if credentials.api_key is not None:
         user_id = lookup_api_key(hash_api_key(credentials.api_key.strip()))
         if user_id is None:
             raise Unauthorized("invalid API key")
         return Caller(kind="user", user_id=user_id, via="api_key")
     if token is not None:
-        if not base58.is_pubkey(token):
-            raise Unauthorized(
-                "malformed Authorization header: expected Bearer <access token> "
-                "or Bearer <base58 public key>"
-            )
         return Caller(kind="anonymous", pubkey=token, via="pubkey")
     return None
 

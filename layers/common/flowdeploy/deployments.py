@@ -5,6 +5,7 @@ The permission rule and the 404 rule of the docs page live here, once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from flowdeploy.store.models import DeploymentItem, TagItem
 
 StartPermission = Literal["Owner", "Authenticated", "Anonymous"]
 LATEST = store.LATEST
+TAG_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 # -- Rules -------------------------------------------------------------------
@@ -143,7 +145,10 @@ class DeploymentRef:
     def from_query(cls, query: Mapping[str, str]) -> DeploymentRef:
         # As upstream, `flow` wins when both forms are given.
         if "flow" in query:
-            return cls(flow=parse_flow_id(query["flow"], "flow"), tag=query.get("tag") or LATEST)
+            tag = query.get("tag") or LATEST
+            if not TAG_NAME.fullmatch(tag):
+                raise BadRequest(f"tag must be 1-64 letters, digits, '.', '_' or '-', got {tag!r}")
+            return cls(flow=parse_flow_id(query["flow"], "flow"), tag=tag)
         if "id" in query:
             deployment_id = parse_uuid(query["id"])
             if deployment_id is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,7 @@ from pydantic_core import PydanticCustomError
 from flowdeploy import base58
 from flowdeploy.auth import Caller, Credentials, issue_run_token, run_id_of_token
 from flowdeploy.deployments import DeploymentRef, find_startable, owned_deployment
-from flowdeploy.errors import NotFound, ServiceUnavailable, Unauthorized
+from flowdeploy.errors import NotFound, PayloadTooLarge, ServiceUnavailable, Unauthorized
 from flowdeploy.ids import new_id, parse_uuid, timestamp
 from flowdeploy.store import deployments as deployment_store
 from flowdeploy.store import queue
@@ -24,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 # RunFunction marks runs started and finished; executing the snapshot's nodes is the
 # flow engine's job, which this release does not include yet.
+# A run item holds its inputs; DynamoDB items stop at 400 KB.
+MAX_INPUTS_BYTES = 256_000
 ENGINE_MISSING = "this release has no flow engine yet: the run was claimed and closed unexecuted"
 
 
@@ -62,6 +65,9 @@ def start(
     new_run_id: Callable[[], str] = new_id,
 ) -> dict[str, str]:
     """Queue a run of the deployment `ref` names; the run executes asynchronously."""
+    size = len(json.dumps(params.inputs, separators=(",", ":")))
+    if size > MAX_INPUTS_BYTES:
+        raise PayloadTooLarge(f"inputs are {size} bytes of JSON, the limit is {MAX_INPUTS_BYTES}")
     deployment = find_startable(ref, caller)
     run_id = new_run_id()
     moment = timestamp()
@@ -85,10 +91,8 @@ def start(
     try:
         queue.enqueue_run(run_id)
     except queue.QueueUnavailable as error:
-        # Leave no run that claims to be queued but never will run.
-        store.finish(
-            run_id, store.FAILED, error=f"could not queue the run: {error}", expected=store.QUEUED
-        )
+        # Leave no run behind that claims to be queued but never will run.
+        store.delete_queued(run_id)
         raise ServiceUnavailable("could not queue the run; nothing was started, retry") from error
     return {"flow_run_id": run_id, "token": issue_run_token(run_id)}
 
@@ -119,9 +123,9 @@ def readable_run(run_id: str, credentials: Credentials, caller: Caller | None) -
             raise Unauthorized("invalid run token")
         run = store.get(granted) if granted == parsed else None
     else:
-        if caller is None or caller.user_id is None:
+        if caller is None:
             raise Unauthorized("send the run's token or the owner's credentials")
-        run = store.get(parsed) if parsed else None
+        run = store.get(parsed) if parsed and caller.user_id else None
         if run is not None and run.user_id != caller.user_id:
             run = None
     if run is None:
@@ -135,18 +139,32 @@ def list_runs(user_id: str, deployment_id: str) -> list[dict[str, Any]]:
     return [run_row(run) for run in store.of_deployment(deployment.id)]
 
 
-def execute_queued_run(run_id: str) -> str | None:
-    """Claim a queued run and take it to a final status; None if it was already claimed."""
+def execute_queued_run(run_id: str, *, last_attempt: bool = False) -> str | None:
+    """Claim a queued run and take it to a final status; None if it was already claimed.
+
+    If running it fails unexpectedly, the claim is released so the message's redelivery
+    can try again; on the last delivery the run is marked failed instead.
+    """
     run = store.claim(run_id)
     if run is None:
         logger.info("run %s was already claimed or is not queued; skipping", run_id)
         return None
+    try:
+        store.finish(run_id, store.FAILED, error=_run(run))
+    except Exception as error:  # anything at all: the run must not stay `running`
+        if not last_attempt:
+            store.release(run_id)
+            raise
+        logger.exception("run %s failed on its last delivery", run_id)
+        store.finish(run_id, store.FAILED, error=f"the run could not be executed: {error}")
+    return store.FAILED
+
+
+def _run(run: FlowRunItem) -> str:
+    """Execute the run's snapshot; the error it ends with."""
     deployment = deployment_store.get(run.deployment_id) if run.deployment_id else None
     if deployment is None:
-        error = f"deployment {run.deployment_id} no longer exists"
-    elif int(deployment.entrypoint) not in deployment_store.load_snapshot(deployment):
-        error = f"deployment {deployment.id} has no snapshot of its entry flow"
-    else:
-        error = ENGINE_MISSING
-    store.finish(run_id, store.FAILED, error=error)
-    return store.FAILED
+        return f"deployment {run.deployment_id} no longer exists"
+    if int(deployment.entrypoint) not in deployment_store.load_snapshot(deployment):
+        return f"deployment {deployment.id} has no snapshot of its entry flow"
+    return ENGINE_MISSING

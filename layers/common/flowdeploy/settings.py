@@ -33,6 +33,7 @@ class Settings:
     default_network_url: str
     default_network_cluster: str
     secrets_max_age: int
+    flow_run_max_receives: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -50,6 +51,7 @@ class Settings:
             default_network_url=env.get("DEFAULT_SOLANA_URL", DEVNET["url"]),
             default_network_cluster=env.get("DEFAULT_SOLANA_CLUSTER", DEVNET["cluster"]),
             secrets_max_age=int(env.get("SECRETS_MAX_AGE_SECONDS", "300")),
+            flow_run_max_receives=int(env.get("FLOW_RUN_MAX_RECEIVES", "3")),
         )
 
     @property

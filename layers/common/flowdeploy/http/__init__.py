@@ -26,6 +26,9 @@ from flowdeploy.observability import logger
 M = TypeVar("M", bound=BaseModel)
 
 MAX_BODY_BYTES = 1_048_576
+# Deep enough for IValues nested 64 levels (two JSON levels each), shallow enough that
+# nothing downstream recurses out of stack.
+MAX_BODY_DEPTH = 160
 # curl -d sends form-urlencoded unless told otherwise; a JSON body is what we read.
 JSON_LIKE_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain")
 
@@ -74,27 +77,51 @@ def describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _deeper_than(document: object, limit: int) -> bool:
+    """Whether JSON `document` nests deeper than `limit`, found without recursion."""
+    pending = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > limit:
+            return True
+        if isinstance(value, dict):
+            pending.extend((child, depth + 1) for child in value.values())
+        elif isinstance(value, list):
+            pending.extend((child, depth + 1) for child in value)
+    return False
+
+
 def parse_body(app: APIGatewayHttpResolver, model: type[M], *, optional: bool = False) -> M:
     """The JSON body as `model`; 400/413/415 with a precise message when it is not."""
     event = app.current_event
-    raw = event.decoded_body or ""
+    raw_body = event.body or ""
+    if len(raw_body) > MAX_BODY_BYTES * 4 // 3 + 4:
+        raise PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes")
+    content_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if raw_body.strip() and content_type and content_type not in JSON_LIKE_TYPES:
+        raise UnsupportedMediaType(f"send the body as application/json, not {content_type}")
+    try:
+        raw = event.decoded_body or ""
+    except UnicodeDecodeError:
+        raise BadRequest("body is not UTF-8 text") from None
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes")
     if not raw.strip():
         if optional:
             return model()
         raise BadRequest("request body is required (JSON)")
-    content_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if content_type and content_type not in JSON_LIKE_TYPES:
-        raise UnsupportedMediaType(f"send the body as application/json, not {content_type}")
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as error:
         raise BadRequest(
             f"body is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
         ) from None
+    except RecursionError:
+        raise BadRequest("body is nested too deeply") from None
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
+    if _deeper_than(data, MAX_BODY_DEPTH):
+        raise BadRequest(f"body is nested deeper than {MAX_BODY_DEPTH} levels")
     try:
         return model.model_validate(data)
     except ValidationError as error:

@@ -67,7 +67,7 @@ def provision(template: Template) -> dict[str, Any]:
             target = resolve(policy["deadLetterTargetArn"], names)
             attributes["RedrivePolicy"] = (
                 f'{{"deadLetterTargetArn": "{target}", '
-                f'"maxReceiveCount": {int(policy["maxReceiveCount"])}}}'
+                f'"maxReceiveCount": {int(resolve(policy["maxReceiveCount"], names))}}}'
             )
         url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
         names[name] = url

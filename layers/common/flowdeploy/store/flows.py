@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
@@ -11,16 +12,8 @@ from flowdeploy.ids import timestamp
 from flowdeploy.store import applied
 from flowdeploy.store.models import COUNTER_ID, FlowItem, pack, unpack
 
-# DynamoDB items stop at 400 KB; leave room for the other attributes.
-MAX_GRAPH_BYTES = 350_000
-
-
-def _check_size(graph: bytes) -> bytes:
-    if len(graph) > MAX_GRAPH_BYTES:
-        raise PayloadTooLarge(
-            f"flow is too large: {len(graph)} bytes compressed, the limit is {MAX_GRAPH_BYTES}"
-        )
-    return graph
+# DynamoDB items stop at 400 KB; keep a margin for attribute names and timestamps.
+MAX_FLOW_BYTES = 380_000
 
 
 def flow_row(item: FlowItem) -> dict[str, Any]:
@@ -49,7 +42,13 @@ def _apply(item: FlowItem, document: dict[str, Any]) -> None:
     item.start_unverified = document["start_unverified"]
     item.current_network = document["current_network"]
     item.environment = document["environment"]
-    item.graph = _check_size(pack({"nodes": document["nodes"], "edges": document["edges"]}))
+    item.graph = pack({"nodes": document["nodes"], "edges": document["edges"]})
+    size = len(item.graph) + len(json.dumps(document["environment"])) + len(item.name) * 4
+    if size > MAX_FLOW_BYTES:
+        raise PayloadTooLarge(
+            f"flow is too large to store: {size} bytes (nodes and edges compressed), "
+            f"the limit is {MAX_FLOW_BYTES}"
+        )
 
 
 def next_flow_id() -> int:
@@ -62,8 +61,9 @@ def next_flow_id() -> int:
 def create(user_id: str, document: dict[str, Any]) -> dict[str, Any]:
     """Store a new flow owned by `user_id`; its id comes from the counter."""
     moment = timestamp()
-    item = FlowItem(id=next_flow_id(), user_id=user_id, created_at=moment, updated_at=moment)
-    _apply(item, document)
+    item = FlowItem(user_id=user_id, created_at=moment, updated_at=moment)
+    _apply(item, document)  # refuses an oversized flow before an id is spent on it
+    item.id = next_flow_id()
     item.save(condition=FlowItem.id.does_not_exist())
     return flow_row(item)
 

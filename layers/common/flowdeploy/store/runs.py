@@ -50,6 +50,18 @@ def claim(run_id: str) -> FlowRunItem | None:
     )
 
 
+def release(run_id: str) -> FlowRunItem | None:
+    """running → queued, so a redelivery of the message can claim the run again."""
+    return _transition(
+        run_id, RUNNING, [FlowRunItem.status.set(QUEUED), FlowRunItem.started_at.remove()]
+    )
+
+
+def delete_queued(run_id: str) -> bool:
+    """Remove a run that was never sent to the queue."""
+    return applied(lambda: FlowRunItem(id=run_id).delete(condition=FlowRunItem.status == QUEUED))
+
+
 def finish(
     run_id: str,
     status: str,
