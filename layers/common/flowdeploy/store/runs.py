@@ -68,12 +68,11 @@ def finish(
     *,
     outputs: dict[str, Any] | None = None,
     error: str | None = None,
-    expected: str = RUNNING,
 ) -> FlowRunItem | None:
-    """Put a run in a final status; None if it was not in status `expected` any more."""
+    """Put a running run in a final status; None if it was not running any more."""
     actions = [FlowRunItem.status.set(status), FlowRunItem.finished_at.set(timestamp())]
     if outputs is not None:
         actions.append(FlowRunItem.outputs.set(outputs))
     if error is not None:
         actions.append(FlowRunItem.error.set(error))
-    return _transition(run_id, expected, actions)
+    return _transition(run_id, RUNNING, actions)
