@@ -64,13 +64,34 @@ def list_tags(flow_id: str) -> list[dict[str, Any]]:
 # -- Flow runs ---------------------------------------------------------------
 
 
-@app.get("/flow_run/<run_id>")
-def get_flow_run(run_id: str) -> dict[str, Any]:
+def _readable_run(run_id: str) -> flow_runs.FlowRunItem:
     # A run token is not a caller; only resolve one when no token was sent.
     credentials = http.credentials(app)
     token = credentials.bearer or ""
     caller = None if token.startswith("fr-") else http.caller(app)
-    return flow_runs.run_row(flow_runs.readable_run(run_id, credentials, caller))
+    return flow_runs.readable_run(run_id, credentials, caller)
+
+
+@app.get("/flow_run/<run_id>")
+def get_flow_run(run_id: str) -> dict[str, Any]:
+    return flow_runs.run_row(_readable_run(run_id))
+
+
+@app.get("/flow_run/<run_id>/nodes")
+def list_node_runs(run_id: str) -> dict[str, Any]:
+    run = _readable_run(run_id)
+    return flow_runs.node_runs(run, app.current_event.query_string_parameters or {})
+
+
+@app.get("/flow_run/<run_id>/logs")
+def list_run_logs(run_id: str) -> dict[str, Any]:
+    run = _readable_run(run_id)
+    return flow_runs.run_logs(run, app.current_event.query_string_parameters or {})
+
+
+@app.post("/flow_run/<run_id>/stop")
+def stop_flow_run(run_id: str) -> dict[str, Any]:
+    return flow_runs.stop_run(_readable_run(run_id), http.credentials(app))
 
 
 @app.get("/deployment/<deployment_id>/flow_runs")

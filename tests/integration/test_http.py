@@ -10,7 +10,6 @@ import jwt
 import pytest
 import requests
 
-from flowdeploy.flow_runs import ENGINE_MISSING
 from tests.conftest import JWT_SECRET, Stack, new_user, token_for
 
 pytestmark = pytest.mark.integration
@@ -122,8 +121,7 @@ def test_a_started_run_is_taken_off_the_queue_and_finished(client: Client) -> No
         if run["status"] not in {"queued", "running"}:
             break
         time.sleep(0.2)
-    assert run["status"] == "failed"
-    assert run["error"] == ENGINE_MISSING
+    assert (run["status"], run["outputs"], run["error"]) == ("succeeded", {}, None)
     assert run["deployment_id"] == deployment_id
 
 

@@ -156,7 +156,7 @@ def test_deploying_a_flow_that_calls_another_users_flow_is_a_400(api: Api) -> No
     assert count_items("DeploymentsTable") == 0
 
 
-def test_a_flow_that_calls_itself_deploys_once(api: Api) -> None:
+def test_a_flow_that_calls_itself_is_refused_at_deploy(api: Api) -> None:
     user = new_user()
     flow_id = api.create_flow(user)
     api.call(
@@ -165,6 +165,23 @@ def test_a_flow_that_calls_itself_deploys_once(api: Api) -> None:
         user=user,
         json_body={"name": "loop", "nodes": [interflow("me", flow_id)]},
     )
-    deployment = store.get(api.deploy(user, flow_id))
-    assert deployment is not None
-    assert deployment.flow_ids == [flow_id]
+    reply = api.call("POST", f"/flow/deploy/{flow_id}", user=user)
+    assert (reply.status, reply.body) == (
+        400,
+        {"error": f"interflow recursion: flow {flow_id} -> flow {flow_id}"},
+    )
+    assert count_items("DeploymentsTable") == 0
+
+
+def test_recursion_through_another_flow_is_refused_at_deploy(api: Api) -> None:
+    user = new_user()
+    first = api.create_flow(user)
+    second = api.create_flow(user, nodes=[interflow("back", first)])
+    api.call(
+        "PUT", f"/flow/{first}", user=user, json_body={"name": "a", "nodes": [interflow("on", second)]}
+    )
+    reply = api.call("POST", f"/flow/deploy/{first}", user=user)
+    assert (reply.status, reply.body) == (
+        400,
+        {"error": f"interflow recursion: flow {first} -> flow {second} -> flow {first}"},
+    )

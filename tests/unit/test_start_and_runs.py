@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from flowdeploy.flow_runs import ENGINE_MISSING
 from flowdeploy.store import queue
 from flowdeploy.store import runs as run_store
 from tests.conftest import new_user
@@ -251,7 +250,7 @@ def test_run_function_claims_a_run_once_however_often_it_is_delivered(
     assert api.functions.invoke("RunFunction", sqs_event(message)) == {"batchItemFailures": []}
     finished = run_store.get(run_id)
     assert finished is not None
-    assert (finished.status, finished.error) == ("failed", ENGINE_MISSING)
+    assert (finished.status, finished.error) == ("succeeded", None)
     assert finished.started_at and finished.finished_at
 
     assert api.functions.invoke("RunFunction", sqs_event(message, message)) == {
@@ -352,7 +351,7 @@ def test_a_tag_that_cannot_exist_is_a_400(
 def test_a_run_that_fails_unexpectedly_is_released_for_the_next_delivery(
     api: Api, deployed: tuple[str, int, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import flowdeploy.flow_runs as domain
+    import flowdeploy.runner as domain
 
     owner, _, deployment_id = deployed
     run_id = start(api, owner, deployment_id)["flow_run_id"]
@@ -360,7 +359,7 @@ def test_a_run_that_fails_unexpectedly_is_released_for_the_next_delivery(
     def throttled(_: Any) -> str:
         raise RuntimeError("ProvisionedThroughputExceededException")
 
-    monkeypatch.setattr(domain, "_run", throttled)
+    monkeypatch.setattr(domain, "_load", throttled)
     event = sqs_event(queue.message_body(run_id))
     assert api.functions.invoke("RunFunction", event) == {
         "batchItemFailures": [{"itemIdentifier": "m0"}]
@@ -374,4 +373,4 @@ def test_a_run_that_fails_unexpectedly_is_released_for_the_next_delivery(
     failed = run_store.get(run_id)
     assert failed is not None
     assert failed.status == "failed"
-    assert failed.error == ("the run could not be executed: ProvisionedThroughputExceededException")
+    assert failed.error == "the run could not be loaded: ProvisionedThroughputExceededException"

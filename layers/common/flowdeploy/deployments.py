@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from flowdeploy.auth import Caller
+from flowdeploy.engine import build_flow_set
 from flowdeploy.errors import BadRequest, NotFound, PayloadTooLarge
 from flowdeploy.flows import interflow_targets, wallet_ids
 from flowdeploy.ids import new_id, parse_uuid, timestamp
@@ -96,6 +97,7 @@ def deploy(user_id: str, flow_id: int, new_deployment_id: Callable[[], str] = ne
     if entry is None or entry.user_id != user_id:
         raise NotFound(f"flow not found: {flow_id}")
     flows = collect_flow_set(flow_store.flow_row(entry), user_id, _load_flows)
+    build_flow_set({flow["id"]: flow for flow in flows}, flow_id)
     deployment_id = new_deployment_id()
     snapshots = store.snapshot_items(deployment_id, flows)
     size = store.snapshot_bytes(snapshots)

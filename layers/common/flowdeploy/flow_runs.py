@@ -1,10 +1,9 @@
-"""Flow runs: start a deployment, read a run back, and take queued runs off the queue."""
+"""Flow runs: start a deployment, read a run and its records back, stop it."""
 
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
@@ -13,21 +12,22 @@ from pydantic_core import PydanticCustomError
 from flowdeploy import base58
 from flowdeploy.auth import Caller, Credentials, issue_run_token, run_id_of_token
 from flowdeploy.deployments import DeploymentRef, find_startable, owned_deployment
-from flowdeploy.errors import NotFound, PayloadTooLarge, ServiceUnavailable, Unauthorized
+from flowdeploy.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Unauthorized,
+)
 from flowdeploy.ids import new_id, parse_uuid, timestamp
-from flowdeploy.store import deployments as deployment_store
-from flowdeploy.store import queue
+from flowdeploy.store import queue, run_records
 from flowdeploy.store import runs as store
-from flowdeploy.store.models import FlowRunItem
+from flowdeploy.store.models import FlowRunItem, NodeRunItem, RunLogItem
 from flowdeploy.values import IValueError, decode_map, encode_map
 
-logger = logging.getLogger(__name__)
-
-# RunFunction marks runs started and finished; executing the snapshot's nodes is the
-# flow engine's job, which this release does not include yet.
 # A run item holds its inputs; DynamoDB items stop at 400 KB.
 MAX_INPUTS_BYTES = 256_000
-ENGINE_MISSING = "this release has no flow engine yet: the run was claimed and closed unexecuted"
 
 
 class StartDeploymentParams(BaseModel):
@@ -110,6 +110,7 @@ def run_row(run: FlowRunItem) -> dict[str, Any]:
         "updated_at": run.updated_at,
         "started_at": run.started_at,
         "finished_at": run.finished_at,
+        "stop_requested": run.stop_requested,
     }
 
 
@@ -139,32 +140,73 @@ def list_runs(user_id: str, deployment_id: str) -> list[dict[str, Any]]:
     return [run_row(run) for run in store.of_deployment(deployment.id)]
 
 
-def execute_queued_run(run_id: str, *, last_attempt: bool = False) -> str | None:
-    """Claim a queued run and take it to a final status; None if it was already claimed.
-
-    If running it fails unexpectedly, the claim is released so the message's redelivery
-    can try again; on the last delivery the run is marked failed instead.
-    """
-    run = store.claim(run_id)
-    if run is None:
-        logger.info("run %s was already claimed or is not queued; skipping", run_id)
-        return None
-    try:
-        store.finish(run_id, store.FAILED, error=_run(run))
-    except Exception as error:  # anything at all: the run must not stay `running`
-        if not last_attempt:
-            store.release(run_id)
-            raise
-        logger.exception("run %s failed on its last delivery", run_id)
-        store.finish(run_id, store.FAILED, error=f"the run could not be executed: {error}")
-    return store.FAILED
+def stop_run(run: FlowRunItem, credentials: Credentials) -> dict[str, Any]:
+    """Stop a queued run at once, or ask the worker running it to stop; 409 once it is final."""
+    who = "the run token's holder" if (credentials.bearer or "").startswith("fr-") else "its owner"
+    stopped = store.request_stop(run.id, f"stopped by {who}")
+    if stopped is None:
+        current = store.get(run.id)
+        status = current.status if current is not None else "gone"
+        raise Conflict(f"flow run {run.id} has already finished: {status}")
+    return run_row(stopped)
 
 
-def _run(run: FlowRunItem) -> str:
-    """Execute the run's snapshot; the error it ends with."""
-    deployment = deployment_store.get(run.deployment_id) if run.deployment_id else None
-    if deployment is None:
-        return f"deployment {run.deployment_id} no longer exists"
-    if int(deployment.entrypoint) not in deployment_store.load_snapshot(deployment):
-        return f"deployment {deployment.id} has no snapshot of its entry flow"
-    return ENGINE_MISSING
+# -- Node runs and logs (same access as the run) --------------------------------
+
+MAX_NODES_PAGE = 100
+MAX_LOGS_PAGE = 500
+
+
+def _paging(query: Mapping[str, str], maximum: int) -> tuple[int | None, int]:
+    after = query.get("after")
+    limit = query.get("limit", str(maximum))
+    for name, text in (("after", after), ("limit", limit)):
+        if text is not None and not (text.isascii() and text.isdigit() and len(text) <= 9):
+            raise BadRequest(f"{name} must be a non-negative integer, got {text!r}")
+    size = int(limit)
+    if not 1 <= size <= maximum:
+        raise BadRequest(f"limit must be 1 to {maximum}, got {size}")
+    return (int(after) if after is not None else None), size
+
+
+def node_runs(run: FlowRunItem, query: Mapping[str, str]) -> dict[str, Any]:
+    """A page of the run's node records, in the order the nodes started."""
+    after, limit = _paging(query, MAX_NODES_PAGE)
+    items, following = run_records.page(NodeRunItem, run.id, after, limit)
+    return {
+        "nodes": [
+            {
+                "seq": run_records.seq_of(item.sk),
+                "node_id": item.node_id,
+                "command": item.command,
+                "flow_id": int(item.flow_id) if item.flow_id is not None else None,
+                "status": item.status,
+                "inputs": item.inputs,
+                "outputs": item.outputs,
+                "error": item.error,
+                "started_at": item.started_at,
+                "finished_at": item.finished_at,
+            }
+            for item in items
+        ],
+        "next": following,
+    }
+
+
+def run_logs(run: FlowRunItem, query: Mapping[str, str]) -> dict[str, Any]:
+    """A page of the run's log lines (`log` nodes and node errors), oldest first."""
+    after, limit = _paging(query, MAX_LOGS_PAGE)
+    items, following = run_records.page(RunLogItem, run.id, after, limit)
+    return {
+        "logs": [
+            {
+                "seq": run_records.seq_of(item.sk),
+                "time": item.time,
+                "level": item.level,
+                "node_id": item.node_id,
+                "content": item.content,
+            }
+            for item in items
+        ],
+        "next": following,
+    }

@@ -13,12 +13,13 @@ from pydantic import (
     field_validator,
 )
 
+from flowdeploy.engine import FlowGraph
 from flowdeploy.errors import NotFound
 from flowdeploy.settings import settings
 from flowdeploy.store import flows as store
 
 CLUSTERS = ("mainnet-beta", "testnet", "devnet", "localnet")
-INTERFLOW_COMMANDS = frozenset({"interflow", "interflow_instructions"})
+INTERFLOW_COMMANDS = frozenset({"interflow"})
 WALLET_COMMANDS = frozenset({"wallet"})
 
 NodeId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -136,7 +137,9 @@ def _not_found(flow_id: int) -> NotFound:
 
 
 def create_flow(user_id: str, body: FlowBody) -> dict[str, Any]:
-    return store.create(user_id, body.document())
+    document = body.document()
+    FlowGraph.build(document)
+    return store.create(user_id, document)
 
 
 def get_flow(user_id: str, flow_id: int) -> dict[str, Any]:
@@ -147,7 +150,9 @@ def get_flow(user_id: str, flow_id: int) -> dict[str, Any]:
 
 
 def replace_flow(user_id: str, flow_id: int, body: FlowBody) -> dict[str, Any]:
-    row = store.replace(flow_id, user_id, body.document())
+    document = body.document()
+    FlowGraph.build(document)
+    row = store.replace(flow_id, user_id, document)
     if row is None:
         raise _not_found(flow_id)
     return row

@@ -23,6 +23,7 @@ class Settings:
     flows_table: str
     deployments_table: str
     flow_runs_table: str
+    run_records_table: str
     api_keys_table: str
     flow_run_queue_url: str
     # Exactly one source per secret: the value itself (local) or where AWS keeps it.
@@ -34,6 +35,10 @@ class Settings:
     default_network_cluster: str
     secrets_max_age: int
     flow_run_max_receives: int
+    # A run's own time limit, below RunFunction's timeout so a late run is failed, not killed.
+    flow_run_deadline_seconds: float
+    # Whether http_request may reach loopback/private addresses (local development only).
+    http_allow_private: bool
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -42,6 +47,7 @@ class Settings:
             flows_table=env.get("FLOWS_TABLE", "FlowsTable"),
             deployments_table=env.get("DEPLOYMENTS_TABLE", "DeploymentsTable"),
             flow_runs_table=env.get("FLOW_RUNS_TABLE", "FlowRunsTable"),
+            run_records_table=env.get("RUN_RECORDS_TABLE", "RunRecordsTable"),
             api_keys_table=env.get("API_KEYS_TABLE", "ApiKeysTable"),
             flow_run_queue_url=env.get("FLOW_RUN_QUEUE_URL", ""),
             jwt_secret=env.get("JWT_SECRET") or None,
@@ -52,6 +58,8 @@ class Settings:
             default_network_cluster=env.get("DEFAULT_SOLANA_CLUSTER", DEVNET["cluster"]),
             secrets_max_age=int(env.get("SECRETS_MAX_AGE_SECONDS", "300")),
             flow_run_max_receives=int(env.get("FLOW_RUN_MAX_RECEIVES", "3")),
+            flow_run_deadline_seconds=float(env.get("FLOW_RUN_DEADLINE_SECONDS", "240")),
+            http_allow_private=env.get("HTTP_ALLOW_PRIVATE", "").lower() in {"1", "true", "yes"},
         )
 
     @property

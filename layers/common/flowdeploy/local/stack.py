@@ -92,6 +92,8 @@ def function_environment(template: Template, names: dict[str, Any]) -> dict[str,
     env["RUN_TOKEN_SECRET"] = os.environ.get("RUN_TOKEN_SECRET") or secrets.token_urlsafe(32)
     env.pop("JWT_SECRET_PARAMETER", None)
     env.pop("RUN_TOKEN_SECRET_ARN", None)
+    # Local flows may call local services; on AWS http_request refuses private addresses.
+    env.setdefault("HTTP_ALLOW_PRIVATE", "true")
     env.setdefault("POWERTOOLS_SERVICE_NAME", "flowdeploy")
     env.setdefault("POWERTOOLS_METRICS_NAMESPACE", "flowdeploy")
     return env

@@ -182,8 +182,46 @@ class FlowRunItem(Model):
     updated_at = UnicodeAttribute()
     started_at = UnicodeAttribute(null=True)
     finished_at = UnicodeAttribute(null=True)
+    # Set by POST /flow_run/{id}/stop on a running run; the worker polls for it.
+    stop_requested = UnicodeAttribute(null=True)
 
     by_deployment = DeploymentRunsIndex()
+
+
+# -- Node runs and run logs (one table, one partition per run) -----------------
+
+
+class NodeRunItem(Model):
+    """What one node did in a run; sort key `NODE#<seq>`, in the order nodes started."""
+
+    class Meta:
+        table_name = _cfg.run_records_table
+
+    flow_run_id = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    node_id = UnicodeAttribute()
+    command = UnicodeAttribute()
+    flow_id = NumberAttribute(null=True)
+    status = UnicodeAttribute()
+    inputs = JSONAttribute(null=True)
+    outputs = JSONAttribute(null=True)
+    error = UnicodeAttribute(null=True)
+    started_at = UnicodeAttribute(null=True)
+    finished_at = UnicodeAttribute()
+
+
+class RunLogItem(Model):
+    """One run log line (a `log` node's message or a node error); sort key `LOG#<seq>`."""
+
+    class Meta:
+        table_name = _cfg.run_records_table
+
+    flow_run_id = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    time = UnicodeAttribute()
+    level = UnicodeAttribute()
+    node_id = UnicodeAttribute(null=True)
+    content = UnicodeAttribute()
 
 
 # -- API keys ----------------------------------------------------------------

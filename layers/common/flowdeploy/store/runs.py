@@ -57,6 +57,24 @@ def release(run_id: str) -> FlowRunItem | None:
     )
 
 
+def request_stop(run_id: str, reason: str) -> FlowRunItem | None:
+    """queued → stopped at once, or flag a running run for its worker to stop; None if final."""
+    moment = timestamp()
+    stopped = _transition(
+        run_id,
+        QUEUED,
+        [
+            FlowRunItem.status.set(STOPPED),
+            FlowRunItem.finished_at.set(moment),
+            FlowRunItem.error.set(reason),
+            FlowRunItem.stop_requested.set(reason),
+        ],
+    )
+    if stopped is None:
+        stopped = _transition(run_id, RUNNING, [FlowRunItem.stop_requested.set(reason)])
+    return stopped
+
+
 def delete_queued(run_id: str) -> bool:
     """Remove a run that was never sent to the queue."""
     return applied(lambda: FlowRunItem(id=run_id).delete(condition=FlowRunItem.status == QUEUED))

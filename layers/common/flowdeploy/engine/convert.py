@@ -1,0 +1,136 @@
+"""Conversions between IValues and what node commands compute with.
+
+Node inputs decode leniently, as upstream does: numeric tags interconvert when the value
+fits, and JSON-shaped values (maps, arrays, scalars) convert to and from plain JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from flowdeploy import base58
+from flowdeploy.values import (
+    ARRAY,
+    BOOL,
+    BYTES,
+    DECIMAL,
+    F64,
+    MAP,
+    NULL,
+    STRING,
+    TAGS,
+    IValue,
+    IValueError,
+)
+
+NUMERIC_TAGS = frozenset({"U", "I", "U1", "I1", F64, DECIMAL})
+NULL_VALUE = IValue(NULL, None)
+
+
+class ConversionError(ValueError):
+    """An input value of the wrong kind; the message says what was expected."""
+
+
+def config_value(raw: object, path: str) -> IValue:
+    """A node config value: an IValue document, or plain JSON (numbers become U/I/D)."""
+    if isinstance(raw, dict) and len(raw) == 1 and next(iter(raw)) in TAGS:
+        return IValue.from_json(raw, path)
+    try:
+        return from_plain(raw, path)
+    except TypeError as error:
+        raise IValueError(path, str(error)) from None
+
+
+def from_plain(obj: object, path: str = "value") -> IValue:
+    """Plain JSON data (as json.loads gives it, floats or Decimals) as an IValue."""
+    if isinstance(obj, float):
+        if not math.isfinite(obj):
+            return IValue(F64, obj)
+        obj = Decimal(repr(obj))
+    if isinstance(obj, list):
+        return IValue(ARRAY, [from_plain(item, f"{path}[{i}]") for i, item in enumerate(obj)])
+    if isinstance(obj, dict):
+        return IValue(MAP, {str(k): from_plain(v, f"{path}.{k}") for k, v in obj.items()})
+    return IValue.from_python(obj, path)
+
+
+def parse_json_text(text: str, path: str = "value") -> IValue:
+    """JSON text as an IValue, keeping decimal precision."""
+    try:
+        return from_plain(json.loads(text, parse_float=Decimal), path)
+    except (ValueError, RecursionError) as error:
+        raise ConversionError(f"not valid JSON: {error}") from None
+
+
+def to_plain(value: IValue) -> Any:
+    """The IValue as plain JSON-able data: numbers stay numbers, bytes become text."""
+    payload = value.value
+    if isinstance(payload, list):
+        return [to_plain(item) for item in payload]
+    if isinstance(payload, dict):
+        return {name: to_plain(item) for name, item in payload.items()}
+    if isinstance(payload, Decimal):
+        return int(payload) if payload == payload.to_integral_value() else float(payload)
+    if isinstance(payload, bytes):
+        if value.tag == BYTES:
+            import base64
+
+            return base64.b64encode(payload).decode("ascii")
+        return base58.encode(payload)
+    return payload
+
+
+def to_text(value: IValue) -> str:
+    """A value as text for messages and templates: strings raw, everything else as JSON."""
+    if value.tag == STRING:
+        return str(value.value)
+    if value.tag in NUMERIC_TAGS:
+        return str(value.to_json()[value.tag])
+    return json.dumps(to_plain(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def to_decimal(value: IValue) -> Decimal:
+    payload = value.value
+    if value.tag in {"U", "I", "U1", "I1"} and isinstance(payload, int):
+        return Decimal(payload)
+    if value.tag == DECIMAL and isinstance(payload, Decimal):
+        return payload
+    if value.tag == F64 and isinstance(payload, float) and math.isfinite(payload):
+        return Decimal(repr(payload))
+    if value.tag == STRING and isinstance(payload, str):
+        try:
+            number = Decimal(payload.strip())
+        except InvalidOperation:
+            pass
+        else:
+            if number.is_finite():
+                return number
+    raise ConversionError(f"expected a number, got {describe(value)}")
+
+
+def to_bool(value: IValue) -> bool:
+    if value.tag == BOOL and isinstance(value.value, bool):
+        return value.value
+    raise ConversionError(f"expected a bool (B), got {describe(value)}")
+
+
+def to_string(value: IValue) -> str:
+    if value.tag == STRING and isinstance(value.value, str):
+        return value.value
+    raise ConversionError(f"expected a string (S), got {describe(value)}")
+
+
+def decimal_value(number: Decimal) -> IValue:
+    """A computed decimal as a D value, or ConversionError when it leaves D's range."""
+    try:
+        return IValue.from_python(number)
+    except IValueError as error:
+        raise ConversionError(f"result {number} is out of range: {error.reason}") from None
+
+
+def describe(value: IValue) -> str:
+    text = json.dumps(value.to_json(), separators=(",", ":"))
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,184 @@
+"""RunFunction's work: claim a queued run, execute its deployment's snapshot, record it all.
+
+A run executes at most once: the claim is a conditional queued → running transition, and
+once the flow has started no failure hands the claim back. Node runs and log lines are
+buffered and written in batches while the run goes on, then the run takes its final status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+
+from flowdeploy.engine import FlowGraph, FlowInvalid, LogLine, NodeRun, Run, build_flow_set
+from flowdeploy.engine.scheduler import FAILED, RunResult
+from flowdeploy.settings import settings
+from flowdeploy.store import deployments as deployment_store
+from flowdeploy.store import run_records
+from flowdeploy.store import runs as store
+from flowdeploy.store.models import FlowRunItem
+from flowdeploy.values import IValueError, decode_map, encode_map
+
+logger = logging.getLogger(__name__)
+
+# A run item holds its outputs; DynamoDB items stop at 400 KB, inputs take up to 256 KB.
+MAX_OUTPUTS_BYTES = 128_000
+FLUSH_SECONDS = 2.0
+FINAL_FLUSH_ATTEMPTS = 3  # how often buffered node runs and log lines are written
+STOP_POLL_SECONDS = 1.0  # how often a running run checks for a stop request
+# Time kept back from the Lambda's remaining time to record the result after the deadline.
+FINISH_MARGIN_SECONDS = 15.0
+
+
+class Unrunnable(Exception):
+    """The run can never execute (its deployment is gone or unreadable); it fails at once."""
+
+
+async def execute_queued_run(
+    run_id: str, *, last_attempt: bool = False, time_left: float | None = None
+) -> str | None:
+    """Claim a queued run and take it to a final status; None if it was already claimed.
+
+    If the run cannot even be loaded (e.g. DynamoDB is failing), the claim is released so
+    the message's redelivery can try again; on the last delivery the run fails instead.
+    """
+    run = await asyncio.to_thread(store.claim, run_id)
+    if run is None:
+        logger.info("run %s was already claimed or is not queued; skipping", run_id)
+        return None
+    try:
+        graphs, entry = await asyncio.to_thread(_load, run)
+    except Unrunnable as problem:
+        await asyncio.to_thread(store.finish, run_id, FAILED, error=str(problem))
+        return FAILED
+    except Exception as error:  # anything: the run must not stay `running`
+        if not last_attempt:
+            await asyncio.to_thread(store.release, run_id)
+            raise
+        logger.exception("run %s could not be loaded on its last delivery", run_id)
+        await asyncio.to_thread(
+            store.finish, run_id, FAILED, error=f"the run could not be loaded: {error}"
+        )
+        return FAILED
+    # From here on the flow has started: never release it, so it cannot run twice.
+    result = await _execute(run, graphs, entry, _deadline(time_left))
+    outputs = encode_map(result.outputs)
+    size = len(json.dumps(outputs, separators=(",", ":")))
+    if size > MAX_OUTPUTS_BYTES:
+        result = RunResult(
+            FAILED,
+            {},
+            f"the run's outputs are {size} bytes of JSON; a run keeps at most "
+            f"{MAX_OUTPUTS_BYTES}" + (f" (and it failed: {result.error})" if result.error else ""),
+        )
+        outputs = {}
+    await asyncio.to_thread(
+        store.finish, run_id, result.status, outputs=outputs, error=result.error
+    )
+    return result.status
+
+
+def _deadline(time_left: float | None) -> float:
+    configured = settings().flow_run_deadline_seconds
+    if time_left is None:
+        return configured
+    return max(1.0, min(configured, time_left - FINISH_MARGIN_SECONDS))
+
+
+def _load(run: FlowRunItem) -> tuple[Mapping[int, FlowGraph], int]:
+    deployment = deployment_store.get(run.deployment_id) if run.deployment_id else None
+    if deployment is None:
+        raise Unrunnable(f"deployment {run.deployment_id} no longer exists")
+    snapshot = deployment_store.load_snapshot(deployment)
+    entry = int(deployment.entrypoint)
+    if entry not in snapshot:
+        raise Unrunnable(f"deployment {deployment.id} has no snapshot of its entry flow")
+    try:
+        return build_flow_set(snapshot, entry), entry
+    except FlowInvalid as error:
+        raise Unrunnable(f"the deployed flow cannot run: {error.message}") from None
+
+
+async def _execute(
+    run: FlowRunItem, graphs: Mapping[int, FlowGraph], entry: int, deadline: float
+) -> RunResult:
+    recorder = StoredRecorder(run.id)
+    engine = Run(
+        graphs,
+        recorder,
+        deadline_seconds=deadline,
+        http_allow_private=settings().http_allow_private,
+    )
+    try:
+        inputs = decode_map(run.inputs or {}, "inputs")
+    except IValueError as error:  # validated at start; only a corrupted item gets here
+        return RunResult(FAILED, {}, f"the run's inputs are invalid: {error}")
+    helpers = [
+        asyncio.create_task(recorder.keep_flushing()),
+        asyncio.create_task(_watch_for_stop(run.id, engine)),
+    ]
+    try:
+        result = await engine.execute(entry, inputs)
+    finally:
+        for helper in helpers:
+            helper.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
+        for _ in range(FINAL_FLUSH_ATTEMPTS):
+            if await recorder.flush():
+                break
+    return result
+
+
+async def _watch_for_stop(run_id: str, engine: Run) -> None:
+    while True:
+        await asyncio.sleep(STOP_POLL_SECONDS)
+        try:
+            current = await asyncio.to_thread(store.get, run_id)
+        except Exception:  # a failed poll only delays the stop
+            logger.warning("could not check run %s for a stop request", run_id, exc_info=True)
+            continue
+        if current is not None and current.stop_requested:
+            engine.stop(current.stop_requested)
+            return
+
+
+class StoredRecorder:
+    """Buffers node runs and log lines; writes them in batches, never losing a failed batch."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self._nodes: list[NodeRun] = []
+        self._logs: list[LogLine] = []
+        self._lock = asyncio.Lock()
+
+    def node(self, run: NodeRun) -> None:
+        self._nodes.append(run)
+
+    def log(self, line: LogLine) -> None:
+        self._logs.append(line)
+
+    async def flush(self) -> bool:
+        """Write what is buffered; False (keeping it for the next flush) if that failed."""
+        async with self._lock:
+            nodes, logs = self._nodes, self._logs
+            if not nodes and not logs:
+                return True
+            self._nodes, self._logs = [], []
+            try:
+                await asyncio.to_thread(run_records.write, self.run_id, nodes, logs)
+            except Exception:
+                logger.exception("could not write records of run %s; will retry", self.run_id)
+                self._nodes[:0], self._logs[:0] = nodes, logs
+                return False
+            return True
+
+    async def keep_flushing(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            await self.flush()
+
+
+def status_metric(status: str | None) -> str:
+    return f"Run{status.capitalize()}" if status else "RunRedelivered"

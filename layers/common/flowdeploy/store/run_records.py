@@ -1,0 +1,97 @@
+"""RunRecords table access: node runs and log lines of each flow run, written in batches."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+from flowdeploy.engine.scheduler import LogLine, NodeRun
+from flowdeploy.store.models import NodeRunItem, RunLogItem
+from flowdeploy.values import IValue, encode_map
+
+NODE, LOG = "NODE#", "LOG#"
+SEQ_DIGITS = 8
+LAST_SEQ = 10**SEQ_DIGITS - 1
+# A node record keeps its inputs and outputs only up to this size, so that one item stays far
+# below DynamoDB's 400 KB limit and a page of records below Lambda's 6 MB response.
+MAX_VALUES_BYTES = 16_000
+BATCH = 25  # BatchWriteItem's limit
+
+
+def _sk(prefix: str, seq: int) -> str:
+    return f"{prefix}{seq:0{SEQ_DIGITS}d}"
+
+
+def seq_of(sk: str) -> int:
+    return int(sk.rpartition("#")[2])
+
+
+def _values(values: Mapping[str, IValue] | None, what: str) -> dict[str, Any] | None:
+    if values is None:
+        return None
+    document = encode_map(dict(values))
+    size = len(json.dumps(document, separators=(",", ":")))
+    if size <= MAX_VALUES_BYTES:
+        return document
+    note = f"{what} are {size} bytes of JSON; node records keep up to {MAX_VALUES_BYTES}"
+    return {"truncated": {"S": note}}
+
+
+def node_item(run_id: str, node: NodeRun) -> NodeRunItem:
+    return NodeRunItem(
+        run_id,
+        _sk(NODE, node.seq),
+        node_id=node.node_id,
+        command=node.command,
+        flow_id=node.flow_id,
+        status=node.status,
+        inputs=_values(node.inputs, "inputs"),
+        outputs=_values(node.outputs, "outputs"),
+        error=node.error,
+        started_at=node.started_at,
+        finished_at=node.finished_at,
+    )
+
+
+def log_item(run_id: str, line: LogLine) -> RunLogItem:
+    return RunLogItem(
+        run_id,
+        _sk(LOG, line.seq),
+        time=line.time,
+        level=line.level,
+        node_id=line.node_id,
+        content=line.content,
+    )
+
+
+def write(run_id: str, nodes: Iterable[NodeRun], logs: Iterable[LogLine]) -> None:
+    """Write node runs and log lines with BatchWriteItem, 25 per call, retrying leftovers."""
+    with NodeRunItem.batch_write() as batch:
+        for node in nodes:
+            batch.save(node_item(run_id, node))
+    with RunLogItem.batch_write() as log_batch:
+        for line in logs:
+            log_batch.save(log_item(run_id, line))
+
+
+_Record = TypeVar("_Record", NodeRunItem, RunLogItem)
+
+
+def page(
+    model: type[_Record], run_id: str, after: int | None, limit: int
+) -> tuple[list[_Record], int | None]:
+    """Records of one kind in seq order after seq `after`, and the seq to continue after."""
+    prefix = NODE if model is NodeRunItem else LOG
+    start = 0 if after is None else after + 1
+    found = list(
+        model.query(
+            run_id,
+            model.sk.between(_sk(prefix, start), _sk(prefix, LAST_SEQ)),
+            limit=limit + 1,
+            consistent_read=True,
+        )
+    )
+    more = len(found) > limit
+    records = found[:limit]
+    return records, seq_of(records[-1].sk) if more else None
