@@ -178,7 +178,10 @@ def test_recursion_through_another_flow_is_refused_at_deploy(api: Api) -> None:
     first = api.create_flow(user)
     second = api.create_flow(user, nodes=[interflow("back", first)])
     api.call(
-        "PUT", f"/flow/{first}", user=user, json_body={"name": "a", "nodes": [interflow("on", second)]}
+        "PUT",
+        f"/flow/{first}",
+        user=user,
+        json_body={"name": "a", "nodes": [interflow("on", second)]},
     )
     reply = api.call("POST", f"/flow/deploy/{first}", user=user)
     assert (reply.status, reply.body) == (

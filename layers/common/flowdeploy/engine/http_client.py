@@ -74,13 +74,18 @@ def _guarded_connect(allow_private: bool) -> Any:
 
 
 def _connection_classes(allow_private: bool) -> tuple[Any, Any]:
-    connect = staticmethod(_guarded_connect(allow_private))
+    connect = _guarded_connect(allow_private)
 
+    # http.client sets `_create_connection` per instance, so replace it after __init__.
     class Plain(http.client.HTTPConnection):
-        _create_connection = connect
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._create_connection = connect
 
     class Secure(http.client.HTTPSConnection):
-        _create_connection = connect
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._create_connection = connect
 
     return Plain, Secure
 
