@@ -72,9 +72,12 @@ def aws() -> Iterator[dict[str, Any]]:
 
 
 class Stack:
-    def __init__(self, process: subprocess.Popen[str], url: str, log: Path) -> None:
+    def __init__(
+        self, process: subprocess.Popen[str], url: str, aws_endpoint: str, log: Path
+    ) -> None:
         self.process = process
         self.url = url
+        self.aws_endpoint = aws_endpoint  # the stack's moto server, for looking behind the API
         self.log = log
 
 
@@ -94,21 +97,24 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             stderr=sink,
             text=True,
         )
-    url = None
+    url = aws_endpoint = None
     deadline = time.monotonic() + 60
     assert process.stdout is not None
     while time.monotonic() < deadline:
         line = process.stdout.readline()
         if not line:
             break
+        endpoint = re.search(r"DynamoDB, SQS\s+(\S+)", line)
+        if endpoint:
+            aws_endpoint = endpoint.group(1)
         found = re.match(r"FLOWDEPLOY_URL=(\S+)", line)
         if found:
             url = found.group(1)
             break
-    if url is None:
+    if url is None or aws_endpoint is None:
         process.kill()
         pytest.fail(f"local stack did not start:\n{log.read_text()}")
-    yield Stack(process, url, log)
+    yield Stack(process, url, aws_endpoint, log)
     process.terminate()
     try:
         process.wait(timeout=10)

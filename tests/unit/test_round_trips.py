@@ -59,3 +59,26 @@ def test_deploy_reads_each_nesting_level_once_and_writes_once(calls: Counter[str
         "dynamodb:BatchGetItem": 2,  # level 1: middle; level 2: both leaves
         "dynamodb:TransactWriteItems": 1,
     }
+
+
+def test_a_run_writes_node_records_in_batches_of_25(calls: Counter[str]) -> None:
+    from flowdeploy.store import queue
+    from tests.unit.api import sqs_event
+    from tests.unit.engine.flows import edge, node
+
+    api, user = Api(), new_user()
+    nodes = [node("n0", "const", value=0)] + [node(f"n{i}", "add", b=1) for i in range(1, 60)]
+    edges = [edge("n0", "n1", into="a")] + [
+        edge(f"n{i - 1}", f"n{i}", "result", "a") for i in range(2, 60)
+    ]
+    deployment_id = api.deploy(user, api.create_flow(user, nodes=nodes, edges=edges))
+    reply = api.call("POST", f"/deployment/start?id={deployment_id}", user=user)
+    message = queue.message_body(reply.body["flow_run_id"])
+    calls.clear()
+    assert api.functions.invoke("RunFunction", sqs_event(message)) == {"batchItemFailures": []}
+    assert calls == {
+        "dynamodb:UpdateItem": 2,  # claim, finish
+        "dynamodb:GetItem": 1,  # the deployment
+        "dynamodb:Query": 1,  # its snapshot
+        "dynamodb:BatchWriteItem": 3,  # 60 node records, 25 per call
+    }

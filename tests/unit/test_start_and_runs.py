@@ -12,7 +12,7 @@ from botocore.stub import Stubber
 from flowdeploy.store import queue
 from flowdeploy.store import runs as run_store
 from tests.conftest import new_user
-from tests.unit.api import Api, count_items, queued_messages
+from tests.unit.api import Api, count_items, queued_messages, sqs_event
 
 WALLET = "5B1yr3JTyijfCfrsvHTgSkVEQWNMCE7w6f1WQkuBzAfK"
 DOCS_BODY = {
@@ -220,25 +220,6 @@ def test_runs_of_a_deployment_are_listed_newest_first(
 
 
 # -- RunFunction ---------------------------------------------------------------
-
-
-def sqs_event(*bodies: str) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": f"m{i}",
-                "receiptHandle": f"r{i}",
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:FlowRunQueue",
-                "awsRegion": "us-east-1",
-            }
-            for i, body in enumerate(bodies)
-        ]
-    }
 
 
 def test_run_function_claims_a_run_once_however_often_it_is_delivered(
