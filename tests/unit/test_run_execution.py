@@ -85,7 +85,7 @@ def test_node_runs_are_recorded_with_inputs_and_outputs(api: Api) -> None:
     page = read(api, started, "/nodes").body
     assert page["next"] is None
     by_node = {record["node_id"]: record for record in page["nodes"]}
-    assert list(by_node)[-2:] == ["add", "sum"], "records come in the order nodes started"
+    assert list(by_node)[-2:] == ["add", "sum"], "records come in the order nodes finished"
     add = by_node["add"]
     assert (add["command"], add["status"], add["error"]) == ("add", "succeeded", None)
     assert add["inputs"] == {"a": {"D": "1.5"}, "b": {"D": "2"}}

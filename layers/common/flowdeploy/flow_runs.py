@@ -170,7 +170,7 @@ def _paging(query: Mapping[str, str], maximum: int) -> tuple[int | None, int]:
 
 
 def node_runs(run: FlowRunItem, query: Mapping[str, str]) -> dict[str, Any]:
-    """A page of the run's node records, in the order the nodes started."""
+    """A page of the run's node records, in the order the nodes finished (or were skipped)."""
     after, limit = _paging(query, MAX_NODES_PAGE)
     items, following = run_records.page(NodeRunItem, run.id, after, limit)
     return {

@@ -192,7 +192,7 @@ class FlowRunItem(Model):
 
 
 class NodeRunItem(Model):
-    """What one node did in a run; sort key `NODE#<seq>`, in the order nodes started."""
+    """What one node did in a run; sort key `NODE#<seq>`, in the order nodes finished."""
 
     class Meta:
         table_name = _cfg.run_records_table
