@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from flowdeploy import runner
 from flowdeploy.runner import execute_queued_run
 from flowdeploy.store import queue
 from flowdeploy.store import runs as run_store
@@ -279,3 +280,77 @@ def test_interflow_ports_are_checked_at_deploy(api: Api) -> None:
         f"flow {parent}: node 'call' (interflow): input 'x' is not a flow_input of "
         f"flow {child} (it has: none)"
     )
+
+
+# -- Faults around the run's own record ------------------------------------------------
+
+
+def test_a_run_abandoned_by_a_dead_worker_is_failed_on_redelivery(api: Api) -> None:
+    owner, _, deployment_id = deployed(api, SUM_FLOW)
+    started = start(api, owner, deployment_id)
+    # A worker claimed it and died: its lease has run out.
+    assert run_store.claim(started["flow_run_id"], lease_until=time.time() - 1) is not None
+    execute(api, started["flow_run_id"])
+    run = read(api, started).body
+    assert (run["status"], run["error"]) == ("failed", runner.ABANDONED)
+
+
+def test_a_run_claimed_by_a_live_worker_is_left_to_it(api: Api) -> None:
+    owner, _, deployment_id = deployed(api, SUM_FLOW)
+    started = start(api, owner, deployment_id)
+    assert run_store.claim(started["flow_run_id"], lease_until=time.time() + 600) is not None
+    execute(api, started["flow_run_id"])
+    assert read(api, started).body["status"] == "running"
+
+
+def test_an_error_repeating_a_huge_input_is_clipped(api: Api) -> None:
+    flow = {
+        "nodes": [node("u", "flow_input", label="url"), node("get", "http_request")],
+        "edges": [edge("u", "get", into="url")],
+    }
+    owner, _, deployment_id = deployed(api, flow)
+    started = start(api, owner, deployment_id, {"inputs": {"url": {"S": "ftp://" + "x" * 200_000}}})
+    execute(api, started["flow_run_id"])
+    run = read(api, started).body
+    assert run["status"] == "failed"
+    assert len(run["error"]) < 5_000
+    assert run["error"].endswith("characters)")
+
+
+def test_when_the_result_cannot_be_written_a_failure_is_recorded(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner, _, deployment_id = deployed(api, SUM_FLOW)
+    started = start(api, owner, deployment_id, SUM_INPUTS)
+    real_finish = run_store.finish
+    attempts: list[str] = []
+
+    def flaky(run_id: str, status: str, **kw: Any) -> Any:
+        attempts.append(status)
+        if len(attempts) == 1:
+            raise RuntimeError("ProvisionedThroughputExceededException")
+        return real_finish(run_id, status, **kw)
+
+    monkeypatch.setattr(run_store, "finish", flaky)
+    monkeypatch.setattr(runner, "RETRY_PAUSE_SECONDS", 0)
+    execute(api, started["flow_run_id"])
+    run = read(api, started).body
+    assert attempts == ["succeeded", "failed"]
+    assert run["status"] == "failed"
+    assert run["error"] == (
+        "the run ended (succeeded) but its result could not be recorded: "
+        "ProvisionedThroughputExceededException"
+    )
+
+
+def test_a_stop_requested_during_a_failed_delivery_is_honoured(api: Api) -> None:
+    owner, _, deployment_id = deployed(api, SUM_FLOW)
+    started = start(api, owner, deployment_id)
+    run_id = started["flow_run_id"]
+    run_store.claim(run_id, lease_until=time.time() + 600)
+    api.call("POST", f"/flow_run/{run_id}/stop", user=owner)
+    run_store.release(run_id)
+    execute(api, run_id)
+    run = read(api, started).body
+    assert (run["status"], run["error"]) == ("stopped", "stopped by its owner")
+    assert count_items("RunRecordsTable") == 0

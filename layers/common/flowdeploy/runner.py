@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Mapping
 
 from flowdeploy.engine import FlowGraph, FlowInvalid, LogLine, NodeRun, Run, build_flow_set
-from flowdeploy.engine.scheduler import FAILED, RunResult
+from flowdeploy.engine.scheduler import FAILED, STOPPED, RunResult
 from flowdeploy.settings import settings
 from flowdeploy.store import deployments as deployment_store
 from flowdeploy.store import run_records
@@ -30,6 +31,17 @@ FINAL_FLUSH_ATTEMPTS = 3  # how often buffered node runs and log lines are writt
 STOP_POLL_SECONDS = 1.0  # how often a running run checks for a stop request
 # Time kept back from the Lambda's remaining time to record the result after the deadline.
 FINISH_MARGIN_SECONDS = 15.0
+LEASE_SLACK_SECONDS = 30.0
+RETRY_PAUSE_SECONDS = 0.5
+MAX_ERROR_CHARS = 4_000
+ABANDONED = "the worker running this flow stopped before recording its result"
+
+
+def clip(text: str | None, limit: int = MAX_ERROR_CHARS) -> str | None:
+    """Errors repeat inputs; keep them short enough for the run item."""
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
 
 
 class Unrunnable(Exception):
@@ -44,10 +56,21 @@ async def execute_queued_run(
     If the run cannot even be loaded (e.g. DynamoDB is failing), the claim is released so
     the message's redelivery can try again; on the last delivery the run fails instead.
     """
-    run = await asyncio.to_thread(store.claim, run_id)
+    deadline = _deadline(time_left)
+    lease_until = time.time() + deadline + FINISH_MARGIN_SECONDS + LEASE_SLACK_SECONDS
+    run = await asyncio.to_thread(store.claim, run_id, lease_until)
     if run is None:
+        # Already claimed: normally by a worker still at it or done. If that worker's lease
+        # ran out, it died without recording a result; the run must not stay `running`.
+        abandoned = await asyncio.to_thread(store.fail_abandoned, run_id, time.time(), ABANDONED)
+        if abandoned is not None:
+            logger.warning("run %s was abandoned by its worker; marked failed", run_id)
+            return FAILED
         logger.info("run %s was already claimed or is not queued; skipping", run_id)
         return None
+    if run.stop_requested:  # asked to stop while a failed delivery held it
+        await asyncio.to_thread(store.finish, run_id, STOPPED, error=run.stop_requested)
+        return STOPPED
     try:
         graphs, entry = await asyncio.to_thread(_load, run)
     except Unrunnable as problem:
@@ -63,21 +86,37 @@ async def execute_queued_run(
         )
         return FAILED
     # From here on the flow has started: never release it, so it cannot run twice.
-    result = await _execute(run, graphs, entry, _deadline(time_left))
+    result = await _execute(run, graphs, entry, deadline)
+    await _record_result(run_id, result)
+    return result.status
+
+
+async def _record_result(run_id: str, result: RunResult) -> None:
+    """The final status, outputs and error; on a failed write, once more without outputs."""
     outputs = encode_map(result.outputs)
+    error = clip(result.error)
     size = len(json.dumps(outputs, separators=(",", ":")))
     if size > MAX_OUTPUTS_BYTES:
-        result = RunResult(
-            FAILED,
-            {},
+        kept = f" (and it failed: {error})" if error else ""
+        error = clip(
             f"the run's outputs are {size} bytes of JSON; a run keeps at most "
-            f"{MAX_OUTPUTS_BYTES}" + (f" (and it failed: {result.error})" if result.error else ""),
+            f"{MAX_OUTPUTS_BYTES}{kept}"
         )
-        outputs = {}
-    await asyncio.to_thread(
-        store.finish, run_id, result.status, outputs=outputs, error=result.error
-    )
-    return result.status
+        result, outputs = RunResult(FAILED, {}, error), {}
+    try:
+        await asyncio.to_thread(store.finish, run_id, result.status, outputs=outputs, error=error)
+    except Exception as failure:
+        logger.exception("could not record the result of run %s; recording a failure", run_id)
+        await asyncio.sleep(RETRY_PAUSE_SECONDS)
+        await asyncio.to_thread(
+            store.finish,
+            run_id,
+            FAILED,
+            outputs={},
+            error=clip(
+                f"the run ended ({result.status}) but its result could not be recorded: {failure}"
+            ),
+        )
 
 
 def _deadline(time_left: float | None) -> float:
@@ -125,9 +164,10 @@ async def _execute(
         for helper in helpers:
             helper.cancel()
         await asyncio.gather(*helpers, return_exceptions=True)
-        for _ in range(FINAL_FLUSH_ATTEMPTS):
+        for attempt in range(FINAL_FLUSH_ATTEMPTS):
             if await recorder.flush():
                 break
+            await asyncio.sleep(RETRY_PAUSE_SECONDS * (attempt + 1))
     return result
 
 

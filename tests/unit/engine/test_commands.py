@@ -266,3 +266,42 @@ def test_log_writes_to_the_run_log() -> None:
 def test_log_writes_non_strings_as_json() -> None:
     outcome = one_node("log", {"message": {"M": {"a": {"D": "1.5"}}}})
     assert [line.content for line in outcome.memory.logs] == ['{"a":1.5}']
+
+
+# -- limits and edge numbers --------------------------------------------------------------
+
+
+def test_a_value_that_keeps_doubling_is_stopped_before_it_exhausts_memory() -> None:
+    nodes = [node("c0", "const", value="x")]
+    edges = []
+    for i in range(1, 30):
+        out = "output" if i == 1 else "result"
+        nodes.append(node(f"c{i}", "concat"))
+        edges += [edge(f"c{i - 1}", f"c{i}", out, "a"), edge(f"c{i - 1}", f"c{i}", out, "b")]
+    outcome = run(flow(*nodes, edges=edges))
+    assert outcome.status == "failed"
+    assert outcome.error == (
+        "node 'c20' (concat) failed: the result is 1048576 characters; values stop at 1000000"
+    )
+
+
+def test_json_numbers_too_big_for_a_decimal_become_floats() -> None:
+    text = '{"a": 1e30, "b": 123456789012345678901234567890123456789012}'
+    outcome = one_node("json_get", {"json": {"S": text}, "path": {"S": ""}})
+    assert outcome.outputs == {
+        "value": {"M": {"a": {"F": "1e30"}, "b": {"F": "1.2345678901234568e41"}}}
+    }
+
+
+def test_an_overflowing_computation_is_a_node_error() -> None:
+    outcome = one_node("mul", {"a": {"S": "1e999999"}, "b": {"S": "1e999999"}})
+    assert outcome.error == (
+        "node 'n' (mul) failed: cannot compute 1E+999999 * 1E+999999: the result overflows"
+    )
+
+
+def test_comparing_nan_is_a_node_error_naming_the_port() -> None:
+    outcome = one_node("compare", {"a": {"F": "NaN"}, "b": {"U": "1"}})
+    assert outcome.error == (
+        "node 'n' (compare) failed: input 'a': expected a number, got {\"F\":\"NaN\"}"
+    )

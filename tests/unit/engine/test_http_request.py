@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from flowdeploy.engine.http_client import is_public
 from tests.unit.engine.flows import edge, flow, node, run
 
 
@@ -37,12 +38,29 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(2)
             self._reply(200, "text/plain", b"late")
         elif self.path == "/redirect":
-            self.send_response(302)
-            self.send_header("Location", "/json")
-            self.send_header("Content-Length", "0")
+            self._redirect("/json")
+        elif self.path.startswith("/away?to="):
+            self._redirect(self.path.removeprefix("/away?to="))
+        elif self.path == "/whoami":
+            echo = json.dumps({"auth": self.headers.get("Authorization")}).encode()
+            self._reply(200, "application/json", echo)
+        elif self.path == "/trickle":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", "100")
             self.end_headers()
+            for _ in range(20):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.2)
         else:
             self._reply(404, "application/json", b'{"error": "nope"}')
+
+    def _redirect(self, location: str) -> None:
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -54,14 +72,23 @@ class Handler(BaseHTTPRequestHandler):
         self._reply(201, "application/json", json.dumps(echo).encode())
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
+def serve() -> Iterator[str]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
     httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    yield from serve()
+
+
+@pytest.fixture(scope="module")
+def other_origin() -> Iterator[str]:
+    yield from serve()
 
 
 def request(allow_private: bool = True, **config: Any) -> Any:
@@ -156,3 +183,40 @@ def test_bad_request_inputs_are_node_errors(config: dict[str, Any], message: str
     outcome = request(**config)
     assert outcome.status == "failed"
     assert message in (outcome.error or "")
+
+
+def test_credentials_follow_a_redirect_only_within_one_origin(
+    server: str, other_origin: str
+) -> None:
+    auth = {"Authorization": "Bearer secret"}
+    same = request(url=f"{server}/away?to=/whoami", headers=auth)
+    assert same.outputs["body"] == {"M": {"auth": {"S": "Bearer secret"}}}
+    elsewhere = request(url=f"{server}/away?to={other_origin}/whoami", headers=auth)
+    assert elsewhere.outputs["body"] == {"M": {"auth": {"N": 0}}}
+
+
+def test_a_trickling_body_is_cut_off_at_the_timeout(server: str) -> None:
+    started = time.monotonic()
+    outcome = request(url=f"{server}/trickle", timeout={"D": "0.5"})
+    assert time.monotonic() - started < 2
+    assert outcome.status == "failed"
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("8.8.8.8", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("169.254.169.254", False),
+        ("::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("::127.0.0.1", False),
+        ("64:ff9b::a9fe:a9fe", False),
+        ("2002:7f00:1::", False),
+        ("fd00::1", False),
+        ("2606:4700:4700::1111", True),
+    ],
+)
+def test_which_addresses_count_as_public(address: str, public: bool) -> None:
+    assert is_public(address) is public

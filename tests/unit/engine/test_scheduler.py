@@ -224,3 +224,16 @@ def test_a_command_that_forgets_an_output_fails(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setitem(REGISTRY, "forgetful", Forgetful)
     outcome = run(flow(node("f", "forgetful")))
     assert outcome.error == "node 'f' (forgetful) failed: finished without its 'output' output"
+
+
+def test_a_node_whose_optional_input_gets_nothing_still_runs() -> None:
+    outcome = run(
+        flow(
+            node("if", "branch", condition=False, value="v"),
+            node("w", "wait", seconds=0),
+            node("out", "flow_output", label="w"),
+            edges=[edge("if", "w", "true", "value"), edge("w", "out", "value")],
+        )
+    )
+    assert (outcome.status, outcome.outputs) == ("succeeded", {"w": {"N": 0}})
+    assert outcome.memory.statuses()["w"] == "succeeded"

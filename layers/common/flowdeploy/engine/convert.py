@@ -30,8 +30,44 @@ NUMERIC_TAGS = frozenset({"U", "I", "U1", "I1", F64, DECIMAL})
 NULL_VALUE = IValue(NULL, None)
 
 
+# The largest string or byte value a node may produce; values feed each other, and doubling
+# a string a few dozen times would otherwise exhaust the worker's memory.
+MAX_VALUE_CHARS = 1_000_000
+
+
 class ConversionError(ValueError):
     """An input value of the wrong kind; the message says what was expected."""
+
+
+def bounded(text: str) -> IValue:
+    """`text` as an S value, or ConversionError past MAX_VALUE_CHARS."""
+    if len(text) > MAX_VALUE_CHARS:
+        raise ConversionError(
+            f"the result is {len(text)} characters; values stop at {MAX_VALUE_CHARS}"
+        )
+    return IValue(STRING, text)
+
+
+def check_size(value: IValue, limit: int = MAX_VALUE_CHARS) -> IValue:
+    """`value` unchanged, or ConversionError when its JSON would exceed `limit` characters."""
+    budget = limit
+    pending = [value]
+    while pending:
+        current = pending.pop()
+        payload = current.value
+        if isinstance(payload, list):
+            pending.extend(payload)
+            budget -= 2 + len(payload)
+        elif isinstance(payload, dict):
+            pending.extend(payload.values())
+            budget -= 2 + sum(len(name) + 4 for name in payload)
+        elif isinstance(payload, str | bytes):
+            budget -= len(payload) + 8
+        else:
+            budget -= 16
+        if budget < 0:
+            raise ConversionError(f"the result is over {limit} characters of JSON")
+    return value
 
 
 def config_value(raw: object, path: str) -> IValue:
@@ -45,11 +81,22 @@ def config_value(raw: object, path: str) -> IValue:
 
 
 def from_plain(obj: object, path: str = "value") -> IValue:
-    """Plain JSON data (as json.loads gives it, floats or Decimals) as an IValue."""
+    """Plain JSON data (as json.loads gives it, floats or Decimals) as an IValue.
+
+    Numbers become U/I or D; one that neither can hold (1e30, 40 digits) becomes F.
+    """
     if isinstance(obj, float):
         if not math.isfinite(obj):
             return IValue(F64, obj)
         obj = Decimal(repr(obj))
+    if isinstance(obj, int | Decimal) and not isinstance(obj, bool):
+        try:
+            return IValue.from_python(obj, path)
+        except IValueError:
+            number = float(obj)
+            if not math.isfinite(number):
+                raise
+            return IValue(F64, number)
     if isinstance(obj, list):
         return IValue(ARRAY, [from_plain(item, f"{path}[{i}]") for i, item in enumerate(obj)])
     if isinstance(obj, dict):

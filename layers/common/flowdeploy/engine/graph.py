@@ -30,6 +30,8 @@ class GraphNode:
     outgoing: list[tuple[str, str, str]] = field(default_factory=list)
     # input ports with no edge, filled from the node's config
     preset: dict[str, IValue] = field(default_factory=dict)
+    # connected input ports the node may start without (their source produced nothing)
+    optional: frozenset[str] = frozenset()
 
     @property
     def label(self) -> str:
@@ -40,13 +42,25 @@ class GraphNode:
 class FlowGraph:
     flow_id: int | None
     nodes: dict[str, GraphNode]
+    _labels: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
-    def commands_named(self, name: str) -> Iterator[tuple[str, Command]]:
-        return ((n.id, n.command) for n in self.nodes.values() if n.command.name == name)
+    def labels(self, command: str) -> dict[str, list[str]]:
+        """label -> node ids of this flow's `flow_input` or `flow_output` nodes (computed once)."""
+        found = self._labels.get(command)
+        if found is None:
+            found = {}
+            for node in self.nodes.values():
+                if node.command.name == command:
+                    try:
+                        label: str = getattr(node.command, "label")  # noqa: B009
+                    except ConfigError:
+                        continue  # that node's own check reports it
+                    found.setdefault(label, []).append(node.id)
+            self._labels[command] = found
+        return found
 
-    def labels(self, command: str) -> set[str]:
-        """The `label`s of this flow's flow_input or flow_output nodes."""
-        return {getattr(cmd, "label", "") for _, cmd in self.commands_named(command)}
+    def output_nodes(self, label: str) -> list[str]:
+        return self.labels("flow_output").get(label, [])
 
     @classmethod
     def build(cls, document: Mapping[str, Any], flow_id: int | None = None) -> FlowGraph:
@@ -98,12 +112,16 @@ def _connect(nodes: dict[str, GraphNode], edges: list[Any]) -> None:
             raise FlowInvalid(f"{where}: {source.label} has no output port {out_port!r}")
         if target.command.input_port(in_port) is None:
             raise FlowInvalid(f"{where}: {target.label} has no input port {in_port!r}")
+        port = target.command.input_port(in_port)
         if in_port in target.incoming:
             other, _ = target.incoming[in_port]
             raise FlowInvalid(
                 f"{target.label}: input {in_port!r} has two edges, from {other!r} and {source_id!r}"
             )
         target.incoming[in_port] = (source_id, out_port)
+        # Interflow ports are all "optional" to the graph, but the called flow needs them.
+        if port is not None and not port.required and not target.command.dynamic_ports:
+            target.optional = target.optional | {in_port}
         source.outgoing.append((out_port, target_id, in_port))
 
 

@@ -9,10 +9,18 @@ from __future__ import annotations
 import http.client
 import ipaddress
 import socket
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+
+READ_CHUNK = 64 * 1024
+# Requests block a thread each; their own pool keeps them from starving the store calls that
+# share asyncio's default executor (claim, record writes, the final status).
+executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="http_request")
 
 
 class RequestFailed(Exception):
@@ -36,10 +44,20 @@ class Response:
     body: bytes
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
 def is_public(address: str) -> bool:
+    """Whether `address` is a public internet address, looking through IPv6 forms that embed
+    an IPv4 address (mapped, compatible, 6to4, NAT64)."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and (ip in _NAT64 or ip in _IPV4_COMPATIBLE):
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None and not embedded.is_global:
+            return False
     return ip.is_global
 
 
@@ -90,10 +108,34 @@ def _connection_classes(allow_private: bool) -> tuple[Any, Any]:
     return Plain, Secure
 
 
+# Credentials a redirect must not carry to another origin.
+_CREDENTIAL_HEADERS = ("Authorization", "Cookie", "Proxy-authorization")
+
+
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    max_redirections = 5
+
+    def redirect_request(
+        self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> Any:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and _origin(new.full_url) != _origin(req.full_url):
+            for name in _CREDENTIAL_HEADERS:
+                new.remove_header(name)
+        return new
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme, (parts.hostname or ""), parts.port
+
+
 def send(request: Request, timeout: float, allow_private: bool) -> Response:
-    """Send `request`; RequestFailed when there is no HTTP response at all."""
+    """Send `request`, all of it within `timeout` seconds; RequestFailed when there is no
+    complete HTTP response in time."""
     if not request.url.lower().startswith(("http://", "https://")):
         raise RequestFailed("url must start with http:// or https://")
+    deadline = time.monotonic() + timeout
     plain, secure = _connection_classes(allow_private)
 
     class PlainHandler(urllib.request.HTTPHandler):
@@ -105,7 +147,7 @@ def send(request: Request, timeout: float, allow_private: bool) -> Response:
             return self.do_open(secure, req)
 
     opener = urllib.request.build_opener(
-        urllib.request.ProxyHandler({}), PlainHandler(), SecureHandler()
+        urllib.request.ProxyHandler({}), PlainHandler(), SecureHandler(), _Redirects()
     )
     try:
         outgoing = urllib.request.Request(  # noqa: S310 - the scheme is checked above
@@ -115,20 +157,29 @@ def send(request: Request, timeout: float, allow_private: bool) -> Response:
         raise RequestFailed(f"invalid url: {error}") from None
     try:
         with opener.open(outgoing, timeout=timeout) as reply:
-            return _read(reply, reply.status, request.max_bytes)
+            return _read(reply, reply.status, request.max_bytes, deadline)
     except urllib.error.HTTPError as reply:
         with reply:
-            return _read(reply, reply.code, request.max_bytes)
+            return _read(reply, reply.code, request.max_bytes, deadline)
     except urllib.error.URLError as error:
         raise RequestFailed(str(error.reason)) from None
     except (OSError, http.client.HTTPException, ValueError) as error:
         raise RequestFailed(f"{type(error).__name__}: {error}") from None
 
 
-def _read(reply: Any, status: int, max_bytes: int) -> Response:
-    body = reply.read(max_bytes + 1)
-    if len(body) > max_bytes:
-        raise RequestFailed(f"the response body is over {max_bytes} bytes")
+def _read(reply: Any, status: int, max_bytes: int, deadline: float) -> Response:
+    # Socket timeouts bound each read, not the whole body: a server trickling bytes must
+    # not hold this thread past the node's deadline.
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := reply.read1(READ_CHUNK) if hasattr(reply, "read1") else reply.read(READ_CHUNK):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > max_bytes:
+            raise RequestFailed(f"the response body is over {max_bytes} bytes")
+        if time.monotonic() > deadline:
+            raise RequestFailed("timed out reading the response body")
+    body = b"".join(chunks)
     headers: dict[str, str] = {}
     for name, value in reply.headers.items():
         key = name.lower()

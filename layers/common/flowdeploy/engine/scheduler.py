@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from flowdeploy.engine.command import NodeError
+from flowdeploy.engine.convert import ConversionError
 from flowdeploy.engine.graph import FlowGraph, GraphNode
 from flowdeploy.ids import timestamp
 from flowdeploy.values import IValue
@@ -33,6 +34,7 @@ NODE_SUCCEEDED, NODE_FAILED, NODE_SKIPPED, NODE_CANCELED = (
 MAX_INTERFLOW_DEPTH = 16
 MAX_LOG_LINES = 10_000
 MAX_LOG_CHARS = 8_192
+MAX_NODE_ERROR_CHARS = 2_000
 
 
 @dataclass(slots=True)
@@ -117,7 +119,7 @@ class Run:
 
     def stop(self, reason: str) -> None:
         """End the run now: running nodes are cancelled, nothing else starts."""
-        if self._top is not None and self.stop_reason is None:
+        if self._top is not None and self.stop_reason is None and self._top.failure is None:
             self.stop_reason = reason
             self._top.end(reason)
 
@@ -230,12 +232,14 @@ class _Execution:
                 started,
             )
             raise
-        except NodeError as failure:
+        except (NodeError, ConversionError) as failure:
             error = str(failure)
         except Exception as failure:  # a bug in a command must fail its node, not the worker
             logger.exception("node %s raised", node.id)
             error = f"internal error in {node.command.name}: {type(failure).__name__}: {failure}"
         if error is not None:
+            if len(error) > MAX_NODE_ERROR_CHARS:
+                error = f"{error[:MAX_NODE_ERROR_CHARS]}... ({len(error)} characters)"
             self._record(node, NODE_FAILED, inputs, None, error, started)
             self.run_.log("error", f"{node.label}: {error}", self.prefix + node.id)
             self.end(f"{node.label} failed: {error}")
@@ -250,10 +254,11 @@ class _Execution:
             if target_id in self._skipped:
                 continue
             value = outputs.get(port)
-            if value is None:
+            if value is not None:
+                self._values.setdefault(target_id, {})[target_port] = value
+            elif target_port not in self.graph.nodes[target_id].optional:
                 self._skip(target_id, f"no value on {node.id}.{port}")
                 continue
-            self._values.setdefault(target_id, {})[target_port] = value
             self._waiting[target_id] -= 1
             if self._waiting[target_id] == 0:
                 self._spawn(self.graph.nodes[target_id])
@@ -268,7 +273,19 @@ class _Execution:
             node = self.graph.nodes[current]
             self._values.pop(current, None)
             self._record(node, NODE_SKIPPED, None, None, why, None)
-            pending.extend((target, f"{current} was skipped") for _, target, _ in node.outgoing)
+            for _, target, port in node.outgoing:
+                if port in self.graph.nodes[target].optional:
+                    self._deliver_nothing(target)
+                else:
+                    pending.append((target, f"{current} was skipped"))
+
+    def _deliver_nothing(self, node_id: str) -> None:
+        """An optional input whose source will never produce: the node may start without it."""
+        if node_id in self._skipped or self.failure is not None:
+            return
+        self._waiting[node_id] -= 1
+        if self._waiting[node_id] == 0:
+            self._spawn(self.graph.nodes[node_id])
 
     def _record(
         self,

@@ -184,6 +184,8 @@ class FlowRunItem(Model):
     finished_at = UnicodeAttribute(null=True)
     # Set by POST /flow_run/{id}/stop on a running run; the worker polls for it.
     stop_requested = UnicodeAttribute(null=True)
+    # Epoch seconds by which the worker that claimed the run will have finished it.
+    lease_until = NumberAttribute(null=True)
 
     by_deployment = DeploymentRunsIndex()
 

@@ -31,29 +31,59 @@ def of_deployment(deployment_id: str) -> Iterator[FlowRunItem]:
     return FlowRunItem.by_deployment.query(deployment_id, scan_index_forward=False)
 
 
-def _transition(run_id: str, expected: str, actions: list[Any]) -> FlowRunItem | None:
+def _transition(
+    run_id: str, expected: str, actions: list[Any], condition: Any = None
+) -> FlowRunItem | None:
     """Apply `actions` only if the run is in status `expected`; None if it is not."""
     run = FlowRunItem(id=run_id)
+    required = FlowRunItem.status == expected
     changed = applied(
         lambda: run.update(
             actions=[*actions, FlowRunItem.updated_at.set(timestamp())],
-            condition=FlowRunItem.status == expected,
+            condition=required if condition is None else required & condition,
         )
     )
     return run if changed else None
 
 
-def claim(run_id: str) -> FlowRunItem | None:
-    """queued → running, at most once however often the message is delivered."""
+def claim(run_id: str, lease_until: float) -> FlowRunItem | None:
+    """queued → running, at most once however often the message is delivered; the worker
+    promises to finish the run by `lease_until` (epoch seconds)."""
     return _transition(
-        run_id, QUEUED, [FlowRunItem.status.set(RUNNING), FlowRunItem.started_at.set(timestamp())]
+        run_id,
+        QUEUED,
+        [
+            FlowRunItem.status.set(RUNNING),
+            FlowRunItem.started_at.set(timestamp()),
+            FlowRunItem.lease_until.set(int(lease_until)),
+        ],
     )
 
 
 def release(run_id: str) -> FlowRunItem | None:
     """running → queued, so a redelivery of the message can claim the run again."""
     return _transition(
-        run_id, RUNNING, [FlowRunItem.status.set(QUEUED), FlowRunItem.started_at.remove()]
+        run_id,
+        RUNNING,
+        [
+            FlowRunItem.status.set(QUEUED),
+            FlowRunItem.started_at.remove(),
+            FlowRunItem.lease_until.remove(),
+        ],
+    )
+
+
+def fail_abandoned(run_id: str, now: float, error: str) -> FlowRunItem | None:
+    """running → failed if its worker's lease ran out (the worker died); None otherwise."""
+    return _transition(
+        run_id,
+        RUNNING,
+        [
+            FlowRunItem.status.set(FAILED),
+            FlowRunItem.finished_at.set(timestamp()),
+            FlowRunItem.error.set(error),
+        ],
+        FlowRunItem.lease_until < int(now),
     )
 
 

@@ -15,6 +15,8 @@ from flowdeploy.engine.command import (
 from flowdeploy.engine.convert import (
     NULL_VALUE,
     ConversionError,
+    bounded,
+    check_size,
     parse_json_text,
     to_string,
     to_text,
@@ -33,7 +35,7 @@ class Concat(Command):
     async def run(self, ctx: NodeContext, inputs: dict[str, IValue]) -> dict[str, IValue]:
         separator = inputs.get("separator")
         joint = "" if separator is None else convert_input(inputs, "separator", to_string)
-        return {"result": IValue(STRING, to_text(inputs["a"]) + joint + to_text(inputs["b"]))}
+        return {"result": bounded(to_text(inputs["a"]) + joint + to_text(inputs["b"]))}
 
 
 APPEND = "-"  # the JSON Pointer array index past the end
@@ -71,7 +73,7 @@ class Format(Command):
                 raise NodeError(f"template: no value named {name!r} in input 'values'")
             return to_text(members[name])
 
-        return {"result": IValue(STRING, _PLACEHOLDER.sub(substitute, template))}
+        return {"result": bounded(_PLACEHOLDER.sub(substitute, template))}
 
 
 def _document(inputs: dict[str, IValue]) -> IValue:
@@ -137,7 +139,7 @@ class JsonSet(Command):
     async def run(self, ctx: NodeContext, inputs: dict[str, IValue]) -> dict[str, IValue]:
         tokens = _pointer(inputs)
         try:
-            return {"json": _put(_document(inputs), tokens, inputs["value"], "")}
+            return {"json": check_size(_put(_document(inputs), tokens, inputs["value"], ""))}
         except IValueError as error:
             raise NodeError(f"the result is not a valid value: {error.reason}") from None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from flowdeploy.engine.command import Command, ConfigError, NodeContext, Port, register
@@ -19,7 +20,7 @@ class FlowInput(Command):
     name = "flow_input"
     outputs = (Port("output"),)
 
-    @property
+    @cached_property
     def label(self) -> str:
         return self.config.string("label")
 
@@ -46,7 +47,7 @@ class FlowOutput(Command):
     name = "flow_output"
     inputs = (Port("input"),)
 
-    @property
+    @cached_property
     def label(self) -> str:
         return self.config.string("label")
 
@@ -55,10 +56,10 @@ class FlowOutput(Command):
         return {}
 
     def check(self, graph: FlowGraph, node_id: str) -> None:
-        label = self.label
-        for other_id, other in graph.commands_named(self.name):
-            if other_id != node_id and isinstance(other, FlowOutput) and other.label == label:
-                raise ConfigError("label", f"output {label!r} is also produced by {other_id!r}")
+        other = graph.output_nodes(self.label)
+        if len(other) > 1:
+            twin = next(found for found in other if found != node_id)
+            raise ConfigError("label", f"output {self.label!r} is also produced by {twin!r}")
 
 
 @register

@@ -47,8 +47,11 @@ class Arithmetic(Command):
                 context.prec = PRECISION
                 context.traps[DivisionByZero] = True
                 result = type(self).op(a, b)
-        except (DivisionByZero, InvalidOperation):
-            raise NodeError(f"cannot compute {a} {self.symbol} {b}: division by zero") from None
+        except (DivisionByZero, InvalidOperation) as error:
+            why = "division by zero" if b == 0 else type(error).__name__.lower()
+            raise NodeError(f"cannot compute {a} {self.symbol} {b}: {why}") from None
+        except ArithmeticError:
+            raise NodeError(f"cannot compute {a} {self.symbol} {b}: the result overflows") from None
         try:
             return {"result": decimal_value(result)}
         except ConversionError as error:
@@ -116,7 +119,10 @@ class Compare(Command):
         left: object
         right: object
         if a.tag in NUMERIC_TAGS and b.tag in NUMERIC_TAGS:
-            left, right = to_decimal(a), to_decimal(b)
+            left, right = (
+                convert_input(inputs, "a", to_decimal),
+                convert_input(inputs, "b", to_decimal),
+            )
         elif a.tag == b.tag == STRING:
             left, right = a.value, b.value
         elif symbol in {"==", "!="}:

@@ -73,11 +73,12 @@ class HttpRequest(Command):
                 raise NodeError(f"input 'timeout': must be above 0 and at most {MAX_TIMEOUT}")
         seconds = min(float(timeout), ctx.remaining_seconds)
         request = http_client.Request(method, url, headers, body, MAX_RESPONSE_BYTES)
+        loop = asyncio.get_running_loop()
+        sending = loop.run_in_executor(
+            http_client.executor, http_client.send, request, seconds, ctx.http_allow_private
+        )
         try:
-            response = await asyncio.wait_for(
-                asyncio.to_thread(http_client.send, request, seconds, ctx.http_allow_private),
-                timeout=seconds + 1,
-            )
+            response = await asyncio.wait_for(sending, timeout=seconds + 1)
         except TimeoutError:
             raise NodeError(f"{method} {url}: no response within {seconds:g} s") from None
         except http_client.RequestFailed as error:
