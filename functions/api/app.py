@@ -51,6 +51,19 @@ def get_deployment(deployment_id: str) -> dict[str, Any]:
     return deployments.get_deployment(http.user(app), deployment_id)
 
 
+@app.patch("/deployment/<deployment_id>")
+def update_deployment(deployment_id: str) -> dict[str, Any]:
+    user_id = http.user(app)
+    changes = http.parse_body(app, deployments.DeploymentChanges)
+    return deployments.update_deployment(user_id, deployment_id, changes)
+
+
+@app.delete("/deployment/<deployment_id>")
+def delete_deployment(deployment_id: str) -> Response[str]:
+    deployments.delete_deployment(http.user(app), deployment_id)
+    return Response(status_code=204, body="")
+
+
 @app.get("/flow/<flow_id>/deployments")
 def list_deployments(flow_id: str) -> list[dict[str, Any]]:
     return deployments.list_deployments(http.user(app), parse_flow_id(flow_id))
@@ -59,6 +72,19 @@ def list_deployments(flow_id: str) -> list[dict[str, Any]]:
 @app.get("/flow/<flow_id>/tags")
 def list_tags(flow_id: str) -> list[dict[str, Any]]:
     return deployments.list_tags(http.user(app), parse_flow_id(flow_id))
+
+
+@app.put("/flow/<flow_id>/tags/<tag>")
+def set_tag(flow_id: str, tag: str) -> dict[str, Any]:
+    user_id = http.user(app)
+    body = http.parse_body(app, deployments.TagBody)
+    return deployments.set_tag(user_id, parse_flow_id(flow_id), tag, body)
+
+
+@app.delete("/flow/<flow_id>/tags/<tag>")
+def delete_tag(flow_id: str, tag: str) -> Response[str]:
+    deployments.delete_tag(http.user(app), parse_flow_id(flow_id), tag)
+    return Response(status_code=204, body="")
 
 
 # -- Flow runs ---------------------------------------------------------------

@@ -98,7 +98,7 @@ def test_the_documented_routes_go_to_the_documented_functions() -> None:
 )
 def test_every_route_of_the_template_has_a_handler(aws: dict[str, Any], route: Any) -> None:
     path = route.path.replace("{flow_id}", "1").replace("{deployment_id}", "x")
-    path = path.replace("{run_id}", "x").replace("{key_id}", "x")
+    path = path.replace("{run_id}", "x").replace("{key_id}", "x").replace("{tag}", "x")
     reply = Api().call(route.method, path)
     assert reply.status == 401, (route.route_key, reply.body)
 
