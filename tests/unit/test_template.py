@@ -49,6 +49,20 @@ def test_each_table_has_the_keys_its_model_uses(table: str, model: Any) -> None:
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
 
 
+def test_the_idempotency_table_has_the_keys_and_ttl_powertools_uses() -> None:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    layer = DynamoDBPersistenceLayer(table_name="IdempotencyTable")
+    props = TEMPLATE.resources["IdempotencyTable"]["Properties"]
+    assert keys(props["KeySchema"]) == [(layer.key_attr, "HASH")]
+    assert props["TimeToLiveSpecification"] == {
+        "AttributeName": layer.expiry_attr,
+        "Enabled": True,
+    }
+    start_env = TEMPLATE.functions()["StartFunction"].environment
+    assert start_env["IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
+
+
 def test_each_index_a_model_queries_is_declared_with_the_same_keys() -> None:
     from flowdeploy.store.models import DeploymentItem, TagItem
 

@@ -24,6 +24,7 @@ class Settings:
     deployments_table: str
     flow_runs_table: str
     api_keys_table: str
+    idempotency_table: str
     flow_run_queue_url: str
     # Exactly one source per secret: the value itself (local) or where AWS keeps it.
     jwt_secret: str | None
@@ -43,6 +44,7 @@ class Settings:
             deployments_table=env.get("DEPLOYMENTS_TABLE", "DeploymentsTable"),
             flow_runs_table=env.get("FLOW_RUNS_TABLE", "FlowRunsTable"),
             api_keys_table=env.get("API_KEYS_TABLE", "ApiKeysTable"),
+            idempotency_table=env.get("IDEMPOTENCY_TABLE", "IdempotencyTable"),
             flow_run_queue_url=env.get("FLOW_RUN_QUEUE_URL", ""),
             jwt_secret=env.get("JWT_SECRET") or None,
             jwt_secret_parameter=env.get("JWT_SECRET_PARAMETER") or None,
