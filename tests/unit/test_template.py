@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from flowdeploy.local.samples import sample_events
+from flowdeploy.local.samples import SAMPLE_PARAMETERS, sample_events
 from flowdeploy.local.template import Template
 from flowdeploy.store.models import ApiKeyItem, DeploymentsRecord, FlowItem, FlowRunItem
 from tests.conftest import ROOT
@@ -120,8 +120,9 @@ def test_every_route_of_the_template_has_a_handler(aws: dict[str, Any], route: A
 @pytest.mark.parametrize("name", sorted(sample_events()))
 def test_each_sample_event_runs_with_make_invoke(name: str) -> None:
     function, _ = sample_events()[name]
+    parameters = [f"--parameter={k}={v}" for k, v in SAMPLE_PARAMETERS.get(name, {}).items()]
     done = subprocess.run(
-        [sys.executable, "-m", "flowdeploy.local.invoke", function, f"events/{name}"],
+        [sys.executable, "-m", "flowdeploy.local.invoke", function, f"events/{name}", *parameters],
         cwd=ROOT,
         env={k: v for k, v in os.environ.items() if k != "JWT_SECRET"},
         capture_output=True,
@@ -131,8 +132,11 @@ def test_each_sample_event_runs_with_make_invoke(name: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    if function == "RunFunction":
+    if "Records" in sample_events()[name][1]:
         assert result == {"batchItemFailures": []}
+    elif function == "TriggerFunction":
+        assert set(result) == {"flow_run_ids"}
+        assert len(result["flow_run_ids"]) == 1
     else:
         assert result["statusCode"] in {200, 201}, result
 

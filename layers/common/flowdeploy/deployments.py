@@ -51,6 +51,9 @@ def infer_start_permission(
 
 def admits(start_permission: str, owner_id: str, caller: Caller) -> bool:
     """Whether `caller` may start a deployment with this start_permission."""
+    if caller.kind == "account":
+        # Events from inside the AWS account (EventBridge, SQS, S3) start as the owner.
+        return True
     if start_permission == "Anonymous":
         return True
     if start_permission == "Authenticated":

@@ -82,7 +82,7 @@ def _idempotent_start() -> Callable[..., dict[str, Any]]:
         params: flow_runs.StartDeploymentParams,
         caller: Caller,
     ) -> dict[str, Any]:
-        return {"flow_run_id": flow_runs.start(ref, params, caller)["flow_run_id"]}
+        return {"flow_run_id": flow_runs.queue_run(ref, params, caller)}
 
     return cast(Callable[..., dict[str, Any]], start)
 

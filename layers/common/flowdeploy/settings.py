@@ -7,6 +7,7 @@ silently weak token.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from functools import cache
@@ -35,6 +36,8 @@ class Settings:
     default_network_cluster: str
     secrets_max_age: int
     flow_run_max_receives: int
+    # S3 bucket name -> the deployment its new objects start ("<id>" or "<flow>[:<tag>]").
+    s3_trigger_targets: dict[str, str]
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -54,11 +57,22 @@ class Settings:
             default_network_cluster=env.get("DEFAULT_SOLANA_CLUSTER", DEVNET["cluster"]),
             secrets_max_age=int(env.get("SECRETS_MAX_AGE_SECONDS", "300")),
             flow_run_max_receives=int(env.get("FLOW_RUN_MAX_RECEIVES", "3")),
+            s3_trigger_targets=_string_map("S3_TRIGGER_TARGETS", env.get("S3_TRIGGER_TARGETS")),
         )
 
     @property
     def default_network(self) -> dict[str, str]:
         return {"url": self.default_network_url, "cluster": self.default_network_cluster}
+
+
+def _string_map(name: str, text: str | None) -> dict[str, str]:
+    try:
+        value = json.loads(text or "{}")
+    except json.JSONDecodeError as error:
+        raise ConfigurationError(f"{name} must be a JSON object: {error}") from None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ConfigurationError(f'{name} must be a JSON object of strings: {{"name": "value"}}')
+    return {str(k): v for k, v in value.items()}
 
 
 @cache
