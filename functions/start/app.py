@@ -11,12 +11,35 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from flowdeploy import http, idempotent_starts
 from flowdeploy.deployments import DeploymentRef
 from flowdeploy.flow_runs import StartDeploymentParams, start
+from flowdeploy.http import openapi
 from flowdeploy.observability import count, logger, metrics
 
 app = http.make_app()
 
 
-@app.post("/deployment/start")
+@app.post(
+    "/deployment/start",
+    **openapi.route(
+        "Start a deployment: by ?id=, or ?flow= and &tag= (default latest)",
+        description=(
+            "The owner, another user or a wallet, as the deployment's start_permission allows; "
+            "anyone else gets 404. With an Idempotency-Key, a repeat within 24 hours answers "
+            "the first response (header Idempotent-Replayed: true) and starts nothing."
+        ),
+        tag="flow runs",
+        ok=openapi.StartedRun,
+        body=StartDeploymentParams,
+        optional_body=True,
+        errors=(400, 404, 409, 413, 415, 503),
+        auth=openapi.STARTER,
+        parameters=[
+            openapi.query("id", "the deployment id"),
+            openapi.query("flow", "the flow id (instead of id)"),
+            openapi.query("tag", "with flow: the tag (default latest)"),
+            openapi.header(idempotent_starts.HEADER, "1-255 visible ASCII characters"),
+        ],
+    ),
+)
 def start_deployment() -> Response[dict[str, str]]:
     caller = http.any_caller(app)
     ref = DeploymentRef.from_query(app.current_event.query_string_parameters or {})

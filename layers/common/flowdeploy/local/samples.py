@@ -275,6 +275,10 @@ def sample_events() -> dict[str, tuple[str, dict[str, Any]]]:
                 path_parameters={**flow, "tag": "v1"},
             ),
         ),
+        "docs_openapi.json": (
+            "DocsFunction",
+            http_event("GET", "/openapi.json", path_parameters=no_params, headers={}),
+        ),
         "run.json": ("RunFunction", sqs_run_event()),
         "trigger_eventbridge.json": (
             "TriggerFunction",

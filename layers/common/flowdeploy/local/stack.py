@@ -51,7 +51,6 @@ def provision(template: Template) -> dict[str, Any]:
 
     dynamodb = boto3.client("dynamodb")
     sqs = boto3.client("sqs")
-    s3 = boto3.client("s3")
     names: dict[str, Any] = dict(template.parameter_values())
     existing = set(dynamodb.list_tables()["TableNames"])
     for name, args in template.tables().items():
@@ -78,7 +77,7 @@ def provision(template: Template) -> dict[str, Any]:
         names[f"{name}.QueueName"] = name
     for name in template.of_type("AWS::S3::Bucket"):
         bucket = name.lower()  # S3 names are lower case; AWS would generate one
-        s3.create_bucket(Bucket=bucket)
+        boto3.client("s3").create_bucket(Bucket=bucket)
         names[name] = bucket
         names[f"{name}.Arn"] = f"arn:aws:s3:::{bucket}"
     return names

@@ -8,13 +8,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 
-class _CfnLoader(yaml.SafeLoader):  # type: ignore[misc]
+class _CfnLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """YAML with CloudFormation's short tags (!Ref, !GetAtt, !Sub …) as their long forms."""
 
 
@@ -34,6 +35,13 @@ def _cfn_tag(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]
 
 
 _CfnLoader.add_multi_constructor("!", _cfn_tag)
+
+
+@cache
+def _parse(path: Path, _mtime: int) -> dict[str, Any]:
+    """The template, parsed once per version of the file (tests build many stacks)."""
+    parsed: dict[str, Any] = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506
+    return parsed
 
 
 @dataclass(frozen=True)
@@ -88,7 +96,7 @@ class Template:
     def __init__(self, path: Path, parameters: Mapping[str, str] | None = None) -> None:
         self.path = path
         self.root = path.parent
-        self.doc: dict[str, Any] = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506
+        self.doc: dict[str, Any] = _parse(path.resolve(), path.stat().st_mtime_ns)
         self.overrides = dict(parameters or {})
         unknown = set(self.overrides) - set(self.doc.get("Parameters", {}))
         if unknown:
