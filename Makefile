@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml layers/common/requirements.txt
 	touch $(STAMP)
 
 ## Set up and run the whole service locally on http://127.0.0.1:3000
+## make dev [PARAMS="TriggerQueueEnabled=true ..."]: template parameters, as sam deploy takes them
 dev: $(STAMP)
-	$(BIN)/python -m flowdeploy.local
+	$(BIN)/python -m flowdeploy.local $(foreach p,$(PARAMS),--parameter $(p))
 
 ## Lint, type-check and run every test
 test: lint
@@ -39,9 +40,9 @@ integration: $(STAMP)
 token: $(STAMP)
 	@$(BIN)/python -m flowdeploy.local.token $(if $(filter command line,$(origin USER)),$(USER)) --hours $(or $(HOURS),24)
 
-## make invoke FUNCTION=StartFunction EVENT=events/start.json
+## make invoke FUNCTION=StartFunction EVENT=events/start.json [PARAMS="Name=value ..."]
 invoke: $(STAMP)
-	$(BIN)/python -m flowdeploy.local.invoke $(FUNCTION) $(EVENT)
+	$(BIN)/python -m flowdeploy.local.invoke $(FUNCTION) $(EVENT) $(foreach p,$(PARAMS),--parameter $(p))
 
 ## Regenerate events/ from flowdeploy.local.samples
 events: $(STAMP)

@@ -73,48 +73,54 @@ def aws() -> Iterator[dict[str, Any]]:
 
 class Stack:
     def __init__(
-        self, process: subprocess.Popen[str], url: str, aws_endpoint: str, log: Path
+        self, process: subprocess.Popen[str], url: str, log: Path, aws_endpoint: str
     ) -> None:
         self.process = process
         self.url = url
-        self.aws_endpoint = aws_endpoint  # the stack's moto server, for looking behind the API
         self.log = log
+        self.aws_endpoint = aws_endpoint  # the stack's moto server (DynamoDB, SQS, S3)
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """`python -m flowdeploy.local` on a free port, as `make dev` runs it."""
+    """`python -m flowdeploy.local` on a free port, as `make dev` runs it, with the optional
+    trigger queue switched on (`make dev PARAMS=TriggerQueueEnabled=true`).
+    """
     log = tmp_path_factory.mktemp("stack") / "stack.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FLOW", "JWT_"))}
     env.pop("RUN_TOKEN_SECRET", None)
     env["JWT_SECRET"] = JWT_SECRET
     with log.open("w") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "flowdeploy.local", "--port", "0"],
+            [
+                sys.executable,
+                "-m",
+                "flowdeploy.local",
+                "--port",
+                "0",
+                "--parameter",
+                "TriggerQueueEnabled=true",
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
             stderr=sink,
             text=True,
         )
-    url = aws_endpoint = None
+    printed: dict[str, str] = {}
     deadline = time.monotonic() + 60
     assert process.stdout is not None
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and "URL" not in printed:
         line = process.stdout.readline()
         if not line:
             break
-        endpoint = re.search(r"DynamoDB, SQS\s+(\S+)", line)
-        if endpoint:
-            aws_endpoint = endpoint.group(1)
-        found = re.match(r"FLOWDEPLOY_URL=(\S+)", line)
+        found = re.match(r"FLOWDEPLOY_(URL|AWS_ENDPOINT)=(\S+)", line)
         if found:
-            url = found.group(1)
-            break
-    if url is None or aws_endpoint is None:
+            printed[found.group(1)] = found.group(2)
+    if "URL" not in printed:
         process.kill()
         pytest.fail(f"local stack did not start:\n{log.read_text()}")
-    yield Stack(process, url, aws_endpoint, log)
+    yield Stack(process, printed["URL"], log, printed["AWS_ENDPOINT"])
     process.terminate()
     try:
         process.wait(timeout=10)

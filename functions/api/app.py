@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from flowdeploy import apikeys, deployments, flow_runs, flows, http
 from flowdeploy.deployments import parse_flow_id
+from flowdeploy.http import openapi
 from flowdeploy.observability import logger
 
 app = http.make_app()
@@ -18,26 +19,56 @@ app = http.make_app()
 # -- Flows -------------------------------------------------------------------
 
 
-@app.post("/flow")
+@app.post(
+    "/flow",
+    **openapi.route(
+        "Create a flow",
+        tag="flows",
+        ok=openapi.FlowCreated,
+        status=201,
+        body=flows.FlowBody,
+        errors=(400, 413, 415),
+    ),
+)
 def create_flow() -> tuple[dict[str, Any], int]:
     user_id = http.user(app)
     flow = flows.create_flow(user_id, http.parse_body(app, flows.FlowBody))
     return {"flow_id": flow["id"]}, 201
 
 
-@app.get("/flow/<flow_id>")
+@app.get(
+    "/flow/<flow_id>",
+    **openapi.route("Read your flow", tag="flows", ok=openapi.Flow, errors=(400, 404)),
+)
 def get_flow(flow_id: str) -> dict[str, Any]:
     return flows.get_flow(http.user(app), parse_flow_id(flow_id))
 
 
-@app.put("/flow/<flow_id>")
+@app.put(
+    "/flow/<flow_id>",
+    **openapi.route(
+        "Replace your flow (its deployments keep their snapshots)",
+        tag="flows",
+        ok=openapi.Flow,
+        body=flows.FlowBody,
+        errors=(400, 404, 413, 415),
+    ),
+)
 def replace_flow(flow_id: str) -> dict[str, Any]:
     user_id = http.user(app)
     body = http.parse_body(app, flows.FlowBody)
     return flows.replace_flow(user_id, parse_flow_id(flow_id), body)
 
 
-@app.delete("/flow/<flow_id>")
+@app.delete(
+    "/flow/<flow_id>",
+    **openapi.route(
+        "Delete your flow (its deployments keep running)",
+        tag="flows",
+        status=204,
+        errors=(400, 404),
+    ),
+)
 def delete_flow(flow_id: str) -> Response[str]:
     flows.delete_flow(http.user(app), parse_flow_id(flow_id))
     return Response(status_code=204, body="")
@@ -46,19 +77,98 @@ def delete_flow(flow_id: str) -> Response[str]:
 # -- Deployments and tags (owner only) ----------------------------------------
 
 
-@app.get("/deployment/<deployment_id>")
+@app.get(
+    "/deployment/<deployment_id>",
+    **openapi.route(
+        "Read your deployment: the docs' flow_deployments row",
+        tag="deployments",
+        ok=openapi.Deployment,
+        errors=(404,),
+    ),
+)
 def get_deployment(deployment_id: str) -> dict[str, Any]:
     return deployments.get_deployment(http.user(app), deployment_id)
 
 
-@app.get("/flow/<flow_id>/deployments")
+@app.patch(
+    "/deployment/<deployment_id>",
+    **openapi.route(
+        "Change your deployment's customizable columns (read-only ones are a 400)",
+        tag="deployments",
+        ok=openapi.Deployment,
+        body=deployments.DeploymentChanges,
+        errors=(400, 404, 413, 415),
+    ),
+)
+def update_deployment(deployment_id: str) -> dict[str, Any]:
+    user_id = http.user(app)
+    changes = http.parse_body(app, deployments.DeploymentChanges)
+    return deployments.update_deployment(user_id, deployment_id, changes)
+
+
+@app.delete(
+    "/deployment/<deployment_id>",
+    **openapi.route(
+        "Delete your deployment with its snapshot and tags (latest moves back; runs stay)",
+        tag="deployments",
+        status=204,
+        errors=(404,),
+    ),
+)
+def delete_deployment(deployment_id: str) -> Response[str]:
+    deployments.delete_deployment(http.user(app), deployment_id)
+    return Response(status_code=204, body="")
+
+
+@app.get(
+    "/flow/<flow_id>/deployments",
+    **openapi.route(
+        "Your deployments of a flow, newest first",
+        tag="deployments",
+        ok=list[openapi.Deployment],
+        errors=(400, 404),
+    ),
+)
 def list_deployments(flow_id: str) -> list[dict[str, Any]]:
     return deployments.list_deployments(http.user(app), parse_flow_id(flow_id))
 
 
-@app.get("/flow/<flow_id>/tags")
+@app.get(
+    "/flow/<flow_id>/tags",
+    **openapi.route(
+        "Tags of your flow: the docs' flow_deployments_tags rows",
+        tag="tags",
+        ok=list[openapi.Tag],
+        errors=(400, 404),
+    ),
+)
 def list_tags(flow_id: str) -> list[dict[str, Any]]:
     return deployments.list_tags(http.user(app), parse_flow_id(flow_id))
+
+
+@app.put(
+    "/flow/<flow_id>/tags/<tag>",
+    **openapi.route(
+        "Create a tag or move it to another of your deployments of the flow (not latest)",
+        tag="tags",
+        ok=openapi.Tag,
+        body=deployments.TagBody,
+        errors=(400, 404, 413, 415),
+    ),
+)
+def set_tag(flow_id: str, tag: str) -> dict[str, Any]:
+    user_id = http.user(app)
+    body = http.parse_body(app, deployments.TagBody)
+    return deployments.set_tag(user_id, parse_flow_id(flow_id), tag, body)
+
+
+@app.delete(
+    "/flow/<flow_id>/tags/<tag>",
+    **openapi.route("Delete a tag (not latest)", tag="tags", status=204, errors=(400, 404)),
+)
+def delete_tag(flow_id: str, tag: str) -> Response[str]:
+    deployments.delete_tag(http.user(app), parse_flow_id(flow_id), tag)
+    return Response(status_code=204, body="")
 
 
 # -- Flow runs ---------------------------------------------------------------
@@ -72,29 +182,81 @@ def _readable_run(run_id: str) -> flow_runs.FlowRunItem:
     return flow_runs.readable_run(run_id, credentials, caller)
 
 
-@app.get("/flow_run/<run_id>")
+_PAGING = [
+    openapi.query("limit", "records per page (nodes: 1-100, logs: 1-500; default the most)"),
+    openapi.query("after", "the `next` of the previous page"),
+]
+
+
+@app.get(
+    "/flow_run/<run_id>",
+    **openapi.route(
+        "Read a run: as the deployment owner, or with the run's token",
+        tag="flow runs",
+        ok=openapi.FlowRun,
+        errors=(404,),
+        auth=openapi.RUN_READER,
+    ),
+)
 def get_flow_run(run_id: str) -> dict[str, Any]:
     return flow_runs.run_row(_readable_run(run_id))
 
 
-@app.get("/flow_run/<run_id>/nodes")
+@app.get(
+    "/flow_run/<run_id>/nodes",
+    **openapi.route(
+        "What each node of a run did, in the order nodes finished",
+        tag="flow runs",
+        ok=openapi.NodeRunPage,
+        errors=(400, 404),
+        auth=openapi.RUN_READER,
+        parameters=_PAGING,
+    ),
+)
 def list_node_runs(run_id: str) -> dict[str, Any]:
     run = _readable_run(run_id)
     return flow_runs.node_runs(run, app.current_event.query_string_parameters or {})
 
 
-@app.get("/flow_run/<run_id>/logs")
+@app.get(
+    "/flow_run/<run_id>/logs",
+    **openapi.route(
+        "A run's log: `log` nodes' lines and node errors, oldest first",
+        tag="flow runs",
+        ok=openapi.RunLogPage,
+        errors=(400, 404),
+        auth=openapi.RUN_READER,
+        parameters=_PAGING,
+    ),
+)
 def list_run_logs(run_id: str) -> dict[str, Any]:
     run = _readable_run(run_id)
     return flow_runs.run_logs(run, app.current_event.query_string_parameters or {})
 
 
-@app.post("/flow_run/<run_id>/stop")
+@app.post(
+    "/flow_run/<run_id>/stop",
+    **openapi.route(
+        "Stop a run: a queued one at once, a running one within a second",
+        tag="flow runs",
+        ok=openapi.FlowRun,
+        errors=(404, 409),
+        auth=openapi.RUN_READER,
+    ),
+)
 def stop_flow_run(run_id: str) -> dict[str, Any]:
     return flow_runs.stop_run(_readable_run(run_id), http.credentials(app))
 
 
-@app.get("/deployment/<deployment_id>/flow_runs")
+@app.get(
+    "/deployment/<deployment_id>/flow_runs",
+    **openapi.route(
+        "Runs of your deployment, newest first",
+        tag="flow runs",
+        ok=list[openapi.FlowRun],
+        errors=(404,),
+    ),
+)
 def list_flow_runs(deployment_id: str) -> list[dict[str, Any]]:
     return flow_runs.list_runs(http.user(app), deployment_id)
 
@@ -102,18 +264,31 @@ def list_flow_runs(deployment_id: str) -> list[dict[str, Any]]:
 # -- API keys ----------------------------------------------------------------
 
 
-@app.post("/apikey")
+@app.post(
+    "/apikey",
+    **openapi.route(
+        "Create an API key (shown once)",
+        tag="API keys",
+        ok=openapi.CreatedApiKey,
+        status=201,
+        body=apikeys.NewApiKey,
+        errors=(400, 413, 415),
+    ),
+)
 def create_api_key() -> tuple[dict[str, Any], int]:
     user_id = http.user(app)
     return apikeys.create(user_id, http.parse_body(app, apikeys.NewApiKey)), 201
 
 
-@app.get("/apikey")
+@app.get("/apikey", **openapi.route("Your API keys", tag="API keys", ok=list[openapi.ApiKey]))
 def list_api_keys() -> list[dict[str, Any]]:
     return apikeys.list_keys(http.user(app))
 
 
-@app.delete("/apikey/<key_id>")
+@app.delete(
+    "/apikey/<key_id>",
+    **openapi.route("Delete an API key", tag="API keys", status=204, errors=(404,)),
+)
 def delete_api_key(key_id: str) -> Response[str]:
     apikeys.delete(http.user(app), key_id)
     return Response(status_code=204, body="")

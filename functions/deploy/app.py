@@ -9,12 +9,21 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from flowdeploy import http
 from flowdeploy.deployments import deploy, parse_flow_id
+from flowdeploy.http import openapi
 from flowdeploy.observability import count, logger, metrics
 
 app = http.make_app()
 
 
-@app.post("/flow/deploy/<flow_id>")
+@app.post(
+    "/flow/deploy/<flow_id>",
+    **openapi.route(
+        "Deploy your flow: freeze it and the flows it calls; latest moves to it",
+        tag="deployments",
+        ok=openapi.DeploymentCreated,
+        errors=(400, 404, 413),
+    ),
+)
 def deploy_flow(flow_id: str) -> dict[str, str]:
     user_id = http.user(app)
     deployment_id = deploy(user_id, parse_flow_id(flow_id))

@@ -82,3 +82,32 @@ def test_a_run_writes_node_records_in_batches_of_25(calls: Counter[str]) -> None
         "dynamodb:Query": 1,  # its snapshot
         "dynamodb:BatchWriteItem": 3,  # 60 node records, 25 per call
     }
+
+
+def test_a_start_with_an_idempotency_key_adds_one_claim_and_one_completion(
+    calls: Counter[str],
+) -> None:
+    api, user = Api(), new_user()
+    deployment_id = api.deploy(user, api.create_flow(user))
+    calls.clear()
+    path = f"/deployment/start?id={deployment_id}"
+    assert api.call("POST", path, user=user, headers={"idempotency-key": "k1"}).status == 200
+    assert calls == {
+        "dynamodb:GetItem": 1,
+        "dynamodb:PutItem": 2,  # the idempotency record (conditional), the run
+        "dynamodb:UpdateItem": 1,  # the idempotency record completed with the response
+        "sqs:SendMessage": 1,
+    }
+    calls.clear()
+    assert api.call("POST", path, user=user, headers={"idempotency-key": "k1"}).status == 200
+    assert calls == {"dynamodb:PutItem": 1}, "a replay is one failed conditional put"
+
+
+def test_a_patch_is_one_read_and_one_conditional_update(calls: Counter[str]) -> None:
+    api, user = Api(), new_user()
+    deployment_id = api.deploy(user, api.create_flow(user))
+    calls.clear()
+    body = {"start_permission": "Anonymous", "fees": []}
+    reply = api.call("PATCH", f"/deployment/{deployment_id}", user=user, json_body=body)
+    assert reply.status == 200
+    assert calls == {"dynamodb:GetItem": 1, "dynamodb:UpdateItem": 1}

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from flowdeploy.local.samples import sample_events
+from flowdeploy.local.samples import SAMPLE_PARAMETERS, sample_events
 from flowdeploy.local.template import Template
 from flowdeploy.store.models import ApiKeyItem, DeploymentsRecord, FlowItem, FlowRunItem
 from tests.conftest import ROOT
@@ -49,6 +49,20 @@ def test_each_table_has_the_keys_its_model_uses(table: str, model: Any) -> None:
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
 
 
+def test_the_idempotency_table_has_the_keys_and_ttl_powertools_uses() -> None:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    layer = DynamoDBPersistenceLayer(table_name="IdempotencyTable")
+    props = TEMPLATE.resources["IdempotencyTable"]["Properties"]
+    assert keys(props["KeySchema"]) == [(layer.key_attr, "HASH")]
+    assert props["TimeToLiveSpecification"] == {
+        "AttributeName": layer.expiry_attr,
+        "Enabled": True,
+    }
+    start_env = TEMPLATE.functions()["StartFunction"].environment
+    assert start_env["IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
+
+
 def test_each_index_a_model_queries_is_declared_with_the_same_keys() -> None:
     from flowdeploy.store.models import DeploymentItem, TagItem
 
@@ -85,10 +99,11 @@ def test_the_documented_routes_go_to_the_documented_functions() -> None:
     routes = {(r.method, r.path): r.function for r in TEMPLATE.routes()}
     assert routes[("POST", "/flow/deploy/{flow_id}")] == "DeployFunction"
     assert routes[("POST", "/deployment/start")] == "StartFunction"
+    assert routes[("GET", "/openapi.json")] == routes[("GET", "/docs")] == "DocsFunction"
     others = {
         f
         for (m, p), f in routes.items()
-        if p not in {"/flow/deploy/{flow_id}", "/deployment/start"}
+        if p not in {"/flow/deploy/{flow_id}", "/deployment/start", "/openapi.json", "/docs"}
     }
     assert others == {"ApiFunction"}
 
@@ -98,16 +113,18 @@ def test_the_documented_routes_go_to_the_documented_functions() -> None:
 )
 def test_every_route_of_the_template_has_a_handler(aws: dict[str, Any], route: Any) -> None:
     path = route.path.replace("{flow_id}", "1").replace("{deployment_id}", "x")
-    path = path.replace("{run_id}", "x").replace("{key_id}", "x")
-    reply = Api().call(route.method, path)
-    assert reply.status == 401, (route.route_key, reply.body)
+    path = path.replace("{run_id}", "x").replace("{key_id}", "x").replace("{tag}", "x")
+    status, _, body = Api().gateway.handle(route.method, path, {"host": "localhost"}, b"")
+    public = route.function == "DocsFunction"
+    assert status == (200 if public else 401), (route.route_key, body)
 
 
 @pytest.mark.parametrize("name", sorted(sample_events()))
 def test_each_sample_event_runs_with_make_invoke(name: str) -> None:
     function, _ = sample_events()[name]
+    parameters = [f"--parameter={k}={v}" for k, v in SAMPLE_PARAMETERS.get(name, {}).items()]
     done = subprocess.run(
-        [sys.executable, "-m", "flowdeploy.local.invoke", function, f"events/{name}"],
+        [sys.executable, "-m", "flowdeploy.local.invoke", function, f"events/{name}", *parameters],
         cwd=ROOT,
         env={k: v for k, v in os.environ.items() if k != "JWT_SECRET"},
         capture_output=True,
@@ -117,8 +134,11 @@ def test_each_sample_event_runs_with_make_invoke(name: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    if function == "RunFunction":
+    if "Records" in sample_events()[name][1]:
         assert result == {"batchItemFailures": []}
+    elif function == "TriggerFunction":
+        assert set(result) == {"flow_run_ids"}
+        assert len(result["flow_run_ids"]) == 1
     else:
         assert result["statusCode"] in {200, 201}, result
 

@@ -30,12 +30,14 @@ RUN_TOKEN_PREFIX = "fr-"  # noqa: S105 - a prefix, not a secret
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """An authenticated user (`user_id` set) or an anonymous wallet (`pubkey` only)."""
+    """An authenticated user (`user_id` set), an anonymous wallet (`pubkey` only), or the
+    AWS account the service runs in (an event trigger: `via` names its origin).
+    """
 
-    kind: Literal["user", "anonymous"]
+    kind: Literal["user", "anonymous", "account"]
     user_id: str | None = None
     pubkey: str | None = None
-    via: Literal["jwt", "api_key", "pubkey"] = "jwt"
+    via: Literal["jwt", "api_key", "pubkey", "eventbridge", "schedule", "sqs", "s3"] = "jwt"
 
     @property
     def authenticated(self) -> bool:

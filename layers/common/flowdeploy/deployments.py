@@ -8,12 +8,26 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from flowdeploy import base58
 from flowdeploy.auth import Caller
 from flowdeploy.engine import build_flow_set
 from flowdeploy.errors import BadRequest, NotFound, PayloadTooLarge
-from flowdeploy.flows import interflow_targets, wallet_ids
+from flowdeploy.flows import SolanaNetwork, interflow_targets, wallet_ids
 from flowdeploy.ids import new_id, parse_uuid, timestamp
 from flowdeploy.store import deployments as store
 from flowdeploy.store import flows as flow_store
@@ -38,6 +52,9 @@ def infer_start_permission(
 
 def admits(start_permission: str, owner_id: str, caller: Caller) -> bool:
     """Whether `caller` may start a deployment with this start_permission."""
+    if caller.kind == "account":
+        # Events from inside the AWS account (EventBridge, SQS, S3) start as the owner.
+        return True
     if start_permission == "Anonymous":
         return True
     if start_permission == "Authenticated":
@@ -147,9 +164,7 @@ class DeploymentRef:
     def from_query(cls, query: Mapping[str, str]) -> DeploymentRef:
         # As upstream, `flow` wins when both forms are given.
         if "flow" in query:
-            tag = query.get("tag") or LATEST
-            if not TAG_NAME.fullmatch(tag):
-                raise BadRequest(f"tag must be 1-64 letters, digits, '.', '_' or '-', got {tag!r}")
+            tag = parse_tag(query.get("tag") or LATEST)
             return cls(flow=parse_flow_id(query["flow"], "flow"), tag=tag)
         if "id" in query:
             deployment_id = parse_uuid(query["id"])
@@ -168,6 +183,12 @@ def parse_flow_id(text: str, name: str = "flow_id") -> int:
     if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) < 1:
         raise BadRequest(f"{name} must be a flow id (a positive integer), got {text!r}")
     return int(text)
+
+
+def parse_tag(text: str) -> str:
+    if not TAG_NAME.fullmatch(text):
+        raise BadRequest(f"tag must be 1-64 letters, digits, '.', '_' or '-', got {text!r}")
+    return text
 
 
 def find_startable(ref: DeploymentRef, caller: Caller) -> DeploymentItem:
@@ -243,3 +264,140 @@ def list_tags(user_id: str, flow_id: int) -> list[dict[str, Any]]:
     if not rows:
         _require_flow_owner(user_id, flow_id)
     return rows
+
+
+# -- Changing deployments and tags (owner only; anyone else sees 404) ---------
+
+READ_ONLY_COLUMNS = ("id", "created_at", "user_id", "entrypoint")
+NOT_NULL_COLUMNS = ("start_permission", "output_instructions", "fees", "solana_network")
+MAX_FEES = 16
+MAX_LAMPORTS = 2**64 - 1
+MAX_TAGS_PER_FLOW = 50
+
+
+def _pubkey(value: str) -> str:
+    if not base58.is_pubkey(value):
+        raise PydanticCustomError("base58_pubkey", "must be a base58 public key (32 bytes)")
+    return value
+
+
+Pubkey = Annotated[str, AfterValidator(_pubkey)]
+Lamports = Annotated[StrictInt, Field(gt=0, le=MAX_LAMPORTS)]
+
+
+class DeploymentChanges(BaseModel):
+    """`PATCH /deployment/{id}`: any of the docs' customizable columns, validated."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start_permission: StartPermission | None = None
+    output_instructions: StrictBool | None = None
+    action_identity: Pubkey | None = None
+    fees: list[tuple[Pubkey, Lamports]] | None = Field(default=None, max_length=MAX_FEES)
+    solana_network: SolanaNetwork | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _writable(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            read_only = [name for name in READ_ONLY_COLUMNS if name in data]
+            if read_only:
+                raise PydanticCustomError(
+                    "read_only",
+                    "read-only column(s) cannot be changed: {columns}",
+                    {"columns": ", ".join(read_only)},
+                )
+            nulls = [name for name in NOT_NULL_COLUMNS if name in data and data[name] is None]
+            if nulls:
+                raise PydanticCustomError(
+                    "not_null", "column(s) cannot be null: {columns}", {"columns": ", ".join(nulls)}
+                )
+        return data
+
+    @field_validator("fees")
+    @classmethod
+    def _distinct_addresses(
+        cls, fees: list[tuple[str, int]] | None
+    ) -> list[tuple[str, int]] | None:
+        seen: set[str] = set()
+        for address, _ in fees or []:
+            if address in seen:
+                raise PydanticCustomError(
+                    "duplicate_fee", "fee address {address} appears twice", {"address": address}
+                )
+            seen.add(address)
+        return fees
+
+    def columns(self) -> dict[str, Any]:
+        """The columns the caller sent, as stored (an explicit null clears action_identity)."""
+        return self.model_dump(mode="json", include=self.model_fields_set)
+
+
+def update_deployment(
+    user_id: str, deployment_id: str, changes: DeploymentChanges
+) -> dict[str, Any]:
+    """Change the owner's deployment; starts made afterwards use the new values."""
+    deployment = owned_deployment(user_id, deployment_id)
+    columns = changes.columns()
+    if not columns:
+        return deployment_row(deployment)
+    updated = store.update(deployment.id, user_id, columns)
+    if updated is None:
+        raise NotFound(f"deployment not found: {deployment_id}")
+    return deployment_row(updated)
+
+
+def delete_deployment(user_id: str, deployment_id: str) -> None:
+    """Remove the owner's deployment, its snapshot and tags; its runs keep their records."""
+    deployment = owned_deployment(user_id, deployment_id)
+    if not store.delete(deployment):
+        raise NotFound(f"deployment not found: {deployment_id}")
+
+
+class TagBody(BaseModel):
+    """`PUT /flow/{flow_id}/tags/{tag}`: the deployment the tag names, and a note."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    deployment_id: str
+    description: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+def _custom_tag(text: str) -> str:
+    tag = parse_tag(text)
+    if tag == LATEST:
+        raise BadRequest(
+            "the latest tag is managed by the system: it always names the flow's newest deployment"
+        )
+    return tag
+
+
+def set_tag(user_id: str, flow_id: int, tag: str, body: TagBody) -> dict[str, Any]:
+    """Create the tag or move it to another of the owner's deployments of this flow."""
+    tag = _custom_tag(tag)
+    deployment = owned_deployment(user_id, body.deployment_id)
+    if int(deployment.entrypoint) != flow_id:
+        raise BadRequest(
+            f"deployment {deployment.id} is a deployment of flow {int(deployment.entrypoint)}, "
+            f"not of flow {flow_id}"
+        )
+    existing = {t.tag for t in store.tags_of_flow(flow_id) if t.tag != LATEST}
+    if tag not in existing and len(existing) >= MAX_TAGS_PER_FLOW:
+        raise BadRequest(f"a flow can have at most {MAX_TAGS_PER_FLOW} tags besides latest")
+    item = TagItem(
+        *TagItem.key(flow_id, tag),
+        user_id=user_id,
+        entrypoint=flow_id,
+        tag=tag,
+        deployment_id=deployment.id,
+        description=body.description,
+    )
+    if not store.put_tag(item):
+        raise NotFound(f"deployment not found: {body.deployment_id}")
+    return tag_row(item)
+
+
+def delete_tag(user_id: str, flow_id: int, tag: str) -> None:
+    tag = _custom_tag(tag)
+    if not store.delete_tag(flow_id, tag, user_id):
+        raise NotFound(f"tag not found: {flow_id}:{tag}")

@@ -5,6 +5,8 @@ The mapping to responses happens once, in `flowdeploy.http`.
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class ApiError(Exception):
     """Base of every caller-visible error; `message` is shown as `{"error": message}`."""
@@ -50,3 +52,17 @@ class ServiceUnavailable(ApiError):
     """A dependency failed; retrying later may succeed."""
 
     status = 503
+
+
+def describe(error: ValidationError) -> str:
+    """One line naming each bad field: `action_signer: must be a base58 public key`."""
+    parts = []
+    for item in error.errors(include_url=False)[:5]:
+        where = ".".join(str(p) for p in item["loc"])
+        if item["type"] == "extra_forbidden":
+            parts.append(f"unknown field: {where}")
+        elif item["type"] in {"ivalue", "pubkey"} or not where:
+            parts.append(item["msg"])
+        else:
+            parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)

@@ -64,6 +64,18 @@ def start(
     origin: str = "api",
     new_run_id: Callable[[], str] = new_id,
 ) -> dict[str, str]:
+    """Queue a run of the deployment `ref` names: the docs' `{"flow_run_id", "token"}`."""
+    run_id = queue_run(ref, params, caller, origin, new_run_id)
+    return {"flow_run_id": run_id, "token": issue_run_token(run_id)}
+
+
+def queue_run(
+    ref: DeploymentRef,
+    params: StartDeploymentParams,
+    caller: Caller,
+    origin: str = "api",
+    new_run_id: Callable[[], str] = new_id,
+) -> str:
     """Queue a run of the deployment `ref` names; the run executes asynchronously."""
     size = len(json.dumps(params.inputs, separators=(",", ":")))
     if size > MAX_INPUTS_BYTES:
@@ -94,7 +106,7 @@ def start(
         # Leave no run behind that claims to be queued but never will run.
         store.delete_queued(run_id)
         raise ServiceUnavailable("could not queue the run; nothing was started, retry") from error
-    return {"flow_run_id": run_id, "token": issue_run_token(run_id)}
+    return run_id
 
 
 def run_row(run: FlowRunItem) -> dict[str, Any]:
@@ -103,6 +115,7 @@ def run_row(run: FlowRunItem) -> dict[str, Any]:
         "deployment_id": run.deployment_id,
         "flow_id": int(run.flow_id),
         "status": run.status,
+        "origin": run.origin,
         "inputs": run.inputs,
         "outputs": run.outputs,
         "error": run.error,

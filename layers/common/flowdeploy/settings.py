@@ -7,6 +7,7 @@ silently weak token.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from functools import cache
@@ -25,6 +26,7 @@ class Settings:
     flow_runs_table: str
     run_records_table: str
     api_keys_table: str
+    idempotency_table: str
     flow_run_queue_url: str
     # Exactly one source per secret: the value itself (local) or where AWS keeps it.
     jwt_secret: str | None
@@ -39,6 +41,8 @@ class Settings:
     flow_run_deadline_seconds: float
     # Whether http_request may reach loopback/private addresses (local development only).
     http_allow_private: bool
+    # S3 bucket name -> the deployment its new objects start ("<id>" or "<flow>[:<tag>]").
+    s3_trigger_targets: dict[str, str]
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -49,6 +53,7 @@ class Settings:
             flow_runs_table=env.get("FLOW_RUNS_TABLE", "FlowRunsTable"),
             run_records_table=env.get("RUN_RECORDS_TABLE", "RunRecordsTable"),
             api_keys_table=env.get("API_KEYS_TABLE", "ApiKeysTable"),
+            idempotency_table=env.get("IDEMPOTENCY_TABLE", "IdempotencyTable"),
             flow_run_queue_url=env.get("FLOW_RUN_QUEUE_URL", ""),
             jwt_secret=env.get("JWT_SECRET") or None,
             jwt_secret_parameter=env.get("JWT_SECRET_PARAMETER") or None,
@@ -60,11 +65,22 @@ class Settings:
             flow_run_max_receives=int(env.get("FLOW_RUN_MAX_RECEIVES", "3")),
             flow_run_deadline_seconds=float(env.get("FLOW_RUN_DEADLINE_SECONDS", "240")),
             http_allow_private=env.get("HTTP_ALLOW_PRIVATE", "").lower() in {"1", "true", "yes"},
+            s3_trigger_targets=_string_map("S3_TRIGGER_TARGETS", env.get("S3_TRIGGER_TARGETS")),
         )
 
     @property
     def default_network(self) -> dict[str, str]:
         return {"url": self.default_network_url, "cluster": self.default_network_cluster}
+
+
+def _string_map(name: str, text: str | None) -> dict[str, str]:
+    try:
+        value = json.loads(text or "{}")
+    except json.JSONDecodeError as error:
+        raise ConfigurationError(f"{name} must be a JSON object: {error}") from None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ConfigurationError(f'{name} must be a JSON object of strings: {{"name": "value"}}')
+    return {str(k): v for k, v in value.items()}
 
 
 @cache

@@ -20,6 +20,7 @@ from flowdeploy.errors import (
     PayloadTooLarge,
     Unauthorized,
     UnsupportedMediaType,
+    describe,
 )
 from flowdeploy.observability import logger
 
@@ -61,20 +62,6 @@ def make_app() -> APIGatewayHttpResolver:
         return error_response(404, f"no route for {event.http_method} {event.path}")
 
     return app
-
-
-def describe(error: ValidationError) -> str:
-    """One line naming each bad field: `action_signer: must be a base58 public key`."""
-    parts = []
-    for item in error.errors(include_url=False)[:5]:
-        where = ".".join(str(p) for p in item["loc"])
-        if item["type"] == "extra_forbidden":
-            parts.append(f"unknown field: {where}")
-        elif item["type"] in {"ivalue", "pubkey"} or not where:
-            parts.append(item["msg"])
-        else:
-            parts.append(f"{where}: {item['msg']}")
-    return "; ".join(parts)
 
 
 def _deeper_than(document: object, limit: int) -> bool:

@@ -197,7 +197,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     parser.add_argument("--template", type=Path, default=repository_root() / "template.yaml")
+    parser.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a template parameter, e.g. TriggerQueueEnabled=true",
+    )
     args = parser.parse_args(argv)
+    parameters = dict(p.partition("=")[::2] for p in args.parameter)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -212,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     moto_host, moto_port = moto.get_host_and_port()
     os.environ["AWS_ENDPOINT_URL"] = f"http://{moto_host}:{moto_port}"
 
-    template = Template(args.template)
+    template = Template(args.template, parameters)
     names = provision(template)
     os.environ.update(function_environment(template, names))
     # Metrics are CloudWatch EMF lines on stdout: noise on a terminal.
@@ -237,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         f"  DynamoDB, SQS  {os.environ['AWS_ENDPOINT_URL']} (moto, in memory)\n"
         f"  access token   make token USER=<user uuid>\n"
         f"  stop           Ctrl-C\n"
+        f"FLOWDEPLOY_AWS_ENDPOINT={os.environ['AWS_ENDPOINT_URL']}\n"
         f"FLOWDEPLOY_URL={base_url}",
         flush=True,
     )

@@ -30,9 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("event", type=Path, help="event file, e.g. events/start.json")
     parser.add_argument("--template", type=Path, default=repository_root() / "template.yaml")
     parser.add_argument("--no-seed", action="store_true", help="start from empty tables")
+    parser.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a template parameter, e.g. TriggerBucketTarget=3675",
+    )
     args = parser.parse_args(argv)
 
-    template = Template(args.template)
+    template = Template(args.template, dict(p.partition("=")[::2] for p in args.parameter))
     if args.function not in template.functions():
         known = ", ".join(sorted(template.functions()))
         print(f"unknown function {args.function!r}; template.yaml has: {known}", file=sys.stderr)

@@ -145,6 +145,65 @@ def sqs_run_event() -> dict[str, Any]:
     }
 
 
+TRIGGER_BUCKET = "triggerbucket"  # TriggerBucket on the local stack (logical id, lower case)
+# Template parameters a sample needs (`make invoke ... PARAMS="Name=value"`).
+SAMPLE_PARAMETERS = {"trigger_s3.json": {"TriggerBucketTarget": str(DOCS_FLOW)}}
+
+
+def eventbridge_event(source: str, detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """An EventBridge event as Lambda receives it from a rule."""
+    return {
+        "version": "0",
+        "id": "7bf73129-1428-4cd3-a780-95db273d1602",
+        "detail-type": detail_type,
+        "source": source,
+        "account": "123456789012",
+        "time": "2025-02-08T13:07:59Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": detail,
+    }
+
+
+def trigger_sqs_event() -> dict[str, Any]:
+    event = sqs_run_event()
+    record = event["Records"][0]
+    record["body"] = json.dumps({"flow": DOCS_FLOW, "tag": "latest", **DOCS_START_BODY})
+    record["eventSourceARN"] = "arn:aws:sqs:us-east-1:123456789012:TriggerQueue"
+    return event
+
+
+def s3_object_created_event() -> dict[str, Any]:
+    """S3's "Object Created" notification, delivered by EventBridge (as template.yaml wires it)."""
+    event = eventbridge_event(
+        "aws.s3",
+        "Object Created",
+        {
+            "version": "0",
+            "bucket": {"name": TRIGGER_BUCKET},
+            "object": {
+                "key": "uploads/receipt.pdf",
+                "size": 48213,
+                "etag": "b1946ac92492d2347c6235b4d2611184",
+                "sequencer": "0062E99A88DC407460",
+            },
+            "request-id": "N4N7GDK58NMKJ12R",
+            "requester": "123456789012",
+            "reason": "PutObject",
+        },
+    )
+    event["resources"] = [f"arn:aws:s3:::{TRIGGER_BUCKET}"]
+    return event
+
+
+def idempotent_start_event() -> dict[str, Any]:
+    event = http_event(
+        "POST", "/deployment/start", f"id={DOCS_DEPLOYMENT}", DOCS_START_BODY, path_parameters={}
+    )
+    event["headers"]["idempotency-key"] = "0194e5ad-2f4c-7d8e-9a1b-3c5d7e9f1a2b"
+    return event
+
+
 def sample_events() -> dict[str, tuple[str, dict[str, Any]]]:
     """File name → (function, event) for every function and trigger."""
     no_params: dict[str, str] = {}
@@ -194,7 +253,52 @@ def sample_events() -> dict[str, tuple[str, dict[str, Any]]]:
             "ApiFunction",
             http_event("GET", "/flow_run/{run_id}", path_parameters={"run_id": DOCS_RUN}),
         ),
+        "start_idempotent.json": ("StartFunction", idempotent_start_event()),
+        "api_update_deployment.json": (
+            "ApiFunction",
+            http_event(
+                "PATCH",
+                "/deployment/{deployment_id}",
+                body={
+                    "start_permission": "Anonymous",
+                    "fees": [["2cruTfCER3HaFwXnR99uM3jM1nPAPR5eWmVF2PiM7viR", 10000]],
+                },
+                path_parameters={"deployment_id": DOCS_DEPLOYMENT},
+            ),
+        ),
+        "api_set_tag.json": (
+            "ApiFunction",
+            http_event(
+                "PUT",
+                "/flow/{flow_id}/tags/{tag}",
+                body={"deployment_id": DOCS_DEPLOYMENT, "description": "the docs' example"},
+                path_parameters={**flow, "tag": "v1"},
+            ),
+        ),
+        "docs_openapi.json": (
+            "DocsFunction",
+            http_event("GET", "/openapi.json", path_parameters=no_params, headers={}),
+        ),
         "run.json": ("RunFunction", sqs_run_event()),
+        "trigger_eventbridge.json": (
+            "TriggerFunction",
+            eventbridge_event(
+                "flowdeploy",
+                "Start deployment",
+                {"deployment_id": DOCS_DEPLOYMENT, **DOCS_START_BODY},
+            ),
+        ),
+        "trigger_schedule.json": (
+            "TriggerFunction",
+            # What TriggerSchedule sends (its Input), with ScheduleDetail filled in.
+            {
+                "source": "aws.scheduler",
+                "detail-type": "Scheduled Event",
+                "detail": {"flow": DOCS_FLOW, "tag": "latest", "inputs": DOCS_START_BODY["inputs"]},
+            },
+        ),
+        "trigger_sqs.json": ("TriggerFunction", trigger_sqs_event()),
+        "trigger_s3.json": ("TriggerFunction", s3_object_created_event()),
     }
 
 

@@ -44,12 +44,14 @@ def fake_credentials() -> None:
 
 
 def provision(template: Template) -> dict[str, Any]:
-    """Create the template's tables and queues in the current endpoint; names for `resolve`."""
+    """Create the template's tables, queues and buckets in the current endpoint; names for
+    `resolve`.
+    """
     import boto3
 
     dynamodb = boto3.client("dynamodb")
     sqs = boto3.client("sqs")
-    names: dict[str, Any] = dict(template.parameter_defaults())
+    names: dict[str, Any] = dict(template.parameter_values())
     existing = set(dynamodb.list_tables()["TableNames"])
     for name, args in template.tables().items():
         if name not in existing:
@@ -73,6 +75,11 @@ def provision(template: Template) -> dict[str, Any]:
         names[name] = url
         names[f"{name}.Arn"] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
         names[f"{name}.QueueName"] = name
+    for name in template.of_type("AWS::S3::Bucket"):
+        bucket = name.lower()  # S3 names are lower case; AWS would generate one
+        boto3.client("s3").create_bucket(Bucket=bucket)
+        names[name] = bucket
+        names[f"{name}.Arn"] = f"arn:aws:s3:::{bucket}"
     return names
 
 
@@ -85,7 +92,7 @@ def function_environment(template: Template, names: dict[str, Any]) -> dict[str,
     for spec in template.functions().values():
         for key, value in spec.environment.items():
             try:
-                env[key] = str(resolve(value, names))
+                env[key] = str(resolve(value, names, template.conditions))
             except KeyError:
                 continue  # a secret's ARN: replaced by its value below
     env["JWT_SECRET"] = os.environ.get("JWT_SECRET", DEV_JWT_SECRET)

@@ -6,14 +6,16 @@ Only the local tooling uses this module; Lambda code never imports it.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 
-class _CfnLoader(yaml.SafeLoader):  # type: ignore[misc]
+class _CfnLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """YAML with CloudFormation's short tags (!Ref, !GetAtt, !Sub …) as their long forms."""
 
 
@@ -33,6 +35,13 @@ def _cfn_tag(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]
 
 
 _CfnLoader.add_multi_constructor("!", _cfn_tag)
+
+
+@cache
+def _parse(path: Path, _mtime: int) -> dict[str, Any]:
+    """The template, parsed once per version of the file (tests build many stacks)."""
+    parsed: dict[str, Any] = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506
+    return parsed
 
 
 @dataclass(frozen=True)
@@ -78,19 +87,64 @@ class FunctionSpec:
 
 
 class Template:
-    """The parts of template.yaml the local stack needs."""
+    """The parts of template.yaml the local stack needs.
 
-    def __init__(self, path: Path) -> None:
+    `parameters` override the template's defaults, as `sam deploy --parameter-overrides`
+    does; resources whose Condition is false do not exist, as in AWS.
+    """
+
+    def __init__(self, path: Path, parameters: Mapping[str, str] | None = None) -> None:
         self.path = path
         self.root = path.parent
-        self.doc: dict[str, Any] = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506
-        self.resources: dict[str, dict[str, Any]] = self.doc["Resources"]
+        self.doc: dict[str, Any] = _parse(path.resolve(), path.stat().st_mtime_ns)
+        self.overrides = dict(parameters or {})
+        unknown = set(self.overrides) - set(self.doc.get("Parameters", {}))
+        if unknown:
+            raise ValueError(f"template.yaml has no parameter {', '.join(sorted(unknown))}")
+        self.conditions = self._evaluate_conditions()
+        self.resources: dict[str, dict[str, Any]] = {
+            name: resource
+            for name, resource in self.doc["Resources"].items()
+            if self.conditions.get(resource.get("Condition", ""), True)
+        }
 
     def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in self.resources.items() if v["Type"] == kind}
 
     def parameter_defaults(self) -> dict[str, Any]:
         return {k: v.get("Default") for k, v in self.doc.get("Parameters", {}).items()}
+
+    def parameter_values(self) -> dict[str, Any]:
+        return {**self.parameter_defaults(), **self.overrides}
+
+    def _evaluate_conditions(self) -> dict[str, bool]:
+        values = self.parameter_values()
+        declared: dict[str, Any] = self.doc.get("Conditions", {})
+        evaluated: dict[str, bool] = {}
+
+        def truth(expression: Any) -> bool:
+            ((function, args),) = expression.items()
+            if function == "Condition":
+                return condition(args)
+            if function == "Fn::Equals":
+                left, right = (str(resolve(a, values)) for a in args)
+                return left == right
+            if function == "Fn::Not":
+                return not truth(args[0])
+            if function == "Fn::And":
+                return all(truth(a) for a in args)
+            if function == "Fn::Or":
+                return any(truth(a) for a in args)
+            raise ValueError(f"unsupported condition function {function}")
+
+        def condition(name: str) -> bool:
+            if name not in evaluated:
+                evaluated[name] = truth(declared[name])
+            return evaluated[name]
+
+        for name in declared:
+            condition(name)
+        return evaluated
 
     def tables(self) -> dict[str, dict[str, Any]]:
         """create_table arguments per table logical id (the logical id is the local name)."""
@@ -140,6 +194,13 @@ class Template:
                     queue = event["Properties"]["Queue"]["Fn::GetAtt"][0]
                     spec.sqs_queues.append((queue, int(event["Properties"].get("BatchSize", 10))))
             specs[name] = spec
+        for mapping in self.of_type("AWS::Lambda::EventSourceMapping").values():
+            props = mapping["Properties"]
+            source = props["EventSourceArn"].get("Fn::GetAtt", [""])[0]
+            if source in self.of_type("AWS::SQS::Queue"):
+                specs[props["FunctionName"]["Ref"]].sqs_queues.append(
+                    (source, int(props.get("BatchSize", 10)))
+                )
         return specs
 
     def routes(self) -> list[Route]:
@@ -158,10 +219,16 @@ class Template:
         return {}
 
 
-def resolve(value: Any, names: dict[str, Any]) -> Any:
-    """Resolve Ref / GetAtt / Sub against `names` (logical id or "Id.Attr" → local value)."""
+def resolve(
+    value: Any, names: Mapping[str, Any], conditions: Mapping[str, bool] | None = None
+) -> Any:
+    """Resolve Ref / GetAtt / Sub / If against `names` (logical id or "Id.Attr" → local value)."""
     if isinstance(value, dict) and len(value) == 1:
         ((key, arg),) = value.items()
+        if key == "Fn::If":
+            name, when_true, when_false = arg
+            chosen = when_true if (conditions or {})[name] else when_false
+            return resolve(chosen, names, conditions)
         if key == "Ref":
             return names[arg]
         if key == "Fn::GetAtt":

@@ -11,6 +11,7 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from flowdeploy.store import applied
 from flowdeploy.store.models import (
     DeploymentItem,
     DeploymentsRecord,
@@ -156,3 +157,129 @@ def load_snapshot(deployment: DeploymentItem) -> dict[int, dict[str, Any]]:
         parts.setdefault(int(item.flow_id), []).append(item.data)
     # Query returns parts in sort-key order, so joining them restores each blob.
     return {flow_id: unpack(b"".join(chunks)) for flow_id, chunks in parts.items()}
+
+
+# -- Changing and deleting (owner only) ----------------------------------------
+
+
+def _cancellation_codes(error: TransactWriteError) -> list[str | None]:
+    return [reason.code if reason else None for reason in error.cancellation_reasons]
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0.02, 0.1) * 2**attempt)  # noqa: S311 - jitter
+
+
+def update(deployment_id: str, owner_id: str, changes: dict[str, Any]) -> DeploymentItem | None:
+    """Set the customizable columns in `changes` (None clears); None if not the owner's.
+
+    One conditional UpdateItem that returns the whole new row.
+    """
+    item = DeploymentItem(*DeploymentItem.key(deployment_id))
+    actions = [
+        getattr(DeploymentItem, name).remove()
+        if value is None
+        else getattr(DeploymentItem, name).set(value)
+        for name, value in changes.items()
+    ]
+    if not applied(lambda: item.update(actions, condition=DeploymentItem.user_id == owner_id)):
+        return None
+    return item
+
+
+def delete(deployment: DeploymentItem) -> bool:
+    """Remove a deployment with its tags, then its snapshot; False if it was already gone.
+
+    If it held `latest`, `latest` moves to the newest remaining deployment of the flow in
+    the same transaction (or disappears with it when none remains). Every write is
+    conditional on what was read, so a concurrent deploy, tag move or delete makes the
+    transaction retry on fresh reads instead of leaving `latest` on a deleted deployment.
+    Runs are not touched: their records keep the deployment id.
+    """
+    entrypoint = int(deployment.entrypoint)
+    attempt = 0
+    while True:
+        latest = get_tag(entrypoint, LATEST)
+        holds_latest = latest is not None and latest.deployment_id == deployment.id
+        fallback = _newest_other(entrypoint, deployment.id) if holds_latest else None
+        tags = [
+            t
+            for t in tags_of_flow(entrypoint)
+            if t.deployment_id == deployment.id and t.tag != LATEST
+        ]
+        try:
+            with TransactWrite(connection=_transactions()) as transaction:
+                transaction.delete(
+                    deployment, condition=DeploymentItem.user_id == deployment.user_id
+                )
+                for tag in tags:
+                    transaction.delete(tag, condition=TagItem.deployment_id == deployment.id)
+                if latest is not None and holds_latest:
+                    on_us = TagItem.deployment_id == deployment.id
+                    if fallback is None:
+                        transaction.delete(latest, condition=on_us)
+                    else:
+                        transaction.condition_check(
+                            DeploymentItem,
+                            *DeploymentItem.key(fallback),
+                            condition=DeploymentItem.pk.exists(),
+                        )
+                        latest.deployment_id = fallback
+                        transaction.save(latest, condition=on_us)
+            break
+        except TransactWriteError as error:
+            codes = _cancellation_codes(error)
+            if codes and codes[0] == "ConditionalCheckFailed":
+                return False  # deleted meanwhile
+            retryable = {"ConditionalCheckFailed", "TransactionConflict"} & set(codes)
+            if not retryable or attempt >= CONFLICT_RETRIES:
+                raise
+            _backoff(attempt)
+            attempt += 1
+    # Unreachable once the deployment item is gone, as they were before it was written.
+    with SnapshotItem.batch_write() as batch:
+        for item in _snapshot_items(deployment.id):
+            batch.delete(item)
+    return True
+
+
+def _newest_other(entrypoint: int, deployment_id: str) -> str | None:
+    others = (d.id for d in of_flow(entrypoint) if d.id != deployment_id)
+    return next(others, None)
+
+
+def _snapshot_items(deployment_id: str) -> Iterator[SnapshotItem]:
+    return SnapshotItem.query(
+        DeploymentItem.key(deployment_id)[0],
+        SnapshotItem.sk.startswith("FLOW#"),
+        consistent_read=True,
+    )
+
+
+def put_tag(tag: TagItem) -> bool:
+    """Create or move a tag, only onto a deployment of its owner that still exists.
+
+    False if the deployment is gone (or another user holds the tag's key).
+    """
+    try:
+        with TransactWrite(connection=_transactions()) as transaction:
+            transaction.condition_check(
+                DeploymentItem,
+                *DeploymentItem.key(tag.deployment_id),
+                condition=(DeploymentItem.user_id == tag.user_id)
+                & (DeploymentItem.entrypoint == tag.entrypoint),
+            )
+            transaction.save(
+                tag, condition=TagItem.pk.does_not_exist() | (TagItem.user_id == tag.user_id)
+            )
+    except TransactWriteError as error:
+        if "ConditionalCheckFailed" in _cancellation_codes(error):
+            return False
+        raise
+    return True
+
+
+def delete_tag(entrypoint: int, tag: str, owner_id: str) -> bool:
+    """Remove the owner's tag; False if there is none."""
+    item = TagItem(*TagItem.key(entrypoint, tag))
+    return applied(lambda: item.delete(condition=TagItem.user_id == owner_id))

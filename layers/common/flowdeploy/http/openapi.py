@@ -1,0 +1,318 @@
+"""The OpenAPI document: Powertools generates each function's part from its routes, and
+`document` merges them into one (Powertools' OpenAPIMerge), served by DocsFunction.
+
+Bodies are parsed by `flowdeploy.http.parse_body` (stricter than Powertools' request
+validation, and it reads curl's form-encoded JSON), so a route declares its body,
+responses and errors for the document with `route(...)`; the body models' schemas
+are added to the document's components here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
+from aws_lambda_powertools.event_handler.openapi.models import (
+    APIKey,
+    APIKeyIn,
+    HTTPBearer,
+)
+from pydantic import BaseModel, ConfigDict
+from pydantic.json_schema import models_json_schema
+
+from flowdeploy.flows import SolanaNetwork
+
+TITLE = "flowdeploy: Space Operator flow deployments"
+REF = "#/components/schemas/{model}"
+
+# Each route names the credentials it accepts, as alternatives.
+USER = ("accessToken", "apiKey")
+STARTER = ("accessToken", "apiKey", "publicKey")
+RUN_READER = ("accessToken", "apiKey", "runToken")
+PUBLIC: tuple[str, ...] = ()
+
+SECURITY_SCHEMES = {
+    "accessToken": HTTPBearer(
+        bearerFormat="JWT", description="HS256 access token: aud 'authenticated', sub = user id"
+    ),
+    "apiKey": APIKey(
+        name="x-api-key", **{"in": APIKeyIn.header}, description="an API key (b3-...)"
+    ),
+    "publicKey": HTTPBearer(
+        bearerFormat="base58 public key", description="an unauthenticated caller's wallet"
+    ),
+    "runToken": HTTPBearer(
+        bearerFormat="fr-...", description="the run token returned by the start"
+    ),
+}
+
+ERRORS = {
+    400: "malformed request: the message names the field and the rule",
+    401: "missing, malformed, expired or forged credential",
+    404: "no such thing, or the caller may not see it (never 403)",
+    409: "a conflict: an Idempotency-Key reused for a different request or still in "
+    "progress, or a run that has already finished",
+    413: "body, inputs or flow over its limit",
+    415: "body that is not JSON",
+    503: "a dependency failed; nothing was done; retry",
+}
+
+
+class ErrorBody(BaseModel):
+    """Every error: a precise message."""
+
+    error: str
+
+
+# -- Response shapes (the docs' rows and the routes' answers) ---------------------
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FlowCreated(_Shape):
+    flow_id: int
+
+
+class Flow(_Shape):
+    id: int
+    user_id: str
+    name: str
+    nodes: list[dict[str, Any]]
+    edges: list[dict[str, Any]]
+    is_public: bool
+    start_shared: bool
+    start_unverified: bool
+    current_network: SolanaNetwork
+    environment: dict[str, str]
+    created_at: str
+    updated_at: str
+
+
+class DeploymentCreated(_Shape):
+    deployment_id: str
+
+
+class Deployment(_Shape):
+    """The docs' "Inserted row in flow_deployments table"."""
+
+    id: str
+    created_at: str
+    user_id: str
+    entrypoint: int
+    start_permission: str
+    output_instructions: bool
+    action_identity: str | None
+    fees: list[tuple[str, int]]
+    solana_network: SolanaNetwork
+
+
+class Tag(_Shape):
+    """The docs' "Inserted row in flow_deployments_tags table"."""
+
+    user_id: str
+    entrypoint: int
+    tag: str
+    deployment_id: str
+    description: str | None
+
+
+class StartedRun(_Shape):
+    """The docs' start response."""
+
+    flow_run_id: str
+    token: str
+
+
+class FlowRun(_Shape):
+    id: str
+    deployment_id: str | None
+    flow_id: int
+    status: str
+    origin: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] | None
+    error: str | None
+    created_at: str
+    updated_at: str
+    started_at: str | None
+    finished_at: str | None
+    stop_requested: str | None
+
+
+class NodeRun(_Shape):
+    """What one node did; nested flows' nodes are `<interflow node>/<node>`."""
+
+    seq: int
+    node_id: str
+    command: str
+    flow_id: int | None
+    status: str
+    inputs: dict[str, Any] | None
+    outputs: dict[str, Any] | None
+    error: str | None
+    started_at: str | None
+    finished_at: str
+
+
+class NodeRunPage(_Shape):
+    nodes: list[NodeRun]
+    next: int | None
+
+
+class RunLogLine(_Shape):
+    seq: int
+    time: str
+    level: str
+    node_id: str | None
+    content: str
+
+
+class RunLogPage(_Shape):
+    logs: list[RunLogLine]
+    next: int | None
+
+
+class ApiKey(_Shape):
+    id: str
+    name: str
+    trimmed_key: str
+    created_at: str
+
+
+class CreatedApiKey(ApiKey):
+    """The only time the key itself is shown."""
+
+    key: str
+
+
+# -- Routes ------------------------------------------------------------------
+
+_REQUEST_MODELS: dict[str, type[BaseModel]] = {}
+
+
+def route(
+    summary: str,
+    *,
+    tag: str,
+    ok: Any = None,
+    status: int = 200,
+    body: type[BaseModel] | None = None,
+    optional_body: bool = False,
+    errors: Iterable[int] = (),
+    auth: Sequence[str] = USER,
+    parameters: list[dict[str, Any]] | None = None,
+    content_type: str = "application/json",
+    description: str | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments of a route decorator that describe the route in the document."""
+    success: dict[str, Any] = {"description": summary}
+    if ok is not None:
+        success["content"] = {content_type: {"model": ok}}
+    responses: dict[int, Any] = {status: success}
+    for code in sorted({*errors, *((401,) if auth else ())}):
+        responses[code] = {
+            "description": ERRORS[code],
+            "content": {"application/json": {"model": ErrorBody}},
+        }
+    extensions: dict[str, Any] = {}
+    if body is not None:
+        _REQUEST_MODELS[body.__name__] = body
+        extensions["requestBody"] = {
+            "required": not optional_body,
+            "content": {"application/json": {"schema": {"$ref": REF.format(model=body.__name__)}}},
+        }
+    if parameters:
+        extensions["parameters"] = parameters
+    return {
+        "summary": summary,
+        "description": description,
+        "tags": [tag],
+        "responses": responses,
+        "security": [{name: []} for name in auth] or None,
+        "openapi_extensions": extensions or None,
+    }
+
+
+def query(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+def header(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+# -- The document -------------------------------------------------------------
+
+
+def load_resolvers(functions: Path, *, besides: Path) -> list[ApiGatewayResolver]:
+    """The `app` resolver of every function under `functions/` but the one in `besides`."""
+    found = []
+    for path in sorted(functions.glob("*/app.py")):
+        if path.resolve() == besides.resolve():
+            continue
+        spec = importlib.util.spec_from_file_location(f"_openapi_{path.parent.name}", path)
+        if spec is None or spec.loader is None:
+            continue
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        resolver = getattr(module, "app", None)
+        if isinstance(resolver, ApiGatewayResolver):
+            found.append(resolver)
+    return found
+
+
+def document(resolvers: Iterable[ApiGatewayResolver]) -> dict[str, Any]:
+    """One OpenAPI 3.1 document for every route of every resolver; a route twice is an error."""
+    merge = OpenAPIMerge(
+        title=TITLE,
+        version="1.0.0",
+        description=(
+            'The Space Operator "Flow Deployment" API. Errors are always '
+            '`{"error": "..."}`; a caller who may not see a thing gets 404, never 403.'
+        ),
+        security_schemes=SECURITY_SCHEMES,  # type: ignore[arg-type]
+        on_conflict="error",
+    )
+    for resolver in resolvers:
+        part = resolver.get_openapi_json_schema(security_schemes=SECURITY_SCHEMES)  # type: ignore[arg-type]
+        merge.add_schema(json.loads(part))
+    _, definitions = models_json_schema(
+        [(model, "validation") for model in _REQUEST_MODELS.values()], ref_template=REF
+    )
+    merge.add_schema({"components": {"schemas": definitions.get("$defs", {})}})
+    merged = json.loads(merge.get_openapi_json_schema())
+    return _without_unused_schemas(merged)
+
+
+def _without_unused_schemas(doc: dict[str, Any]) -> dict[str, Any]:
+    """Drop the validation-error schemas Powertools adds: our errors are ErrorBody."""
+    schemas: dict[str, Any] = doc.get("components", {}).get("schemas", {})
+    used: set[str] = set()
+    pending = [json.dumps(doc["paths"])]
+    while pending:
+        text = pending.pop()
+        for name, schema in schemas.items():
+            if name not in used and f'"{REF.format(model=name)}"' in text:
+                used.add(name)
+                pending.append(json.dumps(schema))
+    doc["components"]["schemas"] = {k: v for k, v in schemas.items() if k in used}
+    return doc
