@@ -134,7 +134,10 @@ def test_concurrent_deploys_of_one_flow_leave_latest_on_the_newest(client: Clien
     tags = client.request("GET", f"/flow/{flow_id}/tags", user=owner).json()
     assert [(t["tag"], t["deployment_id"]) for t in tags] == [("latest", max(ids))]
     listed = client.request("GET", f"/flow/{flow_id}/deployments", user=owner).json()
-    assert [d["id"] for d in listed] == sorted(ids, reverse=True)
+    assert [d["id"] for d in listed] == sorted(ids, reverse=True), (
+        [d["id"] for d in listed],
+        sorted(ids, reverse=True),
+    )
 
 
 def expired_token(user: str) -> str:

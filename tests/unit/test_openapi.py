@@ -11,8 +11,10 @@ from pydantic import TypeAdapter
 
 from flowdeploy.http import openapi
 from flowdeploy.local.template import Template
+from flowdeploy.store import queue
 from tests.conftest import ROOT, new_user
-from tests.unit.api import Api
+from tests.unit.api import Api, sqs_event
+from tests.unit.engine.flows import edge, node
 
 TEMPLATE = Template(ROOT / "template.yaml")
 WALLET = "5B1yr3JTyijfCfrsvHTgSkVEQWNMCE7w6f1WQkuBzAfK"
@@ -173,6 +175,26 @@ def test_real_responses_have_exactly_the_documented_shapes(api: Api) -> None:
     validate(openapi.ErrorBody, api.call("GET", "/flow/99", user=owner).body)
 
 
+def test_run_records_have_exactly_the_documented_shapes(api: Api) -> None:
+    owner = new_user()
+    nodes = [node("c", "const", value=1), node("l", "log"), node("bad", "div", a=1, b=0)]
+    flow_id = api.create_flow(owner, nodes=nodes, edges=[edge("c", "l", into="message")])
+    deployment_id = api.deploy(owner, flow_id)
+    run_id = api.call("POST", f"/deployment/start?id={deployment_id}", user=owner).body[
+        "flow_run_id"
+    ]
+    api.functions.invoke("RunFunction", sqs_event(queue.message_body(run_id)))
+    page = api.call("GET", f"/flow_run/{run_id}/nodes", user=owner).body
+    assert page["nodes"]
+    validate(openapi.NodeRunPage, page)
+    logs = api.call("GET", f"/flow_run/{run_id}/logs", user=owner).body
+    assert logs["logs"]
+    validate(openapi.RunLogPage, logs)
+    stopped = api.call("POST", f"/flow_run/{run_id}/stop", user=owner)
+    assert stopped.status == 409
+    validate(openapi.ErrorBody, stopped.body)
+
+
 def test_every_documented_shape_refuses_fields_it_does_not_name() -> None:
     shapes = [
         openapi.FlowCreated,
@@ -182,6 +204,10 @@ def test_every_documented_shape_refuses_fields_it_does_not_name() -> None:
         openapi.Tag,
         openapi.StartedRun,
         openapi.FlowRun,
+        openapi.NodeRun,
+        openapi.NodeRunPage,
+        openapi.RunLogLine,
+        openapi.RunLogPage,
         openapi.ApiKey,
         openapi.CreatedApiKey,
     ]
