@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pytest
-
 from flowdeploy.store import deployments as store
 from flowdeploy.store.models import DeploymentItem
 from tests.conftest import new_user
@@ -24,11 +22,6 @@ DOCS_ROW_KEYS = [
     "fees",
     "solana_network",
 ]
-
-
-@pytest.fixture
-def api(aws: dict[str, Any]) -> Api:
-    return Api()
 
 
 def interflow(node_id: str, flow_id: int) -> dict[str, Any]:

@@ -12,11 +12,6 @@ from tests.unit.api import Api, count_items
 WALLET = "5B1yr3JTyijfCfrsvHTgSkVEQWNMCE7w6f1WQkuBzAfK"
 
 
-@pytest.fixture
-def api(aws: dict[str, Any]) -> Api:
-    return Api()
-
-
 def test_creating_a_flow_returns_201_and_an_integer_id(api: Api) -> None:
     reply = api.call("POST", "/flow", user=new_user(), json_body={"name": "mine"})
     assert reply.status == 201

@@ -15,19 +15,6 @@ WALLET = "5B1yr3JTyijfCfrsvHTgSkVEQWNMCE7w6f1WQkuBzAfK"
 BODY = {"inputs": {"amount": {"D": "3.14"}}}
 
 
-@pytest.fixture
-def api(aws: dict[str, Any]) -> Api:
-    return Api()
-
-
-@pytest.fixture
-def deployed(api: Api) -> tuple[str, int, str]:
-    """(owner, flow id, deployment id) of a public, anonymous-startable flow."""
-    owner = new_user()
-    flow_id = api.create_flow(owner, is_public=True, start_shared=True, start_unverified=True)
-    return owner, flow_id, api.deploy(owner, flow_id)
-
-
 def keyed(key: str) -> dict[str, str]:
     return {"idempotency-key": key}
 

@@ -18,11 +18,6 @@ MAINNET = {"url": "https://api.mainnet-beta.solana.com", "cluster": "mainnet-bet
 
 
 @pytest.fixture
-def api(aws: dict[str, Any]) -> Api:
-    return Api()
-
-
-@pytest.fixture
 def deployed(api: Api) -> tuple[str, int, str]:
     """(owner, flow id, deployment id) of a private flow."""
     owner = new_user()

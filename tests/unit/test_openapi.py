@@ -21,11 +21,6 @@ WALLET = "5B1yr3JTyijfCfrsvHTgSkVEQWNMCE7w6f1WQkuBzAfK"
 
 
 @pytest.fixture
-def api(aws: dict[str, Any]) -> Api:
-    return Api()
-
-
-@pytest.fixture
 def doc(api: Api) -> dict[str, Any]:
     reply = api.call("GET", "/openapi.json")
     assert reply.status == 200

@@ -33,11 +33,6 @@ SUM_FLOW = {
 SUM_INPUTS = {"inputs": {"a": {"D": "1.5"}, "b": {"D": "2"}}}
 
 
-@pytest.fixture
-def api(aws: dict[str, Any]) -> Api:
-    return Api()
-
-
 def deployed(api: Api, flow: dict[str, Any]) -> tuple[str, int, str]:
     owner = new_user()
     flow_id = api.create_flow(owner, **flow)

@@ -22,19 +22,6 @@ DOCS_BODY = {
 TOKEN = re.compile(r"^fr-[A-Za-z0-9_-]{64}$")
 
 
-@pytest.fixture
-def api(aws: dict[str, Any]) -> Api:
-    return Api()
-
-
-@pytest.fixture
-def deployed(api: Api) -> tuple[str, int, str]:
-    """(owner, flow id, deployment id) of a public, anonymous-startable flow."""
-    owner = new_user()
-    flow_id = api.create_flow(owner, is_public=True, start_shared=True, start_unverified=True)
-    return owner, flow_id, api.deploy(owner, flow_id)
-
-
 def test_start_answers_a_run_id_and_a_run_token(api: Api, deployed: tuple[str, int, str]) -> None:
     owner, _, deployment_id = deployed
     reply = api.call(

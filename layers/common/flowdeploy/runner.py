@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 
 from flowdeploy.engine import FlowGraph, FlowInvalid, LogLine, NodeRun, Run, build_flow_set
-from flowdeploy.engine.scheduler import FAILED, STOPPED, RunResult
+from flowdeploy.engine.scheduler import FAILED, STOPPED, RunResult, clip
 from flowdeploy.settings import settings
 from flowdeploy.store import deployments as deployment_store
 from flowdeploy.store import run_records
@@ -37,11 +37,9 @@ MAX_ERROR_CHARS = 4_000
 ABANDONED = "the worker running this flow stopped before recording its result"
 
 
-def clip(text: str | None, limit: int = MAX_ERROR_CHARS) -> str | None:
+def clip_error(text: str | None) -> str | None:
     """Errors repeat inputs; keep them short enough for the run item."""
-    if text is None or len(text) <= limit:
-        return text
-    return f"{text[:limit]}... ({len(text)} characters)"
+    return None if text is None else clip(text, MAX_ERROR_CHARS)
 
 
 class Unrunnable(Exception):
@@ -94,11 +92,11 @@ async def execute_queued_run(
 async def _record_result(run_id: str, result: RunResult) -> None:
     """The final status, outputs and error; on a failed write, once more without outputs."""
     outputs = encode_map(result.outputs)
-    error = clip(result.error)
+    error = clip_error(result.error)
     size = len(json.dumps(outputs, separators=(",", ":")))
     if size > MAX_OUTPUTS_BYTES:
         kept = f" (and it failed: {error})" if error else ""
-        error = clip(
+        error = clip_error(
             f"the run's outputs are {size} bytes of JSON; a run keeps at most "
             f"{MAX_OUTPUTS_BYTES}{kept}"
         )
@@ -113,7 +111,7 @@ async def _record_result(run_id: str, result: RunResult) -> None:
             run_id,
             FAILED,
             outputs={},
-            error=clip(
+            error=clip_error(
                 f"the run ended ({result.status}) but its result could not be recorded: {failure}"
             ),
         )

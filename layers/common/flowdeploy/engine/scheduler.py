@@ -37,6 +37,13 @@ MAX_LOG_CHARS = 8_192
 MAX_NODE_ERROR_CHARS = 2_000
 
 
+def clip(text: str, limit: int) -> str:
+    """`text`, cut at `limit` characters with a note of its full length."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
+
 @dataclass(slots=True)
 class NodeRun:
     """What one node did in a run. `node_id` is prefixed `<interflow node>/` when nested."""
@@ -139,8 +146,8 @@ class Run:
             return
         if seq == MAX_LOG_LINES:
             level, content = "warn", f"log truncated: a run keeps at most {MAX_LOG_LINES} lines"
-        elif len(content) > MAX_LOG_CHARS:
-            content = content[:MAX_LOG_CHARS] + f"... ({len(content)} characters)"
+        else:
+            content = clip(content, MAX_LOG_CHARS)
         self.recorder.log(LogLine(seq, timestamp(), level, node_id, content))
 
     def next_node_seq(self) -> int:
@@ -238,8 +245,7 @@ class _Execution:
             logger.exception("node %s raised", node.id)
             error = f"internal error in {node.command.name}: {type(failure).__name__}: {failure}"
         if error is not None:
-            if len(error) > MAX_NODE_ERROR_CHARS:
-                error = f"{error[:MAX_NODE_ERROR_CHARS]}... ({len(error)} characters)"
+            error = clip(error, MAX_NODE_ERROR_CHARS)
             self._record(node, NODE_FAILED, inputs, None, error, started)
             self.run_.log("error", f"{node.label}: {error}", self.prefix + node.id)
             self.end(f"{node.label} failed: {error}")
