@@ -249,6 +249,36 @@ def stop_flow_run(run_id: str) -> dict[str, Any]:
 
 
 @app.get(
+    "/flow_run/<run_id>/signature_request",
+    **openapi.route(
+        "The signature a running run waits for: the message (base64) and the signer's key",
+        tag="flow runs",
+        ok=openapi.SignatureRequest,
+        errors=(404,),
+        auth=openapi.RUN_READER,
+    ),
+)
+def get_signature_request(run_id: str) -> dict[str, Any]:
+    return flow_runs.pending_signature_request(_readable_run(run_id))
+
+
+@app.post(
+    "/flow_run/<run_id>/signature",
+    **openapi.route(
+        "Answer the run's signature request: verified, then the run sends its transaction",
+        tag="flow runs",
+        ok=openapi.SignatureAccepted,
+        body=flow_runs.SignatureBody,
+        errors=(400, 404, 409, 413, 415),
+        auth=openapi.RUN_READER,
+    ),
+)
+def submit_signature(run_id: str) -> dict[str, Any]:
+    run = _readable_run(run_id)
+    return flow_runs.submit_signature(run, http.parse_body(app, flow_runs.SignatureBody))
+
+
+@app.get(
     "/deployment/<deployment_id>/flow_runs",
     **openapi.route(
         "Runs of your deployment, newest first",

@@ -128,11 +128,11 @@ def test_interflow_flow_id_accepts_plain_and_ivalue_integers(config: Any, expect
 
 def test_wallet_ids_are_collected_from_wallet_nodes() -> None:
     nodes = [
-        {"id": "a", "data": {"node_id": "wallet", "config": {"wallet_id": {"U": "5"}}}},
-        {"id": "b", "data": {"node_id": "wallet", "config": {"wallet_id": 6}}},
-        {"id": "c", "data": {"node_id": "const", "config": {"wallet_id": 7}}},
+        {"id": "a", "data": {"node_id": "wallet", "config": {"wallet_id": {"S": "w-5"}}}},
+        {"id": "b", "data": {"node_id": "wallet", "config": {"wallet_id": " w-6 "}}},
+        {"id": "c", "data": {"node_id": "const", "config": {"wallet_id": "w-7"}}},
     ]
-    assert wallet_ids(nodes) == {5, 6}
+    assert wallet_ids(nodes) == {"w-5", "w-6"}
 
 
 def test_start_query_by_id() -> None:

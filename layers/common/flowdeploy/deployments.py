@@ -115,6 +115,8 @@ def deploy(user_id: str, flow_id: int, new_deployment_id: Callable[[], str] = ne
         raise NotFound(f"flow not found: {flow_id}")
     flows = collect_flow_set(flow_store.flow_row(entry), user_id, _load_flows)
     build_flow_set({flow["id"]: flow for flow in flows}, flow_id)
+    used_wallets = set().union(*(wallet_ids(flow["nodes"]) for flow in flows))
+    _require_wallets(user_id, used_wallets)
     deployment_id = new_deployment_id()
     snapshots = store.snapshot_items(deployment_id, flows)
     size = store.snapshot_bytes(snapshots)
@@ -143,10 +145,33 @@ def deploy(user_id: str, flow_id: int, new_deployment_id: Callable[[], str] = ne
         solana_network=entry.current_network,
         flow_ids=[flow["id"] for flow in flows],
         snapshot_parts=parts,
-        wallet_ids=sorted(set().union(*(wallet_ids(flow["nodes"]) for flow in flows))),
+        wallet_ids=sorted(used_wallets),
     )
     store.insert(deployment, snapshots)
     return deployment_id
+
+
+def _require_wallets(user_id: str, used: set[str]) -> None:
+    """The deploying owner must hold every server wallet the flows' `wallet` nodes name."""
+    if not used:
+        return
+    from flowdeploy import wallets
+
+    missing = sorted(used - {wallet.id for wallet in wallets.list_wallets(user_id)})
+    if missing:
+        raise BadRequest(
+            f"the flow uses wallet(s) you do not have: {', '.join(missing)} (see GET /wallet)"
+        )
+
+
+def _require_identity_wallet(user_id: str, identity: str) -> None:
+    from flowdeploy import wallets
+
+    if wallets.wallet_for_pubkey(user_id, identity) is None:
+        raise BadRequest(
+            f"action_identity {identity}: you hold no wallet with this public key; the "
+            "identity memo is signed with it (add it with POST /wallet)"
+        )
 
 
 # -- Finding a deployment to start -------------------------------------------
@@ -341,6 +366,8 @@ def update_deployment(
     columns = changes.columns()
     if not columns:
         return deployment_row(deployment)
+    if columns.get("action_identity"):
+        _require_identity_wallet(user_id, columns["action_identity"])
     updated = store.update(deployment.id, user_id, columns)
     if updated is None:
         raise NotFound(f"deployment not found: {deployment_id}")

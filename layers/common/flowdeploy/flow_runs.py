@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from datetime import UTC, datetime
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -124,6 +126,7 @@ def run_row(run: FlowRunItem) -> dict[str, Any]:
         "started_at": run.started_at,
         "finished_at": run.finished_at,
         "stop_requested": run.stop_requested,
+        "transaction": run.transaction,
     }
 
 
@@ -223,3 +226,58 @@ def run_logs(run: FlowRunItem, query: Mapping[str, str]) -> dict[str, Any]:
         ],
         "next": following,
     }
+
+
+# -- Signature requests: the run waits for a key the server does not hold ----------
+
+
+class SignatureBody(BaseModel):
+    """`POST /flow_run/{id}/signature`: the signer's ed25519 signature of the request's
+    message, base58; `id` (optional) names the request being answered."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    signature: str = Field(min_length=1, max_length=base58.MAX_TEXT_LENGTH)
+    id: str | None = Field(default=None, max_length=64)
+
+
+def pending_signature_request(run: FlowRunItem) -> dict[str, Any]:
+    """The run's open signature request; 404 when it has none."""
+    request = run.signature_request if run.status == store.RUNNING else None
+    if request is None or run.submitted_signature:
+        raise NotFound(f"flow run {run.id} has no pending signature request")
+    return dict(request)
+
+
+def submit_signature(run: FlowRunItem, body: SignatureBody) -> dict[str, Any]:
+    """Accept a signature for the run's open request once it verifies; 400 if it does not,
+    409 if there is no request to answer (it timed out, was answered, or the run ended)."""
+    from solders.pubkey import Pubkey
+    from solders.signature import Signature
+
+    request = run.signature_request if run.status == store.RUNNING else None
+    if request is None:
+        raise Conflict(f"flow run {run.id} has no pending signature request")
+    if body.id is not None and body.id != request["id"]:
+        raise Conflict(f"signature request {body.id} is not the run's pending request")
+    if run.submitted_signature:
+        raise Conflict(f"signature request {request['id']} was already answered")
+    expires = datetime.fromisoformat(request["expires_at"]).replace(tzinfo=UTC)
+    if datetime.now(UTC) >= expires:
+        raise Conflict(f"signature request {request['id']} expired at {request['expires_at']}")
+    try:
+        raw = base58.decode(body.signature)
+    except ValueError as error:
+        raise BadRequest(f"signature: not base58: {error}") from None
+    if len(raw) != 64:
+        raise BadRequest(f"signature: an ed25519 signature is 64 bytes, got {len(raw)}")
+    signature = Signature.from_bytes(raw)
+    message = base64.b64decode(request["message"])
+    if not signature.verify(Pubkey.from_string(request["pubkey"]), message):
+        raise BadRequest(
+            f"signature verification failed: not {request['pubkey']}'s signature of the "
+            "requested message"
+        )
+    if not store.accept_signature(run.id, request["id"], str(signature)):
+        raise Conflict(f"signature request {request['id']} is no longer pending")
+    return {"success": True, "signature_request_id": request["id"]}

@@ -118,14 +118,17 @@ def interflow_targets(nodes: list[dict[str, Any]]) -> list[tuple[str, int | None
     ]
 
 
-def wallet_ids(nodes: list[dict[str, Any]]) -> set[int]:
-    """Server wallets the flow's `wallet` nodes use (config `wallet_id`)."""
+def wallet_ids(nodes: list[dict[str, Any]]) -> set[str]:
+    """Server wallets the flow's `wallet` nodes use (config `wallet_id`: an id from
+    `GET /wallet`, plain or as an S value)."""
     found = set()
     for node in nodes:
         if node.get("data", {}).get("node_id") in WALLET_COMMANDS:
-            wallet_id = _config_integer(node, "wallet_id")
-            if wallet_id is not None:
-                found.add(wallet_id)
+            value = node.get("data", {}).get("config", {}).get("wallet_id")
+            if isinstance(value, dict) and set(value) == {"S"}:
+                value = value["S"]
+            if isinstance(value, str) and value.strip():
+                found.add(value.strip())
     return found
 
 

@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from flowdeploy.engine import FlowGraph, FlowInvalid, LogLine, NodeRun, Run, build_flow_set
 from flowdeploy.engine.scheduler import FAILED, STOPPED, RunResult, clip
@@ -19,8 +20,11 @@ from flowdeploy.settings import settings
 from flowdeploy.store import deployments as deployment_store
 from flowdeploy.store import run_records
 from flowdeploy.store import runs as store
-from flowdeploy.store.models import FlowRunItem
+from flowdeploy.store.models import DeploymentItem, FlowRunItem
 from flowdeploy.values import IValueError, decode_map, encode_map
+
+if TYPE_CHECKING:
+    from flowdeploy.solana.session import SolanaSession
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +74,7 @@ async def execute_queued_run(
         await asyncio.to_thread(store.finish, run_id, STOPPED, error=run.stop_requested)
         return STOPPED
     try:
-        graphs, entry = await asyncio.to_thread(_load, run)
+        graphs, entry, deployment = await asyncio.to_thread(_load, run)
     except Unrunnable as problem:
         await asyncio.to_thread(store.finish, run_id, FAILED, error=str(problem))
         return FAILED
@@ -84,7 +88,7 @@ async def execute_queued_run(
         )
         return FAILED
     # From here on the flow has started: never release it, so it cannot run twice.
-    result = await _execute(run, graphs, entry, deadline)
+    result = await _execute(run, deployment, graphs, entry, deadline)
     await _record_result(run_id, result)
     return result.status
 
@@ -102,7 +106,14 @@ async def _record_result(run_id: str, result: RunResult) -> None:
         )
         result, outputs = RunResult(FAILED, {}, error), {}
     try:
-        await asyncio.to_thread(store.finish, run_id, result.status, outputs=outputs, error=error)
+        await asyncio.to_thread(
+            store.finish,
+            run_id,
+            result.status,
+            outputs=outputs,
+            error=error,
+            transaction=result.transaction,
+        )
     except Exception as failure:
         logger.exception("could not record the result of run %s; recording a failure", run_id)
         await asyncio.sleep(RETRY_PAUSE_SECONDS)
@@ -124,7 +135,7 @@ def _deadline(time_left: float | None) -> float:
     return max(1.0, min(configured, time_left - FINISH_MARGIN_SECONDS))
 
 
-def _load(run: FlowRunItem) -> tuple[Mapping[int, FlowGraph], int]:
+def _load(run: FlowRunItem) -> tuple[Mapping[int, FlowGraph], int, DeploymentItem]:
     deployment = deployment_store.get(run.deployment_id) if run.deployment_id else None
     if deployment is None:
         raise Unrunnable(f"deployment {run.deployment_id} no longer exists")
@@ -133,20 +144,31 @@ def _load(run: FlowRunItem) -> tuple[Mapping[int, FlowGraph], int]:
     if entry not in snapshot:
         raise Unrunnable(f"deployment {deployment.id} has no snapshot of its entry flow")
     try:
-        return build_flow_set(snapshot, entry), entry
+        return build_flow_set(snapshot, entry), entry, deployment
     except FlowInvalid as error:
         raise Unrunnable(f"the deployed flow cannot run: {error.message}") from None
 
 
 async def _execute(
-    run: FlowRunItem, graphs: Mapping[int, FlowGraph], entry: int, deadline: float
+    run: FlowRunItem,
+    deployment: DeploymentItem,
+    graphs: Mapping[int, FlowGraph],
+    entry: int,
+    deadline: float,
 ) -> RunResult:
     recorder = StoredRecorder(run.id)
+
+    def solana() -> SolanaSession:
+        from flowdeploy.run_solana import session_for  # solders loads only for Solana nodes
+
+        return session_for(run, deployment)
+
     engine = Run(
         graphs,
         recorder,
         deadline_seconds=deadline,
         http_allow_private=settings().http_allow_private,
+        solana=solana,
     )
     try:
         inputs = decode_map(run.inputs or {}, "inputs")

@@ -43,6 +43,10 @@ class Settings:
     http_allow_private: bool
     # S3 bucket name -> the deployment its new objects start ("<id>" or "<flow>[:<tag>]").
     s3_trigger_targets: dict[str, str]
+    # How long a run waits for a signature it asked for (a blockhash lives about 60 s).
+    signature_request_timeout_seconds: float
+    # Each Solana JSON-RPC call's time limit (retried calls get it each).
+    solana_rpc_timeout_seconds: float
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -66,6 +70,10 @@ class Settings:
             flow_run_deadline_seconds=float(env.get("FLOW_RUN_DEADLINE_SECONDS", "240")),
             http_allow_private=env.get("HTTP_ALLOW_PRIVATE", "").lower() in {"1", "true", "yes"},
             s3_trigger_targets=_string_map("S3_TRIGGER_TARGETS", env.get("S3_TRIGGER_TARGETS")),
+            signature_request_timeout_seconds=float(
+                env.get("SIGNATURE_REQUEST_TIMEOUT_SECONDS", "60")
+            ),
+            solana_rpc_timeout_seconds=float(env.get("SOLANA_RPC_TIMEOUT_SECONDS", "10")),
         )
 
     @property

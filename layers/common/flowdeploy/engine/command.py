@@ -23,10 +23,20 @@ from flowdeploy.values import IValue, IValueError
 
 if TYPE_CHECKING:
     from flowdeploy.engine.graph import FlowGraph
+    from flowdeploy.solana.session import SolanaSession
 
 
 class NodeError(Exception):
     """A node failed; the message is what the run records for it."""
+
+
+class ReturnTransaction(Exception):
+    """`output_instructions`: the run ends `stopped` with this transaction (base64) for the
+    caller's wallet to sign and send."""
+
+    def __init__(self, transaction: str) -> None:
+        super().__init__("returned its transaction for the action signer to sign")
+        self.transaction = transaction
 
 
 class ConfigError(ValueError):
@@ -65,6 +75,11 @@ class NodeContext(Protocol):
     def http_allow_private(self) -> bool: ...
 
     async def run_flow(self, flow_id: int, inputs: dict[str, IValue]) -> dict[str, IValue]: ...
+
+    @property
+    def solana(self) -> SolanaSession | None:
+        """The run's Solana session (cluster, keys, signature requests), made on first use."""
+        ...
 
 
 class Config:

@@ -12,15 +12,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from flowdeploy.engine.command import NodeError
+from flowdeploy.engine.command import NodeError, ReturnTransaction
 from flowdeploy.engine.convert import ConversionError
 from flowdeploy.engine.graph import FlowGraph, GraphNode
 from flowdeploy.ids import timestamp
 from flowdeploy.values import IValue
+
+if TYPE_CHECKING:
+    from flowdeploy.solana.session import SolanaSession
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +34,7 @@ NODE_SUCCEEDED, NODE_FAILED, NODE_SKIPPED, NODE_CANCELED = (
     "skipped",
     "canceled",
 )
+NODE_STOPPED = "stopped"  # returned the run's transaction (output_instructions)
 MAX_INTERFLOW_DEPTH = 16
 MAX_LOG_LINES = 10_000
 MAX_LOG_CHARS = 8_192
@@ -82,6 +86,8 @@ class RunResult:
     status: str
     outputs: dict[str, IValue]
     error: str | None
+    # output_instructions: the transaction (base64) the run stopped at, for the caller to sign
+    transaction: str | None = None
 
 
 class ExecutionFailed(Exception):
@@ -98,6 +104,7 @@ class Run:
         *,
         deadline_seconds: float,
         http_allow_private: bool = False,
+        solana: Callable[[], SolanaSession] | None = None,
     ) -> None:
         self.graphs = graphs
         self.recorder = recorder
@@ -109,6 +116,9 @@ class Run:
         self._top: _Execution | None = None
         self.stop_reason: str | None = None
         self.end_reason: str | None = None
+        self.transaction: str | None = None
+        self._solana_factory = solana
+        self._solana: SolanaSession | None = None
 
     async def execute(self, entry: int, inputs: Mapping[str, IValue]) -> RunResult:
         loop = asyncio.get_running_loop()
@@ -118,6 +128,8 @@ class Run:
         try:
             outputs = await top.run()
         except ExecutionFailed as error:
+            if self.transaction is not None:
+                return RunResult(STOPPED, top.outputs, None, self.transaction)
             status = STOPPED if self.stop_reason is not None else FAILED
             return RunResult(status, top.outputs, str(error))
         finally:
@@ -129,6 +141,19 @@ class Run:
         if self._top is not None and self.stop_reason is None and self._top.failure is None:
             self.stop_reason = reason
             self._top.end(reason)
+
+    def return_transaction(self, transaction: str, node_label: str) -> None:
+        """output_instructions: the run ends here, `stopped`, holding `transaction`."""
+        if self._top is not None and self.stop_reason is None and self._top.failure is None:
+            self.transaction = transaction
+            self.stop_reason = f"{node_label} returned its transaction for signing"
+            self._top.end(self.stop_reason)
+
+    @property
+    def solana(self) -> SolanaSession | None:
+        if self._solana is None and self._solana_factory is not None:
+            self._solana = self._solana_factory()
+        return self._solana
 
     def _expire(self) -> None:
         if self._top is not None:
@@ -239,6 +264,10 @@ class _Execution:
                 started,
             )
             raise
+        except ReturnTransaction as returned:
+            self._record(node, NODE_STOPPED, inputs, None, str(returned), started)
+            self.run_.return_transaction(returned.transaction, node.label)
+            return
         except (NodeError, ConversionError) as failure:
             error = str(failure)
         except Exception as failure:  # a bug in a command must fail its node, not the worker
@@ -374,3 +403,7 @@ class _Context:
 
     async def run_flow(self, flow_id: int, inputs: dict[str, IValue]) -> dict[str, IValue]:
         return await self._execution.call(self._node, flow_id, inputs)
+
+    @property
+    def solana(self) -> SolanaSession | None:
+        return self._execution.run_.solana

@@ -144,6 +144,23 @@ class FlowRun(_Shape):
     started_at: str | None
     finished_at: str | None
     stop_requested: str | None
+    transaction: str | None
+
+
+class SignatureRequest(_Shape):
+    """A signature the run waits for: `message` (base64) is what `pubkey` must sign."""
+
+    id: str
+    pubkey: str
+    message: str
+    timeout: float
+    created_at: str
+    expires_at: str
+
+
+class SignatureAccepted(_Shape):
+    success: bool
+    signature_request_id: str
 
 
 class NodeRun(_Shape):

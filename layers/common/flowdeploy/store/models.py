@@ -186,6 +186,13 @@ class FlowRunItem(Model):
     stop_requested = UnicodeAttribute(null=True)
     # Epoch seconds by which the worker that claimed the run will have finished it.
     lease_until = NumberAttribute(null=True)
+    # output_instructions: the transaction (base64) the run stopped at, for the caller to sign.
+    transaction = UnicodeAttribute(null=True)
+    # The open signature request of a running run ({id, pubkey, message, ...}), its id (for
+    # conditional writes) and the verified signature submitted for it.
+    signature_request = JSONAttribute(null=True)
+    signature_request_id = UnicodeAttribute(null=True)
+    submitted_signature = UnicodeAttribute(null=True)
 
     by_deployment = DeploymentRunsIndex()
 

@@ -116,11 +116,65 @@ def finish(
     *,
     outputs: dict[str, Any] | None = None,
     error: str | None = None,
+    transaction: str | None = None,
 ) -> FlowRunItem | None:
     """Put a running run in a final status; None if it was not running any more."""
-    actions = [FlowRunItem.status.set(status), FlowRunItem.finished_at.set(timestamp())]
+    actions = [
+        FlowRunItem.status.set(status),
+        FlowRunItem.finished_at.set(timestamp()),
+        *_SIGNATURE_REQUEST_REMOVED,
+    ]
     if outputs is not None:
         actions.append(FlowRunItem.outputs.set(outputs))
     if error is not None:
         actions.append(FlowRunItem.error.set(error))
+    if transaction is not None:
+        actions.append(FlowRunItem.transaction.set(transaction))
     return _transition(run_id, RUNNING, actions)
+
+
+# -- Signature requests: a running run waits for a signature it cannot make ------
+
+_SIGNATURE_REQUEST_REMOVED = (
+    FlowRunItem.signature_request.remove(),
+    FlowRunItem.signature_request_id.remove(),
+    FlowRunItem.submitted_signature.remove(),
+)
+
+
+def open_signature_request(run_id: str, request: dict[str, object]) -> FlowRunItem | None:
+    """Publish `request` (with its "id") on a running run; None if the run is not running."""
+    return _transition(
+        run_id,
+        RUNNING,
+        [
+            FlowRunItem.signature_request.set(request),
+            FlowRunItem.signature_request_id.set(str(request["id"])),
+            FlowRunItem.submitted_signature.remove(),
+        ],
+    )
+
+
+def accept_signature(run_id: str, request_id: str, signature: str) -> bool:
+    """Store the (verified) signature for the open request `request_id`, once."""
+    return (
+        _transition(
+            run_id,
+            RUNNING,
+            [FlowRunItem.submitted_signature.set(signature)],
+            (FlowRunItem.signature_request_id == request_id)
+            & FlowRunItem.submitted_signature.does_not_exist(),
+        )
+        is not None
+    )
+
+
+def close_signature_request(run_id: str, request_id: str) -> None:
+    """Withdraw the request `request_id` if it is still the run's open one."""
+    run = FlowRunItem(id=run_id)
+    applied(
+        lambda: run.update(
+            actions=list(_SIGNATURE_REQUEST_REMOVED),
+            condition=FlowRunItem.signature_request_id == request_id,
+        )
+    )
