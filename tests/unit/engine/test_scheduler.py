@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 
-from flowdeploy.engine import REGISTRY, Command, Port, Run
-from flowdeploy.engine.command import NodeContext
+from flowdeploy.engine import REGISTRY, Command, Port, Run, RunResult, build_flow_set
+from flowdeploy.engine.command import NodeContext, ReturnTransaction
 from flowdeploy.values import IValue
-from tests.unit.engine.flows import edge, flow, node, run, run_async
+from tests.unit.engine.flows import Memory, Outcome, edge, flow, node, run, run_async
 
 
 def D(text: str) -> dict[str, str]:
@@ -237,3 +238,46 @@ def test_a_node_whose_optional_input_gets_nothing_still_runs() -> None:
     )
     assert (outcome.status, outcome.outputs) == ("succeeded", {"w": {"N": 0}})
     assert outcome.memory.statuses()["w"] == "succeeded"
+
+
+def test_a_returned_transaction_stops_the_run_keeping_outputs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Returning(Command):
+        name = "returning"
+        inputs = (Port("after", required=False),)
+        outputs = (Port("output"),)
+
+        async def run(self, ctx: NodeContext, inputs: dict[str, IValue]) -> dict[str, IValue]:
+            raise ReturnTransaction("AQID")
+
+    monkeypatch.setitem(REGISTRY, "returning", Returning)
+    outcome, result = _run_with_result(
+        flow(
+            node("early", "const", value="kept"),
+            node("out", "flow_output", label="early"),
+            node("w", "wait", seconds=0.05),
+            node("tx", "returning"),
+            node("slow", "wait", seconds=5),
+            node("never", "flow_output", label="never"),
+            edges=[
+                edge("early", "out"),
+                edge("w", "tx", "value", "after"),
+                edge("tx", "never"),
+            ],
+        )
+    )
+    assert (outcome.status, outcome.error) == ("stopped", None)
+    assert result.transaction == "AQID"
+    assert outcome.outputs == {"early": {"S": "kept"}}
+    statuses = outcome.memory.statuses()
+    assert statuses["tx"] == "stopped"
+    assert statuses["slow"] == "canceled"
+    assert "never" not in statuses
+
+
+def _run_with_result(document: dict[str, Any]) -> tuple[Outcome, RunResult]:
+    graphs = build_flow_set({1: document}, 1)
+    memory = Memory()
+    result = asyncio.run(Run(graphs, memory, deadline_seconds=10).execute(1, {}))
+    return Outcome(result, memory), result

@@ -77,7 +77,9 @@ def transfer_flow(source: dict[str, Any], amount: str = "0.5") -> dict[str, Any]
 
 
 def deploy(api: Api, owner: str, flow: dict[str, Any], chain: LocalSolana, **settings: Any) -> str:
-    flow_id = api.create_flow(owner, is_public=True, start_shared=True, start_unverified=True, **flow)
+    flow_id = api.create_flow(
+        owner, is_public=True, start_shared=True, start_unverified=True, **flow
+    )
     deployment_id = api.deploy(owner, flow_id)
     changes = {"solana_network": {"url": chain.url, "cluster": "localnet"}, **settings}
     reply = api.call("PATCH", f"/deployment/{deployment_id}", user=owner, json_body=changes)
@@ -126,7 +128,10 @@ def test_a_server_wallet_transfer_moves_exactly_the_amount_and_pays_each_fee(
     assert rpc.balance(Pubkey.from_string(recipient)) == SOL // 2
     assert rpc.balance(Pubkey.from_string(fee_a)) == FEE_A
     assert rpc.balance(Pubkey.from_string(fee_b)) == FEE_B
-    assert rpc.balance(Pubkey.from_string(wallet["pubkey"])) == 10 * SOL - SOL // 2 - FEE_A - FEE_B - 5_000
+    assert (
+        rpc.balance(Pubkey.from_string(wallet["pubkey"]))
+        == 10 * SOL - SOL // 2 - FEE_A - FEE_B - 5_000
+    )
     assert run["transaction"] is None
 
 
@@ -168,7 +173,9 @@ def test_output_instructions_return_a_transaction_the_action_signer_completes(
     assert identity_memo.identity == identity.pubkey()
     first = [keys[i] for i in message.instructions[0].accounts]
     assert first[-2:] == [identity.pubkey(), identity_memo.reference]
-    nodes = {record["node_id"]: record["status"] for record in read(api, started, "/nodes").body["nodes"]}
+    nodes = {
+        record["node_id"]: record["status"] for record in read(api, started, "/nodes").body["nodes"]
+    }
     assert nodes["transfer"] == "stopped"
 
     rpc = SolanaRpc(chain.url)
@@ -204,9 +211,13 @@ def test_a_signature_request_answered_with_a_valid_signature_completes_the_run(
     signer, stranger = Keypair(), Keypair()
     chain.airdrop(signer.pubkey(), 10 * SOL)
     recipient = Keypair().pubkey()
-    deployment = deploy(api, owner, transfer_flow(node("sender", "flow_input", label="sender")), chain)
+    deployment = deploy(
+        api, owner, transfer_flow(node("sender", "flow_input", label="sender")), chain
+    )
     inputs = {"sender": {"S": str(signer.pubkey())}, "recipient": {"S": str(recipient)}}
-    started = start(api, owner, deployment, {"inputs": inputs, "action_signer": str(signer.pubkey())})
+    started = start(
+        api, owner, deployment, {"inputs": inputs, "action_signer": str(signer.pubkey())}
+    )
     path = f"/flow_run/{started['flow_run_id']}/signature"
     headers = {"Authorization": f"Bearer {started['token']}"}
     replies: list[Reply] = []
@@ -244,13 +255,20 @@ def test_an_unanswered_signature_request_fails_the_run_and_sends_nothing(
     signer = Keypair()
     chain.airdrop(signer.pubkey(), 10 * SOL)
     recipient = Keypair().pubkey()
-    deployment = deploy(api, owner, transfer_flow(node("sender", "flow_input", label="sender")), chain)
+    deployment = deploy(
+        api, owner, transfer_flow(node("sender", "flow_input", label="sender")), chain
+    )
     inputs = {"sender": {"S": str(signer.pubkey())}, "recipient": {"S": str(recipient)}}
-    started = start(api, owner, deployment, {"inputs": inputs, "action_signer": str(signer.pubkey())})
+    started = start(
+        api, owner, deployment, {"inputs": inputs, "action_signer": str(signer.pubkey())}
+    )
     execute(api, started["flow_run_id"])
     run = read(api, started).body
     assert run["status"] == "failed"
-    assert f"no signature from {signer.pubkey()} within 1 s; the transaction was not sent" in run["error"]
+    assert (
+        f"no signature from {signer.pubkey()} within 1 s; the transaction was not sent"
+        in run["error"]
+    )
     assert SolanaRpc(chain.url).balance(recipient) == 0
 
 
@@ -283,10 +301,17 @@ def test_a_fee_below_rent_to_a_new_account_fails_clearly_before_sending(
 def test_an_unreachable_rpc_fails_the_run_clearly(api: Api, chain: LocalSolana) -> None:
     owner = new_user()
     wallet = create_wallet(api, owner)
-    deployment = deploy(api, owner, transfer_flow(node("wallet", "wallet", wallet_id=wallet["id"])), chain)
+    deployment = deploy(
+        api, owner, transfer_flow(node("wallet", "wallet", wallet_id=wallet["id"])), chain
+    )
     unreachable = {"solana_network": {"url": "http://127.0.0.1:9", "cluster": "localnet"}}
-    assert api.call("PATCH", f"/deployment/{deployment}", user=owner, json_body=unreachable).status == 200
-    started = start(api, owner, deployment, {"inputs": {"recipient": {"S": str(Keypair().pubkey())}}})
+    assert (
+        api.call("PATCH", f"/deployment/{deployment}", user=owner, json_body=unreachable).status
+        == 200
+    )
+    started = start(
+        api, owner, deployment, {"inputs": {"recipient": {"S": str(Keypair().pubkey())}}}
+    )
     execute(api, started["flow_run_id"])
     run = read(api, started).body
     assert run["status"] == "failed"

@@ -43,7 +43,7 @@ def _funded(svm: LiteSVM, lamports: int = 10 * SOL) -> Keypair:
     return keypair
 
 
-def _pay(source: Pubkey, target: Pubkey, lamports: int):  # noqa: ANN202
+def _pay(source: Pubkey, target: Pubkey, lamports: int):
     return transfer(TransferParams(from_pubkey=source, to_pubkey=target, lamports=lamports))
 
 
@@ -175,7 +175,9 @@ def test_failures_are_explained_in_terms_of_the_transaction() -> None:
         fees=[Fee(fee, 10_000)],
     )
     keys = list(message.account_keys)
-    rent = explain_failure({"InsufficientFundsForRent": {"account_index": keys.index(fee)}}, message)
+    rent = explain_failure(
+        {"InsufficientFundsForRent": {"account_index": keys.index(fee)}}, message
+    )
     assert f"transfer of 10,000 lamports to {fee} fails" in rent
     assert "890,880" in rent
     funds = explain_failure({"InstructionError": [0, {"Custom": 1}]}, message)
