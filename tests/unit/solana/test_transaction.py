@@ -109,7 +109,8 @@ def test_references_are_fresh_per_transaction() -> None:
 def test_a_forged_memo_does_not_verify() -> None:
     identity, other = Keypair(), Keypair()
     genuine = new_identity(identity)
-    forged = f"solana-action:{identity.pubkey()}:{genuine.reference}:{other.sign_message(bytes(genuine.reference))}"
+    wrong = other.sign_message(bytes(genuine.reference))
+    forged = f"solana-action:{identity.pubkey()}:{genuine.reference}:{wrong}"
     with pytest.raises(ValueError, match="not the identity's signature"):
         parse_identity_memo(forged)
     with pytest.raises(ValueError, match="not an action identity memo"):
