@@ -546,7 +546,10 @@ class LocalSolana:
         """Listen (OSError if the port is taken) and serve in a daemon thread."""
         self._server = _make_server(self.rpc, self.host, self.port)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, daemon=True, name="local-solana-rpc"
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            daemon=True,
+            name="local-solana-rpc",
         )
         self._thread.start()
         return self
