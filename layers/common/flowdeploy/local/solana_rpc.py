@@ -62,6 +62,7 @@ MAX_REQUEST_BYTES = 5 * 1024 * 1024
 # base64 of a 1232-byte transaction; the RPC checks the encoded length first.
 MAX_BASE64_SIZE = 1644
 MAX_BASE58_SIZE = 1683
+MAX_BASE58_DATA = 128  # getAccountInfo refuses base58 for larger data
 
 
 class RpcFault(Exception):
@@ -294,7 +295,7 @@ def _decode_transaction(params: list[Any]) -> VersionedTransaction:
         if len(text) > MAX_BASE58_SIZE:
             raise _too_large(text, "base58", MAX_BASE58_SIZE)
         try:
-            raw = base58.decode(text)
+            raw = base58.decode(text, max_length=MAX_BASE58_SIZE)
         except ValueError as error:
             raise invalid_params(f"invalid transaction: invalid base58 encoding: {error}") from None
     else:
@@ -409,6 +410,11 @@ class LocalRpc:
             return self.context(None)
         raw = bytes(account.data)
         encoding = _config(params, 1).get("encoding", "binary")
+        if encoding in {"base58", "binary"} and len(raw) > MAX_BASE58_DATA:
+            raise invalid_params(
+                "Encoded binary (base 58) data should be less than 128 bytes, "
+                "please use Base64 encoding."
+            )
         data: object
         if encoding in {"base64", "jsonParsed"}:  # nothing here has a JSON parser
             data = [base64.b64encode(raw).decode(), "base64"]
