@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml layers/common/requirements.txt
 
 ## Set up and run the whole service locally on http://127.0.0.1:3000
 ## make dev [PARAMS="TriggerQueueEnabled=true ..."]: template parameters, as sam deploy takes them
+## make dev SOLANA_PORT=0: the local Solana RPC on a free port instead of 8899
 dev: $(STAMP)
-	$(BIN)/python -m flowdeploy.local $(foreach p,$(PARAMS),--parameter $(p))
+	$(BIN)/python -m flowdeploy.local $(if $(SOLANA_PORT),--solana-port $(SOLANA_PORT)) $(foreach p,$(PARAMS),--parameter $(p))
 
 ## Lint, type-check and run every test
 test: lint

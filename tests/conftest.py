@@ -73,12 +73,18 @@ def aws() -> Iterator[dict[str, Any]]:
 
 class Stack:
     def __init__(
-        self, process: subprocess.Popen[str], url: str, log: Path, aws_endpoint: str
+        self,
+        process: subprocess.Popen[str],
+        url: str,
+        log: Path,
+        aws_endpoint: str,
+        solana_url: str,
     ) -> None:
         self.process = process
         self.url = url
         self.log = log
         self.aws_endpoint = aws_endpoint  # the stack's moto server (DynamoDB, SQS, S3)
+        self.solana_url = solana_url  # the stack's local Solana RPC (LiteSVM)
 
 
 @pytest.fixture(scope="session")
@@ -98,6 +104,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "flowdeploy.local",
                 "--port",
                 "0",
+                "--solana-port",
+                "0",
                 "--parameter",
                 "TriggerQueueEnabled=true",
             ],
@@ -114,13 +122,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         line = process.stdout.readline()
         if not line:
             break
-        found = re.match(r"FLOWDEPLOY_(URL|AWS_ENDPOINT)=(\S+)", line)
+        found = re.match(r"FLOWDEPLOY_(URL|AWS_ENDPOINT|SOLANA_RPC)=(\S+)", line)
         if found:
             printed[found.group(1)] = found.group(2)
     if "URL" not in printed:
         process.kill()
         pytest.fail(f"local stack did not start:\n{log.read_text()}")
-    yield Stack(process, printed["URL"], log, printed["AWS_ENDPOINT"])
+    yield Stack(process, printed["URL"], log, printed["AWS_ENDPOINT"], printed["SOLANA_RPC"])
     process.terminate()
     try:
         process.wait(timeout=10)

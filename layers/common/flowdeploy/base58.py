@@ -31,13 +31,14 @@ def encode(data: bytes) -> str:
     return "1" * zeros + "".join(reversed(digits))
 
 
-def decode(text: str) -> bytes:
-    """Bytes of base58 `text`; ValueError if empty, too long or not in the alphabet."""
+def decode(text: str, *, max_length: int = MAX_TEXT_LENGTH) -> bytes:
+    """Bytes of base58 `text`; ValueError if empty, longer than `max_length` or not in the
+    alphabet."""
     if not text:
         raise ValueError("base58 string is empty")
-    if len(text) > MAX_TEXT_LENGTH:
+    if len(text) > max_length:
         raise ValueError(
-            f"base58 string is {len(text)} characters long; at most {MAX_TEXT_LENGTH} are accepted"
+            f"base58 string is {len(text)} characters long; at most {max_length} are accepted"
         )
     number = 0
     for position, char in enumerate(text):

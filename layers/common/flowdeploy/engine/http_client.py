@@ -1,14 +1,9 @@
-"""A small blocking HTTP client for http_request, refusing non-public addresses.
-
-The address check happens on the socket actually connected, after DNS, for every
-connection including redirects, so DNS rebinding cannot route around it.
-"""
+"""A small blocking HTTP client for http_request, refusing non-public addresses
+(`flowdeploy.netguard` checks every connection, redirects included)."""
 
 from __future__ import annotations
 
 import http.client
-import ipaddress
-import socket
 import time
 import urllib.error
 import urllib.parse
@@ -16,6 +11,10 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+
+from flowdeploy.netguard import connection_classes, is_public
+
+__all__ = ["Request", "RequestFailed", "Response", "is_public", "send"]
 
 READ_CHUNK = 64 * 1024
 # Requests block a thread each; their own pool keeps them from starving the store calls that
@@ -42,70 +41,6 @@ class Response:
     headers: dict[str, str]
     content_type: str
     body: bytes
-
-
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
-
-
-def is_public(address: str) -> bool:
-    """Whether `address` is a public internet address, looking through IPv6 forms that embed
-    an IPv4 address (mapped, compatible, 6to4, NAT64)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour
-        if embedded is None and (ip in _NAT64 or ip in _IPV4_COMPATIBLE):
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if embedded is not None and not embedded.is_global:
-            return False
-    return ip.is_global
-
-
-def _guarded_connect(allow_private: bool) -> Any:
-    def create_connection(
-        address: tuple[str, int], timeout: Any = None, source_address: Any = None
-    ) -> socket.socket:
-        host, port = address
-        refused: list[str] = []
-        last_error: OSError | None = None
-        for family, kind, proto, _, sockaddr in socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM
-        ):
-            if not allow_private and not is_public(str(sockaddr[0])):
-                refused.append(str(sockaddr[0]))
-                continue
-            sock = socket.socket(family, kind, proto)
-            try:
-                if timeout is not None:
-                    sock.settimeout(timeout)
-                sock.connect(sockaddr)
-            except OSError as error:
-                sock.close()
-                last_error = error
-                continue
-            return sock
-        if refused and last_error is None:
-            raise RequestFailed(f"refused to connect to non-public address {refused[0]}")
-        raise last_error or OSError(f"cannot resolve {host}")
-
-    return create_connection
-
-
-def _connection_classes(allow_private: bool) -> tuple[Any, Any]:
-    connect = _guarded_connect(allow_private)
-
-    # http.client sets `_create_connection` per instance, so replace it after __init__.
-    class Plain(http.client.HTTPConnection):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._create_connection = connect
-
-    class Secure(http.client.HTTPSConnection):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._create_connection = connect
-
-    return Plain, Secure
 
 
 # Credentials a redirect must not carry to another origin.
@@ -136,7 +71,7 @@ def send(request: Request, timeout: float, allow_private: bool) -> Response:
     if not request.url.lower().startswith(("http://", "https://")):
         raise RequestFailed("url must start with http:// or https://")
     deadline = time.monotonic() + timeout
-    plain, secure = _connection_classes(allow_private)
+    plain, secure = connection_classes(allow_private)
 
     class PlainHandler(urllib.request.HTTPHandler):
         def http_open(self, req: Any) -> Any:

@@ -2,7 +2,8 @@
 
 HTTP requests become API Gateway HTTP API (payload 2.0) events for the real
 handlers, routed as template.yaml routes them; DynamoDB and SQS are an embedded
-moto server; FlowRunQueue is polled into RunFunction in the background.
+moto server; FlowRunQueue is polled into RunFunction in the background; a local
+Solana JSON-RPC endpoint (LiteSVM) stands in for the cluster of flows created here.
 """
 
 from __future__ import annotations
@@ -192,10 +193,16 @@ def make_server(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
     return server
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m flowdeploy.local", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    parser.add_argument(
+        "--solana-port",
+        type=int,
+        default=8899,
+        help="port of the local Solana RPC (LiteSVM); 0 picks a free one",
+    )
     parser.add_argument("--template", type=Path, default=repository_root() / "template.yaml")
     parser.add_argument(
         "--parameter",
@@ -204,7 +211,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="override a template parameter, e.g. TriggerQueueEnabled=true",
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     parameters = dict(p.partition("=")[::2] for p in args.parameter)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -213,6 +224,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("flowdeploy.local.http").setLevel(logging.WARNING)
 
     from moto.server import ThreadedMotoServer
+
+    from flowdeploy.local.solana_rpc import LocalSolana
+
+    solana = LocalSolana(port=args.solana_port)
+    try:
+        solana.start()
+    except OSError as error:
+        print(f"cannot listen on 127.0.0.1:{args.solana_port}: {error}", file=sys.stderr)
+        return 1
 
     fake_credentials()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -223,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     template = Template(args.template, parameters)
     names = provision(template)
     os.environ.update(function_environment(template, names))
+    # Flows created locally use the local cluster; on AWS the default stays devnet.
+    os.environ.update(SOLANA_DEFAULT_URL=solana.url, SOLANA_DEFAULT_CLUSTER="localnet")
     # Metrics are CloudWatch EMF lines on stdout: noise on a terminal.
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
@@ -233,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         print(f"cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
         moto.stop()
+        solana.stop()
         return 1
     workers = pollers(template, functions, names)
     for worker in workers:
@@ -243,9 +266,11 @@ def main(argv: list[str] | None = None) -> int:
         f"flowdeploy local stack\n"
         f"  API            {base_url}\n"
         f"  DynamoDB, SQS  {os.environ['AWS_ENDPOINT_URL']} (moto, in memory)\n"
+        f'  Solana RPC     {solana.url} (LiteSVM, in memory; cluster "localnet")\n'
         f"  access token   make token USER=<user uuid>\n"
         f"  stop           Ctrl-C\n"
         f"FLOWDEPLOY_AWS_ENDPOINT={os.environ['AWS_ENDPOINT_URL']}\n"
+        f"FLOWDEPLOY_SOLANA_RPC={solana.url}\n"
         f"FLOWDEPLOY_URL={base_url}",
         flush=True,
     )
@@ -263,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             worker.stopping.set()
         server.shutdown()
         moto.stop()
+        solana.stop()
     return 0
 
 
