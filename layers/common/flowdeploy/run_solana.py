@@ -19,7 +19,7 @@ from flowdeploy import wallets
 from flowdeploy.ids import new_id, timestamp
 from flowdeploy.settings import settings
 from flowdeploy.solana import CLUSTERS
-from flowdeploy.solana.rpc import SolanaRpc
+from flowdeploy.solana.rpc import RpcError, SolanaRpc
 from flowdeploy.solana.session import SolanaFailure, SolanaSession, SolanaSettings
 from flowdeploy.solana.transaction import Fee
 from flowdeploy.store import runs as run_store
@@ -50,7 +50,10 @@ def session_for(run: FlowRunItem, deployment: DeploymentItem) -> SolanaSession:
         output_instructions=bool(run.output_instructions),
         signature_timeout=config.signature_request_timeout_seconds,
     )
-    rpc = SolanaRpc(url, timeout=config.solana_rpc_timeout_seconds)
+    try:
+        rpc = SolanaRpc(url, timeout=config.solana_rpc_timeout_seconds)
+    except RpcError as error:
+        raise SolanaFailure(f"the deployment's solana_network cannot be used: {error}") from None
     return SolanaSession(
         solana_settings, rpc, OwnerWallets(run.user_id), StoredSignatureBroker(run.id)
     )

@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     names = provision(template)
     os.environ.update(function_environment(template, names))
     # Flows created locally use the local cluster; on AWS the default stays devnet.
-    os.environ.update(SOLANA_DEFAULT_URL=solana.url, SOLANA_DEFAULT_CLUSTER="localnet")
+    os.environ.update(DEFAULT_SOLANA_URL=solana.url, DEFAULT_SOLANA_CLUSTER="localnet")
     # Metrics are CloudWatch EMF lines on stdout: noise on a terminal.
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 

@@ -194,7 +194,7 @@ class SolanaSession:
         try:
             await asyncio.to_thread(self.rpc.confirm, signature, self._last_valid, timeout=timeout)
         except TransactionFailed as failure:
-            raise SolanaFailure(f"transaction {signature} failed on chain: {failure}") from None
+            raise SolanaFailure(f"on chain: {failure}") from None
         except RpcError as error:
             raise SolanaFailure(
                 f"transaction {signature} was sent but not confirmed: {error}"

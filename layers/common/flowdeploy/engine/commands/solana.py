@@ -85,7 +85,12 @@ async def _send(
 
 
 async def _session(ctx: NodeContext) -> SolanaSession:
-    session = ctx.solana
+    from flowdeploy.solana.session import SolanaFailure
+
+    try:
+        session = ctx.solana
+    except SolanaFailure as failure:
+        raise NodeError(str(failure)) from None
     if session is None:
         raise NodeError("this run has no Solana network")
     return session
