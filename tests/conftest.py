@@ -30,6 +30,9 @@ os.environ.update(
     DEPLOYMENTS_TABLE="DeploymentsTable",
     FLOW_RUNS_TABLE="FlowRunsTable",
     API_KEYS_TABLE="ApiKeysTable",
+    WALLETS_TABLE="WalletsTable",
+    # The key's alias: the key id is new in every moto context, its alias is not.
+    WALLET_KEY_ID="alias/flowdeploy/wallets",
     FLOW_RUN_QUEUE_URL="https://sqs.us-east-1.amazonaws.com/123456789012/FlowRunQueue",
     JWT_SECRET=JWT_SECRET,
     RUN_TOKEN_SECRET="unit-test-run-token-secret",
@@ -56,7 +59,7 @@ def new_user() -> str:
 
 @pytest.fixture
 def aws() -> Iterator[dict[str, Any]]:
-    """Fresh in-memory DynamoDB and SQS with the tables and queues of template.yaml."""
+    """Fresh in-memory DynamoDB, SQS and KMS with the tables, queues and keys of template.yaml."""
     from moto import mock_aws
 
     from flowdeploy.local.stack import provision
@@ -65,6 +68,7 @@ def aws() -> Iterator[dict[str, Any]]:
     with mock_aws():
         names = provision(Template(ROOT / "template.yaml"))
         assert names["FlowRunQueue"] == os.environ["FLOW_RUN_QUEUE_URL"]
+        assert names["WalletKeyAlias"] == os.environ["WALLET_KEY_ID"]
         yield names
 
 

@@ -1,4 +1,4 @@
-"""ApiFunction: flows, deployments, tags, flow runs and API keys (every other route)."""
+"""ApiFunction: flows, deployments, tags, flow runs, API keys and wallets (every other route)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from flowdeploy import apikeys, deployments, flow_runs, flows, http
+from flowdeploy import apikeys, deployments, flow_runs, flows, http, wallets
 from flowdeploy.deployments import parse_flow_id
 from flowdeploy.http import openapi
 from flowdeploy.observability import logger
@@ -321,6 +321,43 @@ def list_api_keys() -> list[dict[str, Any]]:
 )
 def delete_api_key(key_id: str) -> Response[str]:
     apikeys.delete(http.user(app), key_id)
+    return Response(status_code=204, body="")
+
+
+# -- Wallets -----------------------------------------------------------------
+
+
+@app.post(
+    "/wallet",
+    **openapi.route(
+        "Create a server-held Solana wallet, or import a keypair (the secret is never shown)",
+        tag="wallets",
+        ok=openapi.Wallet,
+        status=201,
+        body=wallets.NewWallet,
+        errors=(400, 409, 413, 415, 503),
+    ),
+)
+def create_wallet() -> tuple[dict[str, str], int]:
+    user_id = http.user(app)
+    wallet = wallets.create_wallet(user_id, http.parse_body(app, wallets.NewWallet))
+    return wallet.row(), 201
+
+
+@app.get(
+    "/wallet",
+    **openapi.route("Your wallets, oldest first", tag="wallets", ok=list[openapi.Wallet]),
+)
+def list_wallets() -> list[dict[str, str]]:
+    return [wallet.row() for wallet in wallets.list_wallets(http.user(app))]
+
+
+@app.delete(
+    "/wallet/<wallet_id>",
+    **openapi.route("Delete a wallet and its secret key", tag="wallets", status=204, errors=(404,)),
+)
+def delete_wallet(wallet_id: str) -> Response[str]:
+    wallets.delete_wallet(http.user(app), wallet_id)
     return Response(status_code=204, body="")
 
 

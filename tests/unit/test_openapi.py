@@ -86,6 +86,7 @@ def test_every_operation_documents_its_success_errors_and_credentials(
         (("PUT", "/flow/{flow_id}/tags/{tag}"), "TagBody"),
         (("POST", "/deployment/start"), "StartDeploymentParams"),
         (("POST", "/apikey"), "NewApiKey"),
+        (("POST", "/wallet"), "NewWallet"),
     ],
 )
 def test_each_body_is_documented_with_its_model(
@@ -119,6 +120,16 @@ def test_the_patch_body_schema_lists_only_the_customizable_columns(doc: dict[str
         "solana_network",
     }
     assert schema["additionalProperties"] is False
+
+
+def test_the_wallet_body_documents_the_keypair_as_a_write_only_secret(
+    doc: dict[str, Any],
+) -> None:
+    schema = doc["components"]["schemas"]["NewWallet"]
+    assert schema["required"] == ["name"]
+    assert schema["additionalProperties"] is False
+    keypair = schema["properties"]["keypair"]["anyOf"][0]
+    assert (keypair["format"], keypair["writeOnly"]) == ("password", True)
 
 
 def test_docs_serve_swagger_ui_for_the_document_with_nothing_from_a_cdn(api: Api) -> None:
@@ -167,6 +178,8 @@ def test_real_responses_have_exactly_the_documented_shapes(api: Api) -> None:
     key = api.call("POST", "/apikey", user=owner, json_body={"name": "k"})
     validate(openapi.CreatedApiKey, key.body)
     validate(list[openapi.ApiKey], api.call("GET", "/apikey", user=owner).body)
+    validate(openapi.Wallet, api.call("POST", "/wallet", user=owner, json_body={"name": "w"}).body)
+    validate(list[openapi.Wallet], api.call("GET", "/wallet", user=owner).body)
     validate(openapi.ErrorBody, api.call("GET", "/flow/99", user=owner).body)
 
 
@@ -205,6 +218,7 @@ def test_every_documented_shape_refuses_fields_it_does_not_name() -> None:
         openapi.RunLogPage,
         openapi.ApiKey,
         openapi.CreatedApiKey,
+        openapi.Wallet,
     ]
     for shape in shapes:
         assert shape.model_config.get("extra") == "forbid", shape

@@ -12,7 +12,13 @@ import pytest
 
 from flowdeploy.local.samples import SAMPLE_PARAMETERS, sample_events
 from flowdeploy.local.template import Template
-from flowdeploy.store.models import ApiKeyItem, DeploymentsRecord, FlowItem, FlowRunItem
+from flowdeploy.store.models import (
+    ApiKeyItem,
+    DeploymentsRecord,
+    FlowItem,
+    FlowRunItem,
+    WalletsRecord,
+)
 from tests.conftest import ROOT
 from tests.unit.api import Api
 
@@ -39,6 +45,7 @@ def index_schemas(model: Any) -> dict[str, list[tuple[str, str]]]:
         ("DeploymentsTable", DeploymentsRecord),
         ("FlowRunsTable", FlowRunItem),
         ("ApiKeysTable", ApiKeyItem),
+        ("WalletsTable", WalletsRecord),
     ],
 )
 def test_each_table_has_the_keys_its_model_uses(table: str, model: Any) -> None:
@@ -114,6 +121,7 @@ def test_the_documented_routes_go_to_the_documented_functions() -> None:
 def test_every_route_of_the_template_has_a_handler(aws: dict[str, Any], route: Any) -> None:
     path = route.path.replace("{flow_id}", "1").replace("{deployment_id}", "x")
     path = path.replace("{run_id}", "x").replace("{key_id}", "x").replace("{tag}", "x")
+    path = path.replace("{wallet_id}", "x")
     status, _, body = Api().gateway.handle(route.method, path, {"host": "localhost"}, b"")
     public = route.function == "DocsFunction"
     assert status == (200 if public else 401), (route.route_key, body)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from functools import cache
 
 DEVNET = {"url": "https://api.devnet.solana.com", "cluster": "devnet"}
+# WalletKeyAlias of template.yaml on the local stack (whose stack name is "flowdeploy").
+LOCAL_WALLET_KEY_ALIAS = "alias/flowdeploy/wallets"
 
 
 class ConfigurationError(RuntimeError):
@@ -26,8 +28,11 @@ class Settings:
     flow_runs_table: str
     run_records_table: str
     api_keys_table: str
+    wallets_table: str
     idempotency_table: str
     flow_run_queue_url: str
+    # The KMS key that encrypts server-held wallets' secret keys (id, ARN or alias).
+    wallet_key_id: str
     # Exactly one source per secret: the value itself (local) or where AWS keeps it.
     jwt_secret: str | None
     jwt_secret_parameter: str | None
@@ -57,8 +62,10 @@ class Settings:
             flow_runs_table=env.get("FLOW_RUNS_TABLE", "FlowRunsTable"),
             run_records_table=env.get("RUN_RECORDS_TABLE", "RunRecordsTable"),
             api_keys_table=env.get("API_KEYS_TABLE", "ApiKeysTable"),
+            wallets_table=env.get("WALLETS_TABLE", "WalletsTable"),
             idempotency_table=env.get("IDEMPOTENCY_TABLE", "IdempotencyTable"),
             flow_run_queue_url=env.get("FLOW_RUN_QUEUE_URL", ""),
+            wallet_key_id=env.get("WALLET_KEY_ID", LOCAL_WALLET_KEY_ALIAS),
             jwt_secret=env.get("JWT_SECRET") or None,
             jwt_secret_parameter=env.get("JWT_SECRET_PARAMETER") or None,
             run_token_secret=env.get("RUN_TOKEN_SECRET") or None,

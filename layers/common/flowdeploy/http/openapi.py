@@ -56,7 +56,7 @@ ERRORS = {
     401: "missing, malformed, expired or forged credential",
     404: "no such thing, or the caller may not see it (never 403)",
     409: "a conflict: an Idempotency-Key reused for a different request or still in "
-    "progress, or a run that has already finished",
+    "progress, a run that has already finished, or a wallet you already have",
     413: "body, inputs or flow over its limit",
     415: "body that is not JSON",
     503: "a dependency failed; nothing was done; retry",
@@ -207,6 +207,15 @@ class CreatedApiKey(ApiKey):
     """The only time the key itself is shown."""
 
     key: str
+
+
+class Wallet(_Shape):
+    """A server-held wallet: its secret key is never shown, not even when created."""
+
+    id: str
+    name: str
+    pubkey: str
+    created_at: str
 
 
 # -- Routes ------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """`make dev`: the whole service on 127.0.0.1, no Docker, no cloud.
 
 HTTP requests become API Gateway HTTP API (payload 2.0) events for the real
-handlers, routed as template.yaml routes them; DynamoDB and SQS are an embedded
+handlers, routed as template.yaml routes them; DynamoDB, SQS and KMS are an embedded
 moto server; FlowRunQueue is polled into RunFunction in the background; a local
 Solana JSON-RPC endpoint (LiteSVM) stands in for the cluster of flows created here.
 """
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"flowdeploy local stack\n"
         f"  API            {base_url}\n"
-        f"  DynamoDB, SQS  {os.environ['AWS_ENDPOINT_URL']} (moto, in memory)\n"
+        f"  AWS services   {os.environ['AWS_ENDPOINT_URL']} (moto, in memory: DynamoDB, SQS, KMS)\n"
         f'  Solana RPC     {solana.url} (LiteSVM, in memory; cluster "localnet")\n'
         f"  access token   make token USER=<user uuid>\n"
         f"  stop           Ctrl-C\n"

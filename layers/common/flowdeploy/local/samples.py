@@ -275,6 +275,14 @@ def sample_events() -> dict[str, tuple[str, dict[str, Any]]]:
                 path_parameters={**flow, "tag": "v1"},
             ),
         ),
+        "api_create_wallet.json": (
+            "ApiFunction",
+            http_event("POST", "/wallet", body={"name": "treasury"}, path_parameters=no_params),
+        ),
+        "api_list_wallets.json": (
+            "ApiFunction",
+            http_event("GET", "/wallet", path_parameters=no_params),
+        ),
         "docs_openapi.json": (
             "DocsFunction",
             http_event("GET", "/openapi.json", path_parameters=no_params, headers={}),

@@ -26,6 +26,9 @@ from flowdeploy.local.template import FunctionSpec, Template, resolve
 log = logging.getLogger("flowdeploy.local")
 
 ACCOUNT = "123456789012"
+STACK_NAME = "flowdeploy"  # what AWS::StackName resolves to locally
+# Tags the local KMS keys with their logical id, so provisioning twice creates none twice.
+LOGICAL_ID_TAG = "flowdeploy:logical-id"
 # Locally a failed SQS record comes back after this, not after the queue's visibility
 # timeout (30 minutes in AWS), so retries and the dead-letter queue can be watched.
 LOCAL_RETRY_SECONDS = 2
@@ -43,15 +46,25 @@ def fake_credentials() -> None:
     os.environ.pop("AWS_PROFILE", None)
 
 
+def pseudo_parameters() -> dict[str, str]:
+    return {
+        "AWS::AccountId": ACCOUNT,
+        "AWS::Region": REGION,
+        "AWS::Partition": "aws",
+        "AWS::StackName": STACK_NAME,
+        "AWS::URLSuffix": "amazonaws.com",
+    }
+
+
 def provision(template: Template) -> dict[str, Any]:
-    """Create the template's tables, queues and buckets in the current endpoint; names for
-    `resolve`.
+    """Create the template's tables, queues, buckets and KMS keys in the current endpoint;
+    names for `resolve`.
     """
     import boto3
 
     dynamodb = boto3.client("dynamodb")
     sqs = boto3.client("sqs")
-    names: dict[str, Any] = dict(template.parameter_values())
+    names: dict[str, Any] = {**pseudo_parameters(), **template.parameter_values()}
     existing = set(dynamodb.list_tables()["TableNames"])
     for name, args in template.tables().items():
         if name not in existing:
@@ -80,7 +93,45 @@ def provision(template: Template) -> dict[str, Any]:
         boto3.client("s3").create_bucket(Bucket=bucket)
         names[name] = bucket
         names[f"{name}.Arn"] = f"arn:aws:s3:::{bucket}"
+    provision_keys(template, names)
     return names
+
+
+def provision_keys(template: Template, names: dict[str, Any]) -> None:
+    """The template's KMS keys and aliases: moto's KMS really encrypts (AES-GCM), so wallet
+    secrets take the same path as in AWS.
+    """
+    import boto3
+
+    kms = boto3.client("kms")
+    existing: dict[str, dict[str, Any]] = {}
+    for key in kms.list_keys()["Keys"]:
+        tags = kms.list_resource_tags(KeyId=key["KeyId"]).get("Tags", [])
+        for tag in tags:
+            if tag["TagKey"] == LOGICAL_ID_TAG:
+                existing[tag["TagValue"]] = key
+    for name, resource in template.of_type("AWS::KMS::Key").items():
+        props = resource.get("Properties", {})
+        key = existing.get(name)
+        if key is None:
+            metadata = kms.create_key(
+                Description=str(props.get("Description", name)),
+                KeySpec=props.get("KeySpec", "SYMMETRIC_DEFAULT"),
+                KeyUsage=props.get("KeyUsage", "ENCRYPT_DECRYPT"),
+                Tags=[{"TagKey": LOGICAL_ID_TAG, "TagValue": name}],
+            )["KeyMetadata"]
+            key = {"KeyId": metadata["KeyId"], "KeyArn": metadata["Arn"]}
+            if props.get("EnableKeyRotation"):
+                kms.enable_key_rotation(KeyId=key["KeyId"])
+        names[name] = names[f"{name}.KeyId"] = key["KeyId"]
+        names[f"{name}.Arn"] = key["KeyArn"]
+    aliases = {a["AliasName"] for a in kms.list_aliases()["Aliases"]}
+    for name, resource in template.of_type("AWS::KMS::Alias").items():
+        props = resource["Properties"]
+        alias = str(resolve(props["AliasName"], names))
+        if alias not in aliases:
+            kms.create_alias(AliasName=alias, TargetKeyId=str(resolve(props["TargetKeyId"], names)))
+        names[name] = alias
 
 
 def function_environment(template: Template, names: dict[str, Any]) -> dict[str, str]:

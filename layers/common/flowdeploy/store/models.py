@@ -259,3 +259,38 @@ class ApiKeyItem(Model):
     created_at = UnicodeAttribute()
 
     by_user = UserKeysIndex()
+
+
+# -- Wallets (one partition per user: wallets and their public-key claims) -----
+
+
+class WalletsRecord(Model):
+    class Meta:
+        table_name = _cfg.wallets_table
+
+    user_id = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+    kind = DiscriminatorAttribute()
+
+
+class WalletItem(WalletsRecord, discriminator="wallet"):
+    """sort key = the wallet id (UUIDv7): a user's wallets list oldest first."""
+
+    name = UnicodeAttribute()
+    pubkey = UnicodeAttribute()
+    # KMS ciphertext of the 64-byte secret key (secret ‖ public), bound by its
+    # encryption context to this user_id and wallet id.
+    encrypted_secret = BinaryAttribute(legacy_encoding=False)
+    created_at = UnicodeAttribute()
+
+
+class WalletPubkeyItem(WalletsRecord, discriminator="pubkey"):
+    """sort key `PUBKEY#<pubkey>`: written with its wallet in one transaction, so a public
+    key is held by at most one wallet of a user, and found with one GetItem.
+    """
+
+    wallet_id = UnicodeAttribute()
+
+    @staticmethod
+    def key(user_id: str, pubkey: str) -> tuple[str, str]:
+        return user_id, f"PUBKEY#{pubkey}"

@@ -1,0 +1,205 @@
+"""Server-held Solana wallets: generated or imported, their secret keys encrypted with KMS.
+
+The secret key never leaves this module but as a `Keypair` handed to the signer
+(`signing_keypair`): it is not returned, logged, put in an exception or a repr.
+solders is imported inside the functions that need it, so routes that only list
+or delete wallets do not pay for loading it at cold start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError
+
+from flowdeploy import base58
+from flowdeploy.errors import BadRequest, Conflict, NotFound, ServiceUnavailable, describe
+from flowdeploy.ids import new_id, parse_uuid, timestamp
+from flowdeploy.store import wallet_key
+from flowdeploy.store import wallets as store
+from flowdeploy.store.models import WalletItem
+
+if TYPE_CHECKING:
+    from solders.keypair import Keypair
+
+KEYPAIR_BYTES = 64
+
+
+class WalletUnavailable(Exception):
+    """A wallet cannot sign: it was deleted, or KMS refused to decrypt its key."""
+
+    def __init__(self, wallet_id: str, message: str) -> None:
+        super().__init__(message)
+        self.wallet_id = wallet_id
+
+
+class NewWallet(BaseModel):
+    """POST /wallet: a name, and optionally a keypair to import (else one is generated)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+    keypair: SecretStr | None = Field(
+        default=None,
+        description="base58 of the 64-byte secret key (secret ‖ public), as solana-keygen "
+        "and Phantom export it; omit it to have a new keypair generated",
+    )
+
+
+@dataclass(frozen=True)
+class Wallet:
+    """A user's wallet, without its secret."""
+
+    id: str
+    user_id: str
+    name: str
+    pubkey: str
+    created_at: str
+
+    def row(self) -> dict[str, str]:
+        """The JSON shape of the API."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "pubkey": self.pubkey,
+            "created_at": self.created_at,
+        }
+
+
+def _wallet(item: WalletItem) -> Wallet:
+    return Wallet(
+        id=item.id,
+        user_id=item.user_id,
+        name=item.name,
+        pubkey=item.pubkey,
+        created_at=item.created_at,
+    )
+
+
+def _context(user_id: str, wallet_id: str) -> dict[str, str]:
+    """Binds a ciphertext to its row: moved to another user's or wallet's row, it won't decrypt."""
+    return {"user_id": user_id, "wallet_id": wallet_id}
+
+
+def _params(body: object) -> NewWallet:
+    if isinstance(body, NewWallet):
+        return body
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    try:
+        return NewWallet.model_validate(body)
+    except ValidationError as error:
+        raise BadRequest(describe(error)) from None
+
+
+def _imported(text: str) -> Keypair:
+    """The keypair of base58 `text`; each refusal says why without repeating the text."""
+    from solders.keypair import Keypair
+
+    text = text.strip()
+    if not text:
+        raise BadRequest("keypair: must not be empty (omit it to generate a new keypair)")
+    if len(text) > base58.MAX_TEXT_LENGTH:
+        raise BadRequest(
+            f"keypair: {len(text)} characters is too long for base58 of {KEYPAIR_BYTES} bytes"
+        )
+    position = next((i for i, char in enumerate(text) if char not in base58.ALPHABET), None)
+    if position is not None:
+        raise BadRequest(
+            f"keypair: not base58 (character {position + 1} is not in the base58 alphabet)"
+        )
+    secret = base58.decode(text)
+    if len(secret) != KEYPAIR_BYTES:
+        raise BadRequest(
+            f"keypair: must be {KEYPAIR_BYTES} bytes (secret key then public key, as "
+            f"solana-keygen and Phantom export it), got {len(secret)} bytes"
+        )
+    try:
+        return Keypair.from_bytes(secret)
+    except ValueError:
+        raise BadRequest(
+            "keypair: its last 32 bytes are not the public key of its first 32 bytes"
+        ) from None
+
+
+def create_wallet(user_id: str, body: object) -> Wallet:
+    """Generate or import a keypair for `user_id` and store it encrypted; 400/409/503."""
+    params = _params(body)
+    if params.keypair is None:
+        from solders.keypair import Keypair
+
+        keypair = Keypair()
+    else:
+        keypair = _imported(params.keypair.get_secret_value())
+    pubkey = str(keypair.pubkey())
+    if store.by_pubkey(user_id, pubkey) is not None:
+        raise Conflict(f"you already have a wallet with public key {pubkey}")
+    wallet_id = new_id()
+    try:
+        ciphertext = wallet_key.encrypt(bytes(keypair), _context(user_id, wallet_id))
+    except wallet_key.KeyUnavailable as error:
+        raise ServiceUnavailable(
+            f"the wallet key is unavailable ({error}); nothing was stored"
+        ) from None
+    item = WalletItem(
+        user_id,
+        wallet_id,
+        name=params.name,
+        pubkey=pubkey,
+        encrypted_secret=ciphertext,
+        created_at=timestamp(),
+    )
+    if not store.insert(item):  # the same key imported concurrently
+        raise Conflict(f"you already have a wallet with public key {pubkey}")
+    return _wallet(item)
+
+
+def list_wallets(user_id: str) -> list[Wallet]:
+    """The user's wallets, oldest first."""
+    return [_wallet(item) for item in store.of_user(user_id)]
+
+
+def get_wallet(user_id: str, wallet_id: str) -> Wallet | None:
+    canonical = parse_uuid(wallet_id)
+    if canonical is None:
+        return None
+    item = store.get(user_id, canonical)
+    return _wallet(item) if item is not None else None
+
+
+def wallet_for_pubkey(user_id: str, pubkey: str) -> Wallet | None:
+    """The user's wallet holding `pubkey`, if any."""
+    item = store.by_pubkey(user_id, pubkey)
+    return _wallet(item) if item is not None else None
+
+
+def delete_wallet(user_id: str, wallet_id: str) -> None:
+    """Delete the user's wallet; 404 for an unknown id or another user's wallet."""
+    canonical = parse_uuid(wallet_id)
+    if canonical is None or not store.delete(user_id, canonical):
+        raise NotFound(f"wallet not found: {canonical or 'not a wallet id'}")
+
+
+def signing_keypair(wallet: Wallet) -> Keypair:
+    """The wallet's keypair, decrypted with KMS; WalletUnavailable if it is gone or refused."""
+    from solders.keypair import Keypair
+
+    item = store.get(wallet.user_id, wallet.id)
+    if item is None:
+        raise WalletUnavailable(wallet.id, f"wallet {wallet.pubkey} ({wallet.id}) was deleted")
+    try:
+        secret = wallet_key.decrypt(item.encrypted_secret, _context(item.user_id, item.id))
+    except wallet_key.KeyUnavailable as error:
+        raise WalletUnavailable(
+            wallet.id, f"wallet {wallet.pubkey} ({wallet.id}) cannot be unlocked: {error}"
+        ) from None
+    try:
+        keypair = Keypair.from_bytes(secret)
+    except ValueError:
+        keypair = None
+    if keypair is None or str(keypair.pubkey()) != item.pubkey:
+        raise WalletUnavailable(
+            wallet.id, f"wallet {wallet.pubkey} ({wallet.id}) holds a damaged key"
+        )
+    return keypair
