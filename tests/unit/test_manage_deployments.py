@@ -31,6 +31,13 @@ def row(api: Api, owner: str, deployment_id: str) -> dict[str, Any]:
     return dict(reply.body)
 
 
+def identity_wallet(api: Api, owner: str) -> str:
+    """A server wallet of `owner`: an action_identity must be one."""
+    reply = api.call("POST", "/wallet", user=owner, json_body={"name": "identity"})
+    assert reply.status == 201, reply.body
+    return str(reply.body["pubkey"])
+
+
 def tags(api: Api, owner: str, flow_id: int) -> dict[str, str]:
     listed = api.call("GET", f"/flow/{flow_id}/tags", user=owner).body
     return {t["tag"]: t["deployment_id"] for t in listed}
@@ -47,7 +54,7 @@ def test_patch_changes_every_customizable_column_and_answers_the_docs_row(
     changes = {
         "start_permission": "Anonymous",
         "output_instructions": True,
-        "action_identity": WALLET,
+        "action_identity": identity_wallet(api, owner),
         "fees": [[FEE_A, 10000], [FEE_B, 10000]],
         "solana_network": MAINNET,
     }
@@ -72,7 +79,8 @@ def test_patch_with_null_clears_the_action_identity(
 ) -> None:
     owner, _, deployment_id = deployed
     path = f"/deployment/{deployment_id}"
-    api.call("PATCH", path, user=owner, json_body={"action_identity": WALLET})
+    identity = {"action_identity": identity_wallet(api, owner)}
+    assert api.call("PATCH", path, user=owner, json_body=identity).status == 200
     reply = api.call("PATCH", path, user=owner, json_body={"action_identity": None})
     assert reply.body["action_identity"] is None
 

@@ -155,9 +155,9 @@ def _require_wallets(user_id: str, used: set[str]) -> None:
     """The deploying owner must hold every server wallet the flows' `wallet` nodes name."""
     if not used:
         return
-    from flowdeploy import wallets
+    from flowdeploy.wallets import list_wallets
 
-    missing = sorted(used - {wallet.id for wallet in wallets.list_wallets(user_id)})
+    missing = sorted(used - {wallet.id for wallet in list_wallets(user_id)})
     if missing:
         raise BadRequest(
             f"the flow uses wallet(s) you do not have: {', '.join(missing)} (see GET /wallet)"
@@ -165,9 +165,9 @@ def _require_wallets(user_id: str, used: set[str]) -> None:
 
 
 def _require_identity_wallet(user_id: str, identity: str) -> None:
-    from flowdeploy import wallets
+    from flowdeploy.wallets import wallet_for_pubkey
 
-    if wallets.wallet_for_pubkey(user_id, identity) is None:
+    if wallet_for_pubkey(user_id, identity) is None:
         raise BadRequest(
             f"action_identity {identity}: you hold no wallet with this public key; the "
             "identity memo is signed with it (add it with POST /wallet)"

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from flowdeploy.engine.command import (
     Command,
-    Config,
     ConfigError,
     NodeContext,
     NodeError,
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
     from solders.instruction import Instruction
     from solders.pubkey import Pubkey
 
+    from flowdeploy.engine.graph import FlowGraph
     from flowdeploy.solana.session import SolanaSession
 
 MAX_MEMO_BYTES = 1_000
@@ -104,11 +104,15 @@ class Wallet(Command):
     name = "wallet"
     outputs = (Port("pubkey"),)
 
-    def __init__(self, config: Config) -> None:
-        super().__init__(config)
-        self.wallet_id = config.string("wallet_id")
-        if not self.wallet_id.strip():
-            raise ConfigError("wallet_id", "is required")
+    @property
+    def wallet_id(self) -> str:
+        wallet_id = self.config.string("wallet_id").strip()
+        if not wallet_id:
+            raise ConfigError("wallet_id", "is required (an id from GET /wallet)")
+        return wallet_id
+
+    def check(self, graph: FlowGraph, node_id: str) -> None:
+        _ = self.wallet_id
 
     async def run(self, ctx: NodeContext, inputs: dict[str, IValue]) -> dict[str, IValue]:
         from flowdeploy.solana.session import SolanaFailure
