@@ -41,12 +41,6 @@ def local_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     settings.cache_clear()
 
 
-@pytest.fixture
-def chain() -> Iterator[LocalSolana]:
-    with LocalSolana() as local:
-        yield local
-
-
 def create_wallet(api: Api, owner: str, keypair: Keypair | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"name": "treasury"}
     if keypair is not None:
@@ -76,12 +70,12 @@ def transfer_flow(source: dict[str, Any], amount: str = "0.5") -> dict[str, Any]
     }
 
 
-def deploy(api: Api, owner: str, flow: dict[str, Any], chain: LocalSolana, **settings: Any) -> str:
+def deploy(api: Api, owner: str, flow: dict[str, Any], local: LocalSolana, **settings: Any) -> str:
     flow_id = api.create_flow(
         owner, is_public=True, start_shared=True, start_unverified=True, **flow
     )
     deployment_id = api.deploy(owner, flow_id)
-    changes = {"solana_network": {"url": chain.url, "cluster": "localnet"}, **settings}
+    changes = {"solana_network": {"url": local.url, "cluster": "localnet"}, **settings}
     reply = api.call("PATCH", f"/deployment/{deployment_id}", user=owner, json_body=changes)
     assert reply.status == 200, reply.body
     return deployment_id
@@ -104,17 +98,17 @@ def read(api: Api, started: dict[str, str], suffix: str = "") -> Reply:
 
 
 def test_a_server_wallet_transfer_moves_exactly_the_amount_and_pays_each_fee(
-    api: Api, chain: LocalSolana
+    api: Api, local: LocalSolana
 ) -> None:
     owner = new_user()
     wallet = create_wallet(api, owner)
-    chain.airdrop(Pubkey.from_string(wallet["pubkey"]), 10 * SOL)
+    local.airdrop(Pubkey.from_string(wallet["pubkey"]), 10 * SOL)
     recipient, fee_a, fee_b = (str(Keypair().pubkey()) for _ in range(3))
     deployment = deploy(
         api,
         owner,
         transfer_flow(node("wallet", "wallet", wallet_id=wallet["id"])),
-        chain,
+        local,
         fees=[[fee_a, FEE_A], [fee_b, FEE_B]],
     )
     started = start(api, owner, deployment, {"inputs": {"recipient": {"S": recipient}}})
@@ -123,7 +117,7 @@ def test_a_server_wallet_transfer_moves_exactly_the_amount_and_pays_each_fee(
     run = read(api, started).body
     assert run["status"] == "succeeded", run
     signature = Signature.from_bytes(base58.decode(run["outputs"]["signature"]["B6"]))
-    rpc = SolanaRpc(chain.url)
+    rpc = SolanaRpc(local.url)
     assert rpc.signature_statuses([signature])[0]["err"] is None
     assert rpc.balance(Pubkey.from_string(recipient)) == SOL // 2
     assert rpc.balance(Pubkey.from_string(fee_a)) == FEE_A
@@ -136,19 +130,19 @@ def test_a_server_wallet_transfer_moves_exactly_the_amount_and_pays_each_fee(
 
 
 def test_output_instructions_return_a_transaction_the_action_signer_completes(
-    api: Api, chain: LocalSolana
+    api: Api, local: LocalSolana
 ) -> None:
     owner = new_user()
     identity = Keypair()
     create_wallet(api, owner, identity)
     signer = Keypair()
-    chain.airdrop(signer.pubkey(), 10 * SOL)
+    local.airdrop(signer.pubkey(), 10 * SOL)
     recipient, fee_a, fee_b = Keypair().pubkey(), Keypair().pubkey(), Keypair().pubkey()
     deployment = deploy(
         api,
         owner,
         transfer_flow(node("sender", "flow_input", label="sender")),
-        chain,
+        local,
         output_instructions=True,
         action_identity=str(identity.pubkey()),
         fees=[[str(fee_a), FEE_A], [str(fee_b), FEE_B]],
@@ -178,7 +172,7 @@ def test_output_instructions_return_a_transaction_the_action_signer_completes(
     }
     assert nodes["transfer"] == "stopped"
 
-    rpc = SolanaRpc(chain.url)
+    rpc = SolanaRpc(local.url)
     assert rpc.balance(recipient) == 0  # nothing was sent by the server
     signed = VersionedTransaction.populate(
         message, [signer.sign_message(to_bytes_versioned(message))]
@@ -205,14 +199,14 @@ def _answer_when_asked(api: Api, started: dict[str, str], answer: Any) -> thread
 
 
 def test_a_signature_request_answered_with_a_valid_signature_completes_the_run(
-    api: Api, chain: LocalSolana
+    api: Api, local: LocalSolana
 ) -> None:
     owner = new_user()
     signer, stranger = Keypair(), Keypair()
-    chain.airdrop(signer.pubkey(), 10 * SOL)
+    local.airdrop(signer.pubkey(), 10 * SOL)
     recipient = Keypair().pubkey()
     deployment = deploy(
-        api, owner, transfer_flow(node("sender", "flow_input", label="sender")), chain
+        api, owner, transfer_flow(node("sender", "flow_input", label="sender")), local
     )
     inputs = {"sender": {"S": str(signer.pubkey())}, "recipient": {"S": str(recipient)}}
     started = start(
@@ -227,7 +221,7 @@ def test_a_signature_request_answered_with_a_valid_signature_completes_the_run(
         message = base64.b64decode(request["message"])
         wrong = str(stranger.sign_message(message))
         replies.append(api.call("POST", path, headers=headers, json_body={"signature": wrong}))
-        assert SolanaRpc(chain.url).balance(recipient) == 0  # nothing sent
+        assert SolanaRpc(local.url).balance(recipient) == 0  # nothing sent
         right = str(signer.sign_message(message))
         replies.append(api.call("POST", path, headers=headers, json_body={"signature": right}))
         replies.append(api.call("POST", path, headers=headers, json_body={"signature": right}))
@@ -242,21 +236,21 @@ def test_a_signature_request_answered_with_a_valid_signature_completes_the_run(
     assert again.status == 409
     run = read(api, started).body
     assert run["status"] == "succeeded", run
-    assert SolanaRpc(chain.url).balance(recipient) == SOL // 2
+    assert SolanaRpc(local.url).balance(recipient) == SOL // 2
     assert read(api, started, "/signature_request").status == 404
 
 
 def test_an_unanswered_signature_request_fails_the_run_and_sends_nothing(
-    api: Api, chain: LocalSolana, monkeypatch: pytest.MonkeyPatch
+    api: Api, local: LocalSolana, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SIGNATURE_REQUEST_TIMEOUT_SECONDS", "1")
     settings.cache_clear()
     owner = new_user()
     signer = Keypair()
-    chain.airdrop(signer.pubkey(), 10 * SOL)
+    local.airdrop(signer.pubkey(), 10 * SOL)
     recipient = Keypair().pubkey()
     deployment = deploy(
-        api, owner, transfer_flow(node("sender", "flow_input", label="sender")), chain
+        api, owner, transfer_flow(node("sender", "flow_input", label="sender")), local
     )
     inputs = {"sender": {"S": str(signer.pubkey())}, "recipient": {"S": str(recipient)}}
     started = start(
@@ -269,21 +263,21 @@ def test_an_unanswered_signature_request_fails_the_run_and_sends_nothing(
         f"no signature from {signer.pubkey()} within 1 s; the transaction was not sent"
         in run["error"]
     )
-    assert SolanaRpc(chain.url).balance(recipient) == 0
+    assert SolanaRpc(local.url).balance(recipient) == 0
 
 
 def test_a_fee_below_rent_to_a_new_account_fails_clearly_before_sending(
-    api: Api, chain: LocalSolana
+    api: Api, local: LocalSolana
 ) -> None:
     owner = new_user()
     wallet = create_wallet(api, owner)
-    chain.airdrop(Pubkey.from_string(wallet["pubkey"]), 10 * SOL)
+    local.airdrop(Pubkey.from_string(wallet["pubkey"]), 10 * SOL)
     recipient, fee = Keypair().pubkey(), Keypair().pubkey()
     deployment = deploy(
         api,
         owner,
         transfer_flow(node("wallet", "wallet", wallet_id=wallet["id"])),
-        chain,
+        local,
         fees=[[str(fee), 10_000]],
     )
     started = start(api, owner, deployment, {"inputs": {"recipient": {"S": str(recipient)}}})
@@ -293,16 +287,16 @@ def test_a_fee_below_rent_to_a_new_account_fails_clearly_before_sending(
     assert "nothing was sent" in run["error"]
     assert f"the transfer of 10,000 lamports to {fee} fails" in run["error"]
     assert "890,880" in run["error"]
-    rpc = SolanaRpc(chain.url)
+    rpc = SolanaRpc(local.url)
     assert rpc.balance(recipient) == 0
     assert rpc.balance(Pubkey.from_string(wallet["pubkey"])) == 10 * SOL
 
 
-def test_an_unreachable_rpc_fails_the_run_clearly(api: Api, chain: LocalSolana) -> None:
+def test_an_unreachable_rpc_fails_the_run_clearly(api: Api, local: LocalSolana) -> None:
     owner = new_user()
     wallet = create_wallet(api, owner)
     deployment = deploy(
-        api, owner, transfer_flow(node("wallet", "wallet", wallet_id=wallet["id"])), chain
+        api, owner, transfer_flow(node("wallet", "wallet", wallet_id=wallet["id"])), local
     )
     unreachable = {"solana_network": {"url": "http://127.0.0.1:9", "cluster": "localnet"}}
     assert (
@@ -328,26 +322,26 @@ def test_an_unreachable_rpc_fails_the_run_clearly(api: Api, chain: LocalSolana) 
     ],
 )
 def test_bad_transfer_inputs_fail_the_node_before_anything_is_sent(
-    api: Api, chain: LocalSolana, recipient: dict[str, str], amount: str, message: str
+    api: Api, local: LocalSolana, recipient: dict[str, str], amount: str, message: str
 ) -> None:
     owner = new_user()
     wallet = create_wallet(api, owner)
-    chain.airdrop(Pubkey.from_string(wallet["pubkey"]), SOL)
+    local.airdrop(Pubkey.from_string(wallet["pubkey"]), SOL)
     deployment = deploy(
-        api, owner, transfer_flow(node("wallet", "wallet", wallet_id=wallet["id"]), amount), chain
+        api, owner, transfer_flow(node("wallet", "wallet", wallet_id=wallet["id"]), amount), local
     )
     started = start(api, owner, deployment, {"inputs": {"recipient": recipient}})
     execute(api, started["flow_run_id"])
     run = read(api, started).body
     assert run["status"] == "failed"
     assert message in run["error"]
-    assert SolanaRpc(chain.url).balance(Pubkey.from_string(wallet["pubkey"])) == SOL
+    assert SolanaRpc(local.url).balance(Pubkey.from_string(wallet["pubkey"])) == SOL
 
 
-def test_memo_balance_and_generated_keys(api: Api, chain: LocalSolana) -> None:
+def test_memo_balance_and_generated_keys(api: Api, local: LocalSolana) -> None:
     owner = new_user()
     wallet = create_wallet(api, owner)
-    chain.airdrop(Pubkey.from_string(wallet["pubkey"]), 3 * SOL)
+    local.airdrop(Pubkey.from_string(wallet["pubkey"]), 3 * SOL)
     flow = {
         "nodes": [
             node("wallet", "wallet", wallet_id=wallet["id"]),
@@ -368,7 +362,7 @@ def test_memo_balance_and_generated_keys(api: Api, chain: LocalSolana) -> None:
             edge("keys", "new", "pubkey"),
         ],
     }
-    deployment = deploy(api, owner, flow, chain)
+    deployment = deploy(api, owner, flow, local)
     started = start(api, owner, deployment, {})
     execute(api, started["flow_run_id"])
     run = read(api, started).body
@@ -378,7 +372,7 @@ def test_memo_balance_and_generated_keys(api: Api, chain: LocalSolana) -> None:
     assert run["outputs"]["sol"]["D"] in {"3", "2.999995"}
 
 
-def test_deployment_settings_are_validated(api: Api, chain: LocalSolana) -> None:
+def test_deployment_settings_are_validated(api: Api, local: LocalSolana) -> None:
     owner = new_user()
     flow_id = api.create_flow(owner)
     deployment = api.deploy(owner, flow_id)
@@ -390,7 +384,7 @@ def test_deployment_settings_are_validated(api: Api, chain: LocalSolana) -> None
         ({"fees": [["nope", 1000]]}, "base58"),
         ({"fees": [[key, 0]]}, "greater than 0"),
         ({"fees": [[key, -5]]}, "greater than 0"),
-        ({"solana_network": {"url": chain.url, "cluster": "moonnet"}}, "cluster"),
+        ({"solana_network": {"url": local.url, "cluster": "moonnet"}}, "cluster"),
         ({"solana_network": {"url": "ftp://x", "cluster": "devnet"}}, "url"),
     ]
     for body, message in cases:
