@@ -74,7 +74,15 @@ def docs(stack: Stack) -> dict[str, str]:
     auth = {"Authorization": f"Bearer {token}"}
     flow = requests.post(
         f"{stack.url}/flow",
-        json={"name": "docs", "is_public": True, "start_shared": True, "start_unverified": True},
+        json={
+            "name": "docs",
+            "is_public": True,
+            "start_shared": True,
+            "start_unverified": True,
+            # the docs' flow is on devnet (flows created on the local stack default to its
+            # local cluster); a deployment takes its flow's network
+            "current_network": {"url": "https://api.devnet.solana.com", "cluster": "devnet"},
+        },
         headers=auth,
         timeout=30,
     ).json()
