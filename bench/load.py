@@ -27,7 +27,7 @@ from bench.report import ROOT, Row, percentile, print_rows
 
 STARTS = int(os.environ.get("BENCH_STARTS", "1000"))
 CONCURRENCY = 16
-RUNS_TIMEOUT = 240.0
+RUNS_TIMEOUT = 600.0
 
 SUM_FLOW = {
     "name": "sum",

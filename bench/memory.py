@@ -1,9 +1,11 @@
 """Peak memory of RunFunction running a 1,000-node flow, to size its MemorySize.
 
-Two fresh processes: one only imports RunFunction's handler (its footprint at init, what
-Lambda starts from), the other runs the flow through the handler against moto in-process
-and reports its peak RSS (ru_maxrss) over its RSS just before the run. moto keeping the
-records in the same process makes the run's share an upper bound.
+Fresh processes: one only imports RunFunction's handler (its footprint at init, what
+Lambda starts from); the others run one flow, then a batch of 10 at once, through the
+handler against moto in-process, and report their peak RSS over their RSS just before the
+run. Peaks are VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across
+fork and exec, so a child of a large bench process would report the parent's size. moto
+keeping the records in the same process makes the run's share an upper bound.
 """
 
 from __future__ import annotations
@@ -16,21 +18,28 @@ from bench.report import ROOT, Row, print_rows, python
 
 NODES = 1_000
 
-INIT = """
-import json, resource, sys
-sys.path.insert(0, "functions/run")
-import app
-print(json.dumps({"peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+STATUS = """
+def status_kb(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
 """
 
-RUN = """
-import json, resource, sys
-from bench.inprocess import chain, local_api
+INIT = (
+    STATUS
+    + """
+import json, sys
+sys.path.insert(0, "functions/run")
+import app
+print(json.dumps({"peak_kb": status_kb("VmHWM")}))
+"""
+)
 
-def rss_kb():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
+RUN = (
+    STATUS
+    + """
+import json, sys
+from bench.inprocess import chain, local_api
 
 nodes_per_run, runs = int(sys.argv[1]), int(sys.argv[2])
 with local_api() as api:
@@ -46,12 +55,13 @@ with local_api() as api:
         reply = api.call("POST", f"/deployment/start?id={deployment}", user=user)
         bodies.append(queue.message_body(reply.body["flow_run_id"]))
     api.functions.invoke("RunFunction", sqs_event(queue.message_body("warm-up")))
-    before = rss_kb()
+    before = status_kb("VmRSS")
     result = api.functions.invoke("RunFunction", sqs_event(*bodies))
     assert result == {"batchItemFailures": []}, result
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = status_kb("VmHWM")
 print(json.dumps({"before_kb": before, "peak_kb": peak}))
 """
+)
 MEMORY_SIZE = 1024
 BATCH = 10  # template.yaml: RunFunction's SQS BatchSize
 
