@@ -8,7 +8,7 @@ TOOLS := .tools
 SAM := $(TOOLS)/sam/bin/sam
 PY313 := PYENV_VERSION=3.13.0 SAM_CLI_TELEMETRY=0
 
-.PHONY: dev test lint unit integration token invoke events validate build clean
+.PHONY: dev test lint unit integration bench token invoke events validate build clean
 
 $(STAMP): pyproject.toml layers/common/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(BIN)/python -m pytest -q tests/integration tests/e2e
+
+## Measure cold starts, AWS round trips, engine overhead, load and memory: one table
+## make bench [SECTIONS="cold_start engine ..."]; never part of make test
+bench: $(STAMP)
+	$(BIN)/python -m bench $(SECTIONS)
 
 ## make token USER=<uuid> [HOURS=24]: an access token for the local stack
 token: $(STAMP)

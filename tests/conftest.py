@@ -43,6 +43,11 @@ os.environ.update(
 for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "JWT_SECRET_PARAMETER", "RUN_TOKEN_SECRET_ARN"):
     os.environ.pop(name, None)
 
+# Before any botocore session exists, so the round-trip tests see every AWS call.
+from flowdeploy.local import calls  # noqa: E402
+
+calls.install()
+
 
 def token_for(user_id: str, secret: str = JWT_SECRET, lifetime: int = 3600) -> str:
     from flowdeploy.auth import issue_access_token

@@ -7,23 +7,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from botocore.client import BaseClient
 
+from flowdeploy.local.calls import counting
 from tests.conftest import new_user
 from tests.unit.api import Api
 
 
 @pytest.fixture
-def calls(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
-    counted: Counter[str] = Counter()
-    original = BaseClient._make_api_call
-
-    def counting(self: BaseClient, operation: str, params: Any) -> Any:
-        counted[f"{self.meta.service_model.service_name}:{operation}"] += 1
-        return original(self, operation, params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", counting)
-    yield counted
+def calls(aws: dict[str, Any]) -> Iterator[Counter[str]]:
+    with counting() as counted:
+        yield counted
 
 
 def interflow(node_id: str, flow_id: int) -> dict[str, Any]:
@@ -38,13 +31,15 @@ def test_start_by_id_is_one_read_one_write_one_send(calls: Counter[str]) -> None
     assert calls == {"dynamodb:GetItem": 1, "dynamodb:PutItem": 1, "sqs:SendMessage": 1}
 
 
-def test_start_by_tag_adds_one_read(calls: Counter[str]) -> None:
+def test_start_by_tag_reads_only_the_tag_which_carries_what_start_needs(
+    calls: Counter[str],
+) -> None:
     api, user = Api(), new_user()
     flow_id = api.create_flow(user)
     api.deploy(user, flow_id)
     calls.clear()
     assert api.call("POST", f"/deployment/start?flow={flow_id}&tag=latest", user=user).status == 200
-    assert calls == {"dynamodb:GetItem": 2, "dynamodb:PutItem": 1, "sqs:SendMessage": 1}
+    assert calls == {"dynamodb:GetItem": 1, "dynamodb:PutItem": 1, "sqs:SendMessage": 1}
 
 
 def test_deploy_reads_each_nesting_level_once_and_writes_once(calls: Counter[str]) -> None:
@@ -103,11 +98,25 @@ def test_a_start_with_an_idempotency_key_adds_one_claim_and_one_completion(
     assert calls == {"dynamodb:PutItem": 1}, "a replay is one failed conditional put"
 
 
-def test_a_patch_is_one_read_and_one_conditional_update(calls: Counter[str]) -> None:
+def test_a_patch_of_columns_no_tag_copies_is_one_read_and_one_conditional_update(
+    calls: Counter[str],
+) -> None:
+    api, user = Api(), new_user()
+    deployment_id = api.deploy(user, api.create_flow(user))
+    calls.clear()
+    body = {"fees": [], "action_identity": None}
+    reply = api.call("PATCH", f"/deployment/{deployment_id}", user=user, json_body=body)
+    assert reply.status == 200
+    assert calls == {"dynamodb:GetItem": 1, "dynamodb:UpdateItem": 1}
+
+
+def test_a_patch_of_start_fields_is_one_read_and_one_transaction_with_its_tags(
+    calls: Counter[str],
+) -> None:
     api, user = Api(), new_user()
     deployment_id = api.deploy(user, api.create_flow(user))
     calls.clear()
     body = {"start_permission": "Anonymous", "fees": []}
     reply = api.call("PATCH", f"/deployment/{deployment_id}", user=user, json_body=body)
     assert reply.status == 200
-    assert calls == {"dynamodb:GetItem": 1, "dynamodb:UpdateItem": 1}
+    assert calls == {"dynamodb:GetItem": 1, "dynamodb:TransactWriteItems": 1}

@@ -14,7 +14,7 @@ from flowdeploy.store.models import ApiKeyItem
 
 
 class NewApiKey(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
 

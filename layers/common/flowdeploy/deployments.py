@@ -25,7 +25,6 @@ from pydantic_core import PydanticCustomError
 
 from flowdeploy import base58
 from flowdeploy.auth import Caller
-from flowdeploy.engine import build_flow_set
 from flowdeploy.errors import BadRequest, NotFound, PayloadTooLarge
 from flowdeploy.flows import SolanaNetwork, interflow_targets, wallet_ids
 from flowdeploy.ids import new_id, parse_uuid, timestamp
@@ -110,6 +109,9 @@ def _load_flows(flow_ids: list[int]) -> dict[int, dict[str, Any]]:
 
 def deploy(user_id: str, flow_id: int, new_deployment_id: Callable[[], str] = new_id) -> str:
     """Freeze the owner's flow and the flows it calls; `latest` moves to the new deployment."""
+    # Only deploying needs the engine (StartFunction imports this module too).
+    from flowdeploy.engine import build_flow_set
+
     entry = flow_store.get(flow_id)
     if entry is None or entry.user_id != user_id:
         raise NotFound(f"flow not found: {flow_id}")
@@ -216,17 +218,63 @@ def parse_tag(text: str) -> str:
     return text
 
 
-def find_startable(ref: DeploymentRef, caller: Caller) -> DeploymentItem:
-    """The deployment `ref` names, if `caller` may start it; 404 alike for missing and refused."""
+@dataclass(frozen=True, slots=True)
+class Startable:
+    """What a start needs of a deployment: read from it, or from a tag naming it."""
+
+    id: str
+    user_id: str
+    entrypoint: int
+    start_permission: str
+    output_instructions: bool
+
+    @classmethod
+    def of(cls, deployment: DeploymentItem) -> Startable:
+        return cls(
+            deployment.id,
+            deployment.user_id,
+            int(deployment.entrypoint),
+            deployment.start_permission,
+            bool(deployment.output_instructions),
+        )
+
+    @classmethod
+    def of_tag(cls, tag: TagItem) -> Startable | None:
+        """From the tag's copies; None for a tag written before tags kept them."""
+        if tag.start_permission is None or tag.output_instructions is None:
+            return None
+        return cls(
+            tag.deployment_id,
+            tag.user_id,
+            int(tag.entrypoint),
+            tag.start_permission,
+            tag.output_instructions,
+        )
+
+
+def _lookup(ref: DeploymentRef) -> Startable | None:
     if ref.id is not None:
         deployment = store.get(ref.id)
-    else:
-        assert ref.flow is not None
-        tag = store.get_tag(ref.flow, ref.tag)
-        deployment = store.get(tag.deployment_id) if tag is not None else None
-    if deployment is None or not admits(deployment.start_permission, deployment.user_id, caller):
+        return Startable.of(deployment) if deployment is not None else None
+    assert ref.flow is not None
+    tag = store.get_tag(ref.flow, ref.tag)
+    if tag is None:
+        return None
+    # A tag carries its deployment's start fields (kept in step transactionally by
+    # deploy, PATCH, tag moves and deletes): starting by tag is one read, as by id.
+    startable = Startable.of_tag(tag)
+    if startable is None:
+        deployment = store.get(tag.deployment_id)
+        startable = Startable.of(deployment) if deployment is not None else None
+    return startable
+
+
+def find_startable(ref: DeploymentRef, caller: Caller) -> Startable:
+    """The deployment `ref` names, if `caller` may start it; 404 alike for missing and refused."""
+    found = _lookup(ref)
+    if found is None or not admits(found.start_permission, found.user_id, caller):
         raise NotFound(f"deployment not found: {ref}")
-    return deployment
+    return found
 
 
 # -- Reading (owner only) ----------------------------------------------------
@@ -313,7 +361,7 @@ Lamports = Annotated[StrictInt, Field(gt=0, le=MAX_LAMPORTS)]
 class DeploymentChanges(BaseModel):
     """`PATCH /deployment/{id}`: any of the docs' customizable columns, validated."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     start_permission: StartPermission | None = None
     output_instructions: StrictBool | None = None
@@ -368,7 +416,7 @@ def update_deployment(
         return deployment_row(deployment)
     if columns.get("action_identity"):
         _require_identity_wallet(user_id, columns["action_identity"])
-    updated = store.update(deployment.id, user_id, columns)
+    updated = store.update(deployment, user_id, columns)
     if updated is None:
         raise NotFound(f"deployment not found: {deployment_id}")
     return deployment_row(updated)
@@ -384,7 +432,7 @@ def delete_deployment(user_id: str, deployment_id: str) -> None:
 class TagBody(BaseModel):
     """`PUT /flow/{flow_id}/tags/{tag}`: the deployment the tag names, and a note."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     deployment_id: str
     description: Annotated[str, StringConstraints(max_length=1000)] | None = None
@@ -419,7 +467,7 @@ def set_tag(user_id: str, flow_id: int, tag: str, body: TagBody) -> dict[str, An
         deployment_id=deployment.id,
         description=body.description,
     )
-    if not store.put_tag(item):
+    if not store.put_tag(item, deployment):
         raise NotFound(f"deployment not found: {body.deployment_id}")
     return tag_row(item)
 

@@ -13,7 +13,6 @@ from pydantic import (
     field_validator,
 )
 
-from flowdeploy.engine import FlowGraph
 from flowdeploy.errors import NotFound
 from flowdeploy.settings import settings
 from flowdeploy.store import flows as store
@@ -26,8 +25,10 @@ NodeId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 PortName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
+# Request bodies build their validators when first used (defer_build): a function pays at
+# init only for the bodies every one of its requests reads.
 class SolanaNetwork(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=2048)]
     cluster: Literal["mainnet-beta", "testnet", "devnet", "localnet"]
@@ -35,21 +36,21 @@ class SolanaNetwork(BaseModel):
 
 class NodeData(BaseModel):
     # Editors store extra presentation data (ports, style, names); keep it verbatim.
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     node_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     config: dict[str, Any] = Field(default_factory=dict)
 
 
 class Node(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     id: NodeId
     data: NodeData
 
 
 class Edge(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     source: NodeId
     sourceHandle: PortName
@@ -64,7 +65,7 @@ def _default_network() -> SolanaNetwork:
 class FlowBody(BaseModel):
     """What a caller sends to create or replace a flow."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     nodes: list[Node] = Field(default_factory=list, max_length=5000)
@@ -139,9 +140,17 @@ def _not_found(flow_id: int) -> NotFound:
     return NotFound(f"flow not found: {flow_id}")
 
 
+def check_flow(document: dict[str, Any]) -> None:
+    """400 naming the node and port if the engine could not run `document`."""
+    # The engine loads on the first save, not with every function that reads flows.
+    from flowdeploy.engine import FlowGraph
+
+    FlowGraph.build(document)
+
+
 def create_flow(user_id: str, body: FlowBody) -> dict[str, Any]:
     document = body.document()
-    FlowGraph.build(document)
+    check_flow(document)
     return store.create(user_id, document)
 
 
@@ -154,7 +163,7 @@ def get_flow(user_id: str, flow_id: int) -> dict[str, Any]:
 
 def replace_flow(user_id: str, flow_id: int, body: FlowBody) -> dict[str, Any]:
     document = body.document()
-    FlowGraph.build(document)
+    check_flow(document)
     row = store.replace(flow_id, user_id, document)
     if row is None:
         raise _not_found(flow_id)

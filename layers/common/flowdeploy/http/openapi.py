@@ -13,19 +13,15 @@ import importlib.util
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
-from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
-from aws_lambda_powertools.event_handler.openapi.models import (
-    APIKey,
-    APIKeyIn,
-    HTTPBearer,
-)
 from pydantic import BaseModel, ConfigDict
-from pydantic.json_schema import models_json_schema
 
 from flowdeploy.flows import SolanaNetwork
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.models import SecurityScheme
 
 TITLE = "flowdeploy: Space Operator flow deployments"
 REF = "#/components/schemas/{model}"
@@ -36,20 +32,26 @@ STARTER = ("accessToken", "apiKey", "publicKey")
 RUN_READER = ("accessToken", "apiKey", "runToken")
 PUBLIC: tuple[str, ...] = ()
 
-SECURITY_SCHEMES = {
-    "accessToken": HTTPBearer(
-        bearerFormat="JWT", description="HS256 access token: aud 'authenticated', sub = user id"
-    ),
-    "apiKey": APIKey(
-        name="x-api-key", **{"in": APIKeyIn.header}, description="an API key (b3-...)"
-    ),
-    "publicKey": HTTPBearer(
-        bearerFormat="base58 public key", description="an unauthenticated caller's wallet"
-    ),
-    "runToken": HTTPBearer(
-        bearerFormat="fr-...", description="the run token returned by the start"
-    ),
-}
+
+def security_schemes() -> dict[str, SecurityScheme]:
+    # Powertools' OpenAPI models are heavy to import (~60 ms): only DocsFunction needs them.
+    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
+
+    return {
+        "accessToken": HTTPBearer(
+            bearerFormat="JWT", description="HS256 access token: aud 'authenticated', sub = user id"
+        ),
+        "apiKey": APIKey(
+            name="x-api-key", **{"in": APIKeyIn.header}, description="an API key (b3-...)"
+        ),
+        "publicKey": HTTPBearer(
+            bearerFormat="base58 public key", description="an unauthenticated caller's wallet"
+        ),
+        "runToken": HTTPBearer(
+            bearerFormat="fr-...", description="the run token returned by the start"
+        ),
+    }
+
 
 ERRORS = {
     400: "malformed request: the message names the field and the rule",
@@ -66,6 +68,9 @@ ERRORS = {
 class ErrorBody(BaseModel):
     """Every error: a precise message."""
 
+    # Only the document needs these schemas: build them then, not in every function's init.
+    model_config = ConfigDict(defer_build=True)
+
     error: str
 
 
@@ -73,7 +78,7 @@ class ErrorBody(BaseModel):
 
 
 class _Shape(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class FlowCreated(_Shape):
@@ -308,6 +313,10 @@ def load_resolvers(functions: Path, *, besides: Path) -> list[ApiGatewayResolver
 
 def document(resolvers: Iterable[ApiGatewayResolver]) -> dict[str, Any]:
     """One OpenAPI 3.1 document for every route of every resolver; a route twice is an error."""
+    from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
+    from pydantic.json_schema import models_json_schema
+
+    schemes = security_schemes()
     merge = OpenAPIMerge(
         title=TITLE,
         version="1.0.0",
@@ -315,11 +324,11 @@ def document(resolvers: Iterable[ApiGatewayResolver]) -> dict[str, Any]:
             'The Space Operator "Flow Deployment" API. Errors are always '
             '`{"error": "..."}`; a caller who may not see a thing gets 404, never 403.'
         ),
-        security_schemes=SECURITY_SCHEMES,  # type: ignore[arg-type]
+        security_schemes=schemes,
         on_conflict="error",
     )
     for resolver in resolvers:
-        part = resolver.get_openapi_json_schema(security_schemes=SECURITY_SCHEMES)  # type: ignore[arg-type]
+        part = resolver.get_openapi_json_schema(security_schemes=schemes)
         merge.add_schema(json.loads(part))
     _, definitions = models_json_schema(
         [(model, "validation") for model in _REQUEST_MODELS.values()], ref_template=REF

@@ -188,8 +188,13 @@ def make_server(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: Any) -> None:
             logging.getLogger("flowdeploy.local.http").info(format, *args)
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        # socketserver's default backlog of 5 drops a burst of new connections (SYN retries
+        # then stall clients for seconds); API Gateway accepts them.
+        request_queue_size = 128
+
+    server = Server((host, port), Handler)
     return server
 
 

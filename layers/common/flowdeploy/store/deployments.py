@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pynamodb.connection import Connection
@@ -13,6 +13,7 @@ from pynamodb.transactions import TransactWrite
 
 from flowdeploy.store import applied
 from flowdeploy.store.models import (
+    START_FIELDS,
     DeploymentItem,
     DeploymentsRecord,
     SnapshotItem,
@@ -81,7 +82,10 @@ def insert(deployment: DeploymentItem, snapshots: list[SnapshotItem]) -> None:
         tag=LATEST,
         deployment_id=deployment.id,
         description=None,
+        **start_fields(deployment),
     )
+    deployment.tags = {LATEST}
+    deployment.revision = 0
     in_transaction = snapshots
     if len(snapshots) > TRANSACTION_PARTS or snapshot_bytes(snapshots) > TRANSACTION_BYTES:
         with SnapshotItem.batch_write() as batch:
@@ -97,6 +101,7 @@ def insert(deployment: DeploymentItem, snapshots: list[SnapshotItem]) -> None:
             codes = [reason.code if reason else None for reason in error.cancellation_reasons]
             if latest is not None and codes and codes[-1] == "ConditionalCheckFailed":
                 latest = None  # a newer deployment holds `latest`: leave it there
+                deployment.tags = None
             elif "TransactionConflict" in codes and conflicts < CONFLICT_RETRIES:
                 # Another deploy is writing `latest` right now; DynamoDB does not retry this.
                 time.sleep(random.uniform(0.02, 0.1) * 2**conflicts)  # noqa: S311 - jitter
@@ -126,6 +131,31 @@ def get(deployment_id: str) -> DeploymentItem | None:
     except DoesNotExist:
         return None
     return item if isinstance(item, DeploymentItem) else None
+
+
+def start_fields(deployment: DeploymentItem) -> dict[str, Any]:
+    """The deployment's START_FIELDS, as a tag naming it keeps them."""
+    return {name: getattr(deployment, name) for name in START_FIELDS}
+
+
+def _at_revision(deployment: DeploymentItem) -> Any:
+    """Condition: the deployment item is still at the revision `deployment` was read at."""
+    if deployment.revision is None:
+        return DeploymentItem.revision.does_not_exist()
+    return DeploymentItem.revision == deployment.revision
+
+
+def _next_revision(deployment: DeploymentItem) -> Any:
+    return DeploymentItem.revision.set(int(deployment.revision or 0) + 1)
+
+
+def get_tags(entrypoint: int, tags: Iterable[str]) -> list[TagItem]:
+    """The flow's tags of these names that exist, in one consistent BatchGetItem."""
+    keys = [TagItem.key(entrypoint, tag) for tag in sorted(set(tags))]
+    if not keys:
+        return []
+    found = DeploymentsRecord.batch_get(keys, consistent_read=True)
+    return [item for item in found if isinstance(item, TagItem)]
 
 
 def get_tag(entrypoint: int, tag: str) -> TagItem | None:
@@ -170,21 +200,83 @@ def _backoff(attempt: int) -> None:
     time.sleep(random.uniform(0.02, 0.1) * 2**attempt)  # noqa: S311 - jitter
 
 
-def update(deployment_id: str, owner_id: str, changes: dict[str, Any]) -> DeploymentItem | None:
-    """Set the customizable columns in `changes` (None clears); None if not the owner's.
-
-    One conditional UpdateItem that returns the whole new row.
-    """
-    item = DeploymentItem(*DeploymentItem.key(deployment_id))
-    actions = [
+def _column_actions(changes: dict[str, Any]) -> list[Any]:
+    return [
         getattr(DeploymentItem, name).remove()
         if value is None
         else getattr(DeploymentItem, name).set(value)
         for name, value in changes.items()
     ]
-    if not applied(lambda: item.update(actions, condition=DeploymentItem.user_id == owner_id)):
-        return None
-    return item
+
+
+def _still_pointing(deployment: DeploymentItem, listed: list[str]) -> list[str]:
+    found = get_tags(int(deployment.entrypoint), listed)
+    return [t.tag for t in found if t.deployment_id == deployment.id]
+
+
+def update(
+    deployment: DeploymentItem, owner_id: str, changes: dict[str, Any]
+) -> DeploymentItem | None:
+    """Set the customizable columns in `changes` (None clears); None if not the owner's.
+
+    Columns no tag copies: one conditional UpdateItem that returns the whole new row.
+    A start field: one transaction that changes the deployment and every tag naming it,
+    at the revision read (`deployment` is a consistent read); on a conflict it reads again.
+    """
+    if not set(changes) & set(START_FIELDS):
+        item = DeploymentItem(*DeploymentItem.key(deployment.id))
+        condition = DeploymentItem.user_id == owner_id
+        if not applied(lambda: item.update(_column_actions(changes), condition=condition)):
+            return None
+        return item
+    current: DeploymentItem | None = deployment
+    verify = False  # whether to read the listed tags first (after finding one moved away)
+    attempt = 0
+    while True:
+        if current is None or current.user_id != owner_id:
+            return None
+        listed = sorted(current.tags or ())
+        pointing = _still_pointing(current, listed) if verify else listed
+        moved = set(listed) - set(pointing)
+        actions = [*_column_actions(changes), _next_revision(current)]
+        if moved:
+            actions.append(DeploymentItem.tags.delete(moved))
+        copies = {
+            **start_fields(current),
+            **{k: v for k, v in changes.items() if k in START_FIELDS},
+        }
+        try:
+            with TransactWrite(connection=_transactions()) as transaction:
+                transaction.update(
+                    current,
+                    actions,
+                    condition=(DeploymentItem.user_id == owner_id) & _at_revision(current),
+                )
+                for name in pointing:
+                    transaction.update(
+                        TagItem(*TagItem.key(int(current.entrypoint), name)),
+                        [getattr(TagItem, k).set(v) for k, v in copies.items()],
+                        condition=TagItem.deployment_id == current.id,
+                    )
+        except TransactWriteError as error:
+            codes = _cancellation_codes(error)
+            if attempt >= CONFLICT_RETRIES or not {
+                "ConditionalCheckFailed",
+                "TransactionConflict",
+            } & set(codes):
+                raise
+            # All updates, sent in order: [the deployment, its tags...].
+            if "ConditionalCheckFailed" in codes[1:]:
+                verify = True  # a listed tag names another deployment now
+            if "TransactionConflict" in codes:
+                _backoff(attempt)
+            attempt += 1
+            current = get(deployment.id)
+            continue
+        for name, value in changes.items():
+            setattr(current, name, value)
+        current.revision = int(current.revision or 0) + 1
+        return current
 
 
 def delete(deployment: DeploymentItem) -> bool:
@@ -197,45 +289,50 @@ def delete(deployment: DeploymentItem) -> bool:
     Runs are not touched: their records keep the deployment id.
     """
     entrypoint = int(deployment.entrypoint)
+    owner = deployment.user_id
+    current: DeploymentItem | None = deployment
     attempt = 0
     while True:
-        latest = get_tag(entrypoint, LATEST)
-        holds_latest = latest is not None and latest.deployment_id == deployment.id
-        fallback = _newest_other(entrypoint, deployment.id) if holds_latest else None
-        tags = [
-            t
-            for t in tags_of_flow(entrypoint)
-            if t.deployment_id == deployment.id and t.tag != LATEST
-        ]
+        if current is None or current.user_id != owner:
+            return False  # deleted meanwhile
+        # The deployment's own list is consistent; the index also finds older tags.
+        names = set(current.tags or ()) | {t.tag for t in tags_of_flow(entrypoint)}
+        tags = [t for t in get_tags(entrypoint, names) if t.deployment_id == current.id]
+        latest = next((t for t in tags if t.tag == LATEST), None)
+        fallback_id = _newest_other(entrypoint, current.id) if latest is not None else None
+        fallback = get(fallback_id) if fallback_id is not None else None
+        if fallback_id is not None and fallback is None and attempt < CONFLICT_RETRIES:
+            _backoff(attempt)  # the index still lists a deployment deleted meanwhile
+            attempt += 1
+            continue
         try:
             with TransactWrite(connection=_transactions()) as transaction:
                 transaction.delete(
-                    deployment, condition=DeploymentItem.user_id == deployment.user_id
+                    current, condition=(DeploymentItem.user_id == owner) & _at_revision(current)
                 )
+                on_us = TagItem.deployment_id == current.id
                 for tag in tags:
-                    transaction.delete(tag, condition=TagItem.deployment_id == deployment.id)
-                if latest is not None and holds_latest:
-                    on_us = TagItem.deployment_id == deployment.id
-                    if fallback is None:
-                        transaction.delete(latest, condition=on_us)
-                    else:
-                        transaction.condition_check(
-                            DeploymentItem,
-                            *DeploymentItem.key(fallback),
-                            condition=DeploymentItem.pk.exists(),
-                        )
-                        latest.deployment_id = fallback
-                        transaction.save(latest, condition=on_us)
+                    if tag is not latest or fallback is None:
+                        transaction.delete(tag, condition=on_us)
+                if latest is not None and fallback is not None:
+                    transaction.update(
+                        fallback,
+                        [DeploymentItem.tags.add({LATEST}), _next_revision(fallback)],
+                        condition=DeploymentItem.pk.exists() & _at_revision(fallback),
+                    )
+                    latest.deployment_id = fallback.id
+                    for name, value in start_fields(fallback).items():
+                        setattr(latest, name, value)
+                    transaction.save(latest, condition=on_us)
             break
         except TransactWriteError as error:
             codes = _cancellation_codes(error)
-            if codes and codes[0] == "ConditionalCheckFailed":
-                return False  # deleted meanwhile
             retryable = {"ConditionalCheckFailed", "TransactionConflict"} & set(codes)
             if not retryable or attempt >= CONFLICT_RETRIES:
                 raise
             _backoff(attempt)
             attempt += 1
+            current = get(deployment.id)
     # Unreachable once the deployment item is gone, as they were before it was written.
     with SnapshotItem.batch_write() as batch:
         for item in _snapshot_items(deployment.id):
@@ -256,27 +353,50 @@ def _snapshot_items(deployment_id: str) -> Iterator[SnapshotItem]:
     )
 
 
-def put_tag(tag: TagItem) -> bool:
-    """Create or move a tag, only onto a deployment of its owner that still exists.
+def put_tag(tag: TagItem, deployment: DeploymentItem) -> bool:
+    """Create or move a tag onto `deployment` (a consistent read), with its start fields.
 
-    False if the deployment is gone (or another user holds the tag's key).
+    Only onto a deployment of the tag's owner and flow that still exists; False if it is
+    gone (or another user holds the tag's key). The deployment lists the tag and moves to
+    its next revision in the same transaction, so a concurrent PATCH cannot miss the tag.
     """
-    try:
-        with TransactWrite(connection=_transactions()) as transaction:
-            transaction.condition_check(
-                DeploymentItem,
-                *DeploymentItem.key(tag.deployment_id),
-                condition=(DeploymentItem.user_id == tag.user_id)
-                & (DeploymentItem.entrypoint == tag.entrypoint),
-            )
-            transaction.save(
-                tag, condition=TagItem.pk.does_not_exist() | (TagItem.user_id == tag.user_id)
-            )
-    except TransactWriteError as error:
-        if "ConditionalCheckFailed" in _cancellation_codes(error):
+    current: DeploymentItem | None = deployment
+    attempt = 0
+    while True:
+        if current is None:
             return False
-        raise
-    return True
+        for name, value in start_fields(current).items():
+            setattr(tag, name, value)
+        try:
+            with TransactWrite(connection=_transactions()) as transaction:
+                transaction.update(
+                    current,
+                    [DeploymentItem.tags.add({tag.tag}), _next_revision(current)],
+                    condition=(DeploymentItem.user_id == tag.user_id)
+                    & (DeploymentItem.entrypoint == tag.entrypoint)
+                    & _at_revision(current),
+                )
+                transaction.save(
+                    tag, condition=TagItem.pk.does_not_exist() | (TagItem.user_id == tag.user_id)
+                )
+            return True
+        except TransactWriteError as error:
+            codes = _cancellation_codes(error)
+            # pynamodb sends puts before updates: [the tag, the deployment].
+            if codes and codes[0] == "ConditionalCheckFailed":
+                return False  # another user's tag
+            if attempt >= CONFLICT_RETRIES or not {
+                "ConditionalCheckFailed",
+                "TransactionConflict",
+            } & set(codes):
+                raise
+            _backoff(attempt)
+            attempt += 1
+            current = get(tag.deployment_id)
+            if current is not None and (
+                current.user_id != tag.user_id or int(current.entrypoint) != int(tag.entrypoint)
+            ):
+                return False
 
 
 def delete_tag(entrypoint: int, tag: str, owner_id: str) -> bool:

@@ -17,6 +17,7 @@ from pynamodb.attributes import (
     JSONAttribute,
     NumberAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
@@ -111,12 +112,23 @@ class DeploymentItem(DeploymentsRecord, discriminator="deployment"):
     flow_ids = JSONAttribute(default=list)  # every flow in the snapshot, entrypoint first
     snapshot_parts = JSONAttribute(default=dict)  # flow id -> number of snapshot items
     wallet_ids = JSONAttribute(default=list)
+    # Tags keep a copy of the fields a start needs (START_FIELDS), so `?flow=&tag=` is one
+    # read. `tags` names every tag that may point here (a superset: a tag moved away stays
+    # listed until the next PATCH), and `revision` goes up with every write that copies this
+    # deployment's start fields onto a tag or changes them, each conditional on the revision
+    # it read: copies and originals change together or not at all.
+    tags = UnicodeSetAttribute(null=True)
+    revision = NumberAttribute(null=True)
 
     by_entrypoint = EntrypointIdIndex()
 
     @staticmethod
     def key(deployment_id: str) -> tuple[str, str]:
         return f"DEPLOYMENT#{deployment_id}", "DEPLOYMENT"
+
+
+# What `POST /deployment/start` needs of a deployment besides its id, owner and entrypoint.
+START_FIELDS = ("start_permission", "output_instructions")
 
 
 class SnapshotItem(DeploymentsRecord, discriminator="snapshot"):
@@ -140,6 +152,9 @@ class TagItem(DeploymentsRecord, discriminator="tag"):
     tag = UnicodeAttribute()
     deployment_id = UnicodeAttribute()
     description = UnicodeAttribute(null=True)
+    # Copies of the deployment's START_FIELDS (null on tags written before they existed).
+    start_permission = UnicodeAttribute(null=True)
+    output_instructions = BooleanAttribute(null=True)
 
     by_entrypoint = EntrypointTagIndex()
 

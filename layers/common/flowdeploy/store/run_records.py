@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from flowdeploy.engine.scheduler import LogLine, NodeRun
 from flowdeploy.store.models import NodeRunItem, RunLogItem
 from flowdeploy.values import IValue, encode_map
+
+if TYPE_CHECKING:  # reading records back (ApiFunction, StartFunction) needs no engine
+    from flowdeploy.engine.scheduler import LogLine, NodeRun
 
 NODE, LOG = "NODE#", "LOG#"
 SEQ_DIGITS = 8

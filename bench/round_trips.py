@@ -1,0 +1,120 @@
+"""AWS calls per request, counted with botocore event hooks (`flowdeploy.local.calls`) against
+moto in-process. tests/unit/test_round_trips.py asserts the same counts.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections import Counter
+from typing import Any
+
+from bench.inprocess import chain, local_api
+from bench.report import Row, print_rows
+
+READS = {"GetItem", "BatchGetItem", "Query", "Scan"}
+WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+RUN_NODES = 200
+
+
+def _kinds(calls: Counter[str]) -> tuple[int, int, int]:
+    reads = sum(n for name, n in calls.items() if name.partition(":")[2] in READS)
+    writes = sum(n for name, n in calls.items() if name.partition(":")[2] in WRITES)
+    return reads, writes, calls["sqs:SendMessage"]
+
+
+def _shown(calls: Counter[str]) -> str:
+    return ", ".join(f"{n} {name.partition(':')[2]}" for name, n in sorted(calls.items()))
+
+
+def _interflow(node_id: str, flow_id: int) -> dict[str, Any]:
+    return {"id": node_id, "data": {"node_id": "interflow", "config": {"flow_id": flow_id}}}
+
+
+def measure() -> list[Row]:
+    from flowdeploy.local.calls import counting
+    from flowdeploy.store import queue
+    from tests.conftest import new_user
+    from tests.unit.api import sqs_event
+
+    rows = []
+    with local_api() as api:
+        user = new_user()
+        flow_id = api.create_flow(user)
+        deployment_id = api.deploy(user, flow_id)
+        with counting() as by_id:
+            assert (
+                api.call("POST", f"/deployment/start?id={deployment_id}", user=user).status == 200
+            )
+        with counting() as by_tag:
+            path = f"/deployment/start?flow={flow_id}&tag=latest"
+            assert api.call("POST", path, user=user).status == 200
+        reads, writes, sends = _kinds(by_id)
+        rows.append(
+            Row(
+                "round trips",
+                "POST /deployment/start?id=",
+                f"{reads} read + {writes} write + {sends} send",
+                "≤ 1 + 1 + 1",
+                reads <= 1 and writes <= 1 and sends <= 1,
+                _shown(by_id),
+            )
+        )
+        tag_reads = _kinds(by_tag)[0]
+        rows.append(
+            Row(
+                "round trips",
+                "POST /deployment/start?flow=&tag= (reads beyond ?id=)",
+                f"+{tag_reads - reads} read",
+                "≤ +1 (goal +0)",
+                tag_reads - reads <= 1,
+                _shown(by_tag),
+            )
+        )
+
+        leaves = [api.create_flow(user) for _ in range(2)]
+        middle = api.create_flow(user, nodes=[_interflow(f"l{i}", f) for i, f in enumerate(leaves)])
+        entry = api.create_flow(user, nodes=[_interflow("m", middle)])
+        with counting() as deploy:
+            api.deploy(user, entry)
+        levels = 2
+        ok = (
+            deploy["dynamodb:BatchGetItem"] == levels and deploy["dynamodb:TransactWriteItems"] == 1
+        )
+        rows.append(
+            Row(
+                "round trips",
+                f"POST /flow/deploy/{{id}}, {levels} nesting levels",
+                f"{deploy['dynamodb:BatchGetItem']} BatchGetItem + "
+                f"{deploy['dynamodb:TransactWriteItems']} TransactWriteItems",
+                f"{levels} + 1 (+ the entry flow's GetItem)",
+                ok and deploy.total() == levels + 2,
+                _shown(deploy),
+            )
+        )
+
+        nodes, edges = chain(RUN_NODES)
+        run_deployment = api.deploy(user, api.create_flow(user, nodes=nodes, edges=edges))
+        reply = api.call("POST", f"/deployment/start?id={run_deployment}", user=user)
+        message = queue.message_body(reply.body["flow_run_id"])
+        with counting() as run:
+            assert api.functions.invoke("RunFunction", sqs_event(message)) == {
+                "batchItemFailures": []
+            }
+        batches = run["dynamodb:BatchWriteItem"]
+        writes = _kinds(run)[1]
+        rows.append(
+            Row(
+                "round trips",
+                f"a run of {RUN_NODES} nodes: writes",
+                f"{writes} ({batches} BatchWriteItem)",
+                f"≤ ceil(N/25) + 2 = {math.ceil(RUN_NODES / 25) + 2}",
+                writes <= math.ceil(RUN_NODES / 25) + 2,
+                _shown(run),
+            )
+        )
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(print_rows(measure()))
