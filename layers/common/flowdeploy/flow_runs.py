@@ -235,7 +235,7 @@ class SignatureBody(BaseModel):
     """`POST /flow_run/{id}/signature`: the signer's ed25519 signature of the request's
     message, base58; `id` (optional) names the request being answered."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     signature: str = Field(min_length=1, max_length=base58.MAX_TEXT_LENGTH)
     id: str | None = Field(default=None, max_length=64)

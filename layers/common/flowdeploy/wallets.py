@@ -37,7 +37,7 @@ class WalletUnavailable(Exception):
 class NewWallet(BaseModel):
     """POST /wallet: a name, and optionally a keypair to import (else one is generated)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
     keypair: SecretStr | None = Field(
