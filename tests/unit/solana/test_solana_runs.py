@@ -184,6 +184,25 @@ def test_output_instructions_return_a_transaction_the_action_signer_completes(
     assert rpc.balance(fee_b) == FEE_B
 
 
+def _started_by_an_external_signer(
+    api: Api, local: LocalSolana
+) -> tuple[Keypair, Keypair, Pubkey, dict[str, str]]:
+    """A run of `sender` → transfer_sol, started with the sender as its action signer (a key
+    the server does not hold); (signer, a stranger, the recipient, the start reply)."""
+    owner = new_user()
+    signer, stranger = Keypair(), Keypair()
+    local.airdrop(signer.pubkey(), 10 * SOL)
+    recipient = Keypair().pubkey()
+    deployment = deploy(
+        api, owner, transfer_flow(node("sender", "flow_input", label="sender")), local
+    )
+    inputs = {"sender": {"S": str(signer.pubkey())}, "recipient": {"S": str(recipient)}}
+    started = start(
+        api, owner, deployment, {"inputs": inputs, "action_signer": str(signer.pubkey())}
+    )
+    return signer, stranger, recipient, started
+
+
 def _answer_when_asked(api: Api, started: dict[str, str], answer: Any) -> threading.Thread:
     def answer_it() -> None:
         for _ in range(200):
@@ -201,17 +220,7 @@ def _answer_when_asked(api: Api, started: dict[str, str], answer: Any) -> thread
 def test_a_signature_request_answered_with_a_valid_signature_completes_the_run(
     api: Api, local: LocalSolana
 ) -> None:
-    owner = new_user()
-    signer, stranger = Keypair(), Keypair()
-    local.airdrop(signer.pubkey(), 10 * SOL)
-    recipient = Keypair().pubkey()
-    deployment = deploy(
-        api, owner, transfer_flow(node("sender", "flow_input", label="sender")), local
-    )
-    inputs = {"sender": {"S": str(signer.pubkey())}, "recipient": {"S": str(recipient)}}
-    started = start(
-        api, owner, deployment, {"inputs": inputs, "action_signer": str(signer.pubkey())}
-    )
+    signer, stranger, recipient, started = _started_by_an_external_signer(api, local)
     path = f"/flow_run/{started['flow_run_id']}/signature"
     headers = {"Authorization": f"Bearer {started['token']}"}
     replies: list[Reply] = []
@@ -245,17 +254,7 @@ def test_an_unanswered_signature_request_fails_the_run_and_sends_nothing(
 ) -> None:
     monkeypatch.setenv("SIGNATURE_REQUEST_TIMEOUT_SECONDS", "1")
     settings.cache_clear()
-    owner = new_user()
-    signer = Keypair()
-    local.airdrop(signer.pubkey(), 10 * SOL)
-    recipient = Keypair().pubkey()
-    deployment = deploy(
-        api, owner, transfer_flow(node("sender", "flow_input", label="sender")), local
-    )
-    inputs = {"sender": {"S": str(signer.pubkey())}, "recipient": {"S": str(recipient)}}
-    started = start(
-        api, owner, deployment, {"inputs": inputs, "action_signer": str(signer.pubkey())}
-    )
+    signer, _, recipient, started = _started_by_an_external_signer(api, local)
     execute(api, started["flow_run_id"])
     run = read(api, started).body
     assert run["status"] == "failed"

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from pynamodb.connection import Connection
 from pynamodb.exceptions import PynamoDBException
+
+_connection: Connection | None = None
+
+
+def transactions() -> Connection:
+    """The connection TransactWrite needs; one per process, as boto3 recommends."""
+    global _connection  # noqa: PLW0603
+    if _connection is None:
+        _connection = Connection()
+    return _connection
 
 
 def applied(write: Callable[[], object]) -> bool:

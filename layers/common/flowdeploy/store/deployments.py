@@ -7,11 +7,11 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from flowdeploy.store import applied
+from flowdeploy.store import transactions as _transactions
 from flowdeploy.store.models import (
     START_FIELDS,
     DeploymentItem,
@@ -32,15 +32,6 @@ TRANSACTION_BYTES = 3_500_000
 # Beyond this a deployment is refused (413) rather than written in part.
 MAX_SNAPSHOT_BYTES = 32_000_000
 CONFLICT_RETRIES = 5
-
-_connection: Connection | None = None
-
-
-def _transactions() -> Connection:
-    global _connection  # noqa: PLW0603 - one client per process, as boto3 recommends
-    if _connection is None:
-        _connection = Connection()
-    return _connection
 
 
 def snapshot_items(deployment_id: str, flows: list[dict[str, Any]]) -> list[SnapshotItem]:

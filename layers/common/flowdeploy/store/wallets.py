@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from flowdeploy.store import transactions as _transactions
 from flowdeploy.store.models import WalletItem, WalletPubkeyItem
-
-_connection: Connection | None = None
-
-
-def _transactions() -> Connection:
-    global _connection  # noqa: PLW0603 - one client per process, as boto3 recommends
-    if _connection is None:
-        _connection = Connection()
-    return _connection
 
 
 def _condition_failed(error: TransactWriteError) -> bool:
