@@ -59,7 +59,7 @@ ERRORS = {
     "progress, or a run that has already finished",
     413: "body, inputs or flow over its limit",
     415: "body that is not JSON",
-    503: "a dependency failed; nothing was done; retry",
+    503: "a dependency failed or is throttling; nothing was done; retry after Retry-After seconds",
 }
 
 
@@ -216,7 +216,8 @@ def route(
     if ok is not None:
         success["content"] = {content_type: {"model": ok}}
     responses: dict[int, Any] = {status: success}
-    for code in sorted({*errors, *((401,) if auth else ())}):
+    # Every route that reads credentials also reads DynamoDB, which may throttle: 503.
+    for code in sorted({*errors, *((401, 503) if auth else ())}):
         responses[code] = {
             "description": ERRORS[code],
             "content": {"application/json": {"model": ErrorBody}},

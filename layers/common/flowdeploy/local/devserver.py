@@ -30,6 +30,7 @@ from flowdeploy.local.stack import (
     pollers,
     provision,
     repository_root,
+    schedules,
 )
 from flowdeploy.local.template import Route, Template
 
@@ -234,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
         moto.stop()
         return 1
-    workers = pollers(template, functions, names)
+    workers: list[Any] = [*pollers(template, functions, names), *schedules(template, functions)]
     for worker in workers:
         worker.start()
 

@@ -257,6 +257,47 @@ class QueuePoller(threading.Thread):
         return len(messages)
 
 
+def scheduled_event(function: str) -> dict[str, Any]:
+    """What an EventBridge schedule rule sends its target."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": REGION,
+        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{function}Schedule"],
+        "detail": {},
+    }
+
+
+class Schedule(threading.Thread):
+    """An EventBridge `rate()` schedule: invokes its function every `seconds`."""
+
+    def __init__(self, functions: Functions, function: str, seconds: float) -> None:
+        super().__init__(daemon=True, name=f"schedule-{function}")
+        self.functions = functions
+        self.function = function
+        self.seconds = seconds
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.seconds):
+            try:
+                self.functions.invoke(self.function, scheduled_event(self.function))
+            except Exception:
+                log.exception("scheduled %s failed", self.function)
+
+
+def schedules(template: Template, functions: Functions) -> list[Schedule]:
+    return [
+        Schedule(functions, spec.name, seconds)
+        for spec in template.functions().values()
+        for seconds in spec.schedules
+    ]
+
+
 def pollers(
     template: Template, functions: Functions, names: dict[str, Any], per_queue: int = 2
 ) -> list[QueuePoller]:
