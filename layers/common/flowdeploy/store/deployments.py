@@ -9,6 +9,7 @@ from typing import Any
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.expressions.condition import Condition, size
 from pynamodb.transactions import TransactWrite
 
 from flowdeploy.store import applied
@@ -191,29 +192,34 @@ def delete(deployment: DeploymentItem) -> bool:
     """Remove a deployment with its tags, then its snapshot; False if it was already gone.
 
     If it held `latest`, `latest` moves to the newest remaining deployment of the flow in
-    the same transaction (or disappears with it when none remains). Every write is
-    conditional on what was read, so a concurrent deploy, tag move or delete makes the
-    transaction retry on fresh reads instead of leaving `latest` on a deleted deployment.
+    the same transaction (or disappears with it when none remains). Its custom tags are
+    the ones its item names (`tag_names`, read consistently) and the delete is conditional
+    on that set being unchanged, so a tag moved onto it meanwhile makes the transaction
+    retry on fresh reads: no tag is ever left naming a deleted deployment.
     Runs are not touched: their records keep the deployment id.
     """
     entrypoint = int(deployment.entrypoint)
     attempt = 0
     while True:
+        current = get(deployment.id)
+        if current is None:
+            return False
+        names = sorted(current.tag_names or ())
         latest = get_tag(entrypoint, LATEST)
         holds_latest = latest is not None and latest.deployment_id == deployment.id
         fallback = _newest_other(entrypoint, deployment.id) if holds_latest else None
-        tags = [
-            t
-            for t in tags_of_flow(entrypoint)
-            if t.deployment_id == deployment.id and t.tag != LATEST
-        ]
         try:
             with TransactWrite(connection=_transactions()) as transaction:
                 transaction.delete(
-                    deployment, condition=DeploymentItem.user_id == deployment.user_id
+                    current,
+                    condition=(DeploymentItem.user_id == deployment.user_id)
+                    & _tag_names_are(names),
                 )
-                for tag in tags:
-                    transaction.delete(tag, condition=TagItem.deployment_id == deployment.id)
+                for name in names:
+                    transaction.delete(
+                        TagItem(*TagItem.key(entrypoint, name)),
+                        condition=TagItem.deployment_id == deployment.id,
+                    )
                 if latest is not None and holds_latest:
                     on_us = TagItem.deployment_id == deployment.id
                     if fallback is None:
@@ -228,11 +234,8 @@ def delete(deployment: DeploymentItem) -> bool:
                         transaction.save(latest, condition=on_us)
             break
         except TransactWriteError as error:
-            codes = _cancellation_codes(error)
-            if codes and codes[0] == "ConditionalCheckFailed":
-                return False  # deleted meanwhile
-            retryable = {"ConditionalCheckFailed", "TransactionConflict"} & set(codes)
-            if not retryable or attempt >= CONFLICT_RETRIES:
+            retryable = {"ConditionalCheckFailed", "TransactionConflict"}
+            if not retryable & set(_cancellation_codes(error)) or attempt >= CONFLICT_RETRIES:
                 raise
             _backoff(attempt)
             attempt += 1
@@ -241,6 +244,16 @@ def delete(deployment: DeploymentItem) -> bool:
         for item in _snapshot_items(deployment.id):
             batch.delete(item)
     return True
+
+
+def _tag_names_are(names: list[str]) -> Condition:
+    """The deployment's `tag_names` is exactly `names` (no empty sets in DynamoDB)."""
+    if not names:
+        return DeploymentItem.tag_names.does_not_exist()
+    condition: Condition = size(DeploymentItem.tag_names) == len(names)
+    for name in names:
+        condition &= DeploymentItem.tag_names.contains(name)
+    return condition
 
 
 def _newest_other(entrypoint: int, deployment_id: str) -> str | None:
@@ -259,27 +272,74 @@ def _snapshot_items(deployment_id: str) -> Iterator[SnapshotItem]:
 def put_tag(tag: TagItem) -> bool:
     """Create or move a tag, only onto a deployment of its owner that still exists.
 
-    False if the deployment is gone (or another user holds the tag's key).
+    One transaction writes the tag and the `tag_names` of the deployment it now names (and
+    of the one it named before). False if the deployment is gone (or another user holds
+    the tag's key).
     """
-    try:
-        with TransactWrite(connection=_transactions()) as transaction:
-            transaction.condition_check(
-                DeploymentItem,
-                *DeploymentItem.key(tag.deployment_id),
-                condition=(DeploymentItem.user_id == tag.user_id)
-                & (DeploymentItem.entrypoint == tag.entrypoint),
-            )
-            transaction.save(
-                tag, condition=TagItem.pk.does_not_exist() | (TagItem.user_id == tag.user_id)
-            )
-    except TransactWriteError as error:
-        if "ConditionalCheckFailed" in _cancellation_codes(error):
+    attempt = 0
+    while True:
+        current = get_tag(int(tag.entrypoint), tag.tag)
+        if current is not None and current.user_id != tag.user_id:
             return False
-        raise
-    return True
+        moved_from = current.deployment_id if current is not None else None
+        try:
+            with TransactWrite(connection=_transactions()) as transaction:
+                transaction.update(
+                    DeploymentItem(*DeploymentItem.key(tag.deployment_id)),
+                    actions=[DeploymentItem.tag_names.add({tag.tag})],
+                    condition=(DeploymentItem.user_id == tag.user_id)
+                    & (DeploymentItem.entrypoint == tag.entrypoint),
+                )
+                if moved_from is not None and moved_from != tag.deployment_id:
+                    _forget_tag(transaction, moved_from, tag.tag)
+                transaction.save(
+                    tag,
+                    condition=TagItem.pk.does_not_exist()
+                    if moved_from is None
+                    else TagItem.deployment_id == moved_from,
+                )
+            return True
+        except TransactWriteError as error:
+            codes = _cancellation_codes(error)
+            if codes and codes[0] == "ConditionalCheckFailed":
+                return False  # the deployment is gone (or is not the owner's)
+            if not {"ConditionalCheckFailed", "TransactionConflict"} & set(codes):
+                raise
+            if attempt >= CONFLICT_RETRIES:
+                raise
+            _backoff(attempt)
+            attempt += 1
+
+
+def _forget_tag(transaction: TransactWrite, deployment_id: str, name: str) -> None:
+    transaction.update(
+        DeploymentItem(*DeploymentItem.key(deployment_id)),
+        actions=[DeploymentItem.tag_names.delete({name})],
+        condition=DeploymentItem.pk.exists(),
+    )
 
 
 def delete_tag(entrypoint: int, tag: str, owner_id: str) -> bool:
-    """Remove the owner's tag; False if there is none."""
-    item = TagItem(*TagItem.key(entrypoint, tag))
-    return applied(lambda: item.delete(condition=TagItem.user_id == owner_id))
+    """Remove the owner's tag (and its name from its deployment); False if there is none."""
+    attempt = 0
+    while True:
+        current = get_tag(entrypoint, tag)
+        if current is None or current.user_id != owner_id:
+            return False
+        try:
+            with TransactWrite(connection=_transactions()) as transaction:
+                transaction.delete(
+                    current,
+                    condition=(TagItem.deployment_id == current.deployment_id)
+                    & (TagItem.user_id == owner_id),
+                )
+                _forget_tag(transaction, current.deployment_id, tag)
+            return True
+        except TransactWriteError as error:
+            codes = _cancellation_codes(error)
+            if not {"ConditionalCheckFailed", "TransactionConflict"} & set(codes):
+                raise
+            if attempt >= CONFLICT_RETRIES:
+                raise
+            _backoff(attempt)
+            attempt += 1

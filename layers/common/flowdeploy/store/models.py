@@ -17,6 +17,7 @@ from pynamodb.attributes import (
     JSONAttribute,
     NumberAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
@@ -111,6 +112,9 @@ class DeploymentItem(DeploymentsRecord, discriminator="deployment"):
     flow_ids = JSONAttribute(default=list)  # every flow in the snapshot, entrypoint first
     snapshot_parts = JSONAttribute(default=dict)  # flow id -> number of snapshot items
     wallet_ids = JSONAttribute(default=list)
+    # Names of the custom tags naming it, written in the same transaction as each tag, so a
+    # delete finds every tag by a consistent read (a GSI query could miss a new one).
+    tag_names = UnicodeSetAttribute(null=True)
 
     by_entrypoint = EntrypointIdIndex()
 
