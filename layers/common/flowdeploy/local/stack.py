@@ -101,13 +101,11 @@ def isolate_powertools_requests() -> None:
 
     names = ("current_event", "lambda_context")
     meta = type(BaseRouter)
-    PerThreadMeta = type(
-        "PerThreadRouterMeta", (meta,), {name: PerThread(name) for name in names}
-    )
+    PerThreadMeta = type("PerThreadRouterMeta", (meta,), {name: PerThread(name) for name in names})
     for name in names:
         setattr(BaseRouter, name, None)  # drop any class value set before
         type.__setattr__(BaseRouter, name, PerThread(name))
-    BaseRouter.__class__ = PerThreadMeta
+    BaseRouter.__class__ = PerThreadMeta  # type: ignore[method-assign]
     BaseRouter._per_thread = True  # type: ignore[attr-defined]
 
 

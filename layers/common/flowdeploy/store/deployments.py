@@ -250,7 +250,7 @@ def _tag_names_are(names: list[str]) -> Condition:
     """The deployment's `tag_names` is exactly `names` (no empty sets in DynamoDB)."""
     if not names:
         return DeploymentItem.tag_names.does_not_exist()
-    condition: Condition = size(DeploymentItem.tag_names) == len(names)
+    condition: Condition = size(DeploymentItem.tag_names) == len(names)  # type: ignore[no-untyped-call]
     for name in names:
         condition &= DeploymentItem.tag_names.contains(name)
     return condition
