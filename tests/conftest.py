@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -81,6 +82,12 @@ class Stack:
         self.aws_endpoint = aws_endpoint  # the stack's moto server (DynamoDB, SQS, S3)
 
 
+def _copy_lines(source: Any, log: Path) -> None:
+    with log.open("a") as sink:
+        for line in source:
+            sink.write(line)
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """`python -m flowdeploy.local` on a free port, as `make dev` runs it, with the optional
@@ -120,6 +127,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if "URL" not in printed:
         process.kill()
         pytest.fail(f"local stack did not start:\n{log.read_text()}")
+    # Keep reading its stdout (the functions' logs): a full pipe would block every log call.
+    threading.Thread(target=_copy_lines, args=(process.stdout, log), daemon=True).start()
     yield Stack(process, printed["URL"], log, printed["AWS_ENDPOINT"])
     process.terminate()
     try:
