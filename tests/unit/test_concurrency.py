@@ -30,8 +30,11 @@ def drain(queue_url: str) -> list[dict[str, Any]]:
 
 
 def test_two_hundred_concurrent_starts_make_two_hundred_runs_messages_and_completions(
-    api: Api,
+    api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Powertools' Metrics buffer is one per process, right for Lambda (one request per
+    # environment) but shared by these threads; the local stack runs with metrics off too.
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     owner = new_user()
     flow = {
         "nodes": [node("in", "flow_input", label="n"), node("out", "flow_output", label="n")],
