@@ -8,7 +8,7 @@ TOOLS := .tools
 SAM := $(TOOLS)/sam/bin/sam
 PY313 := PYENV_VERSION=3.13.0 SAM_CLI_TELEMETRY=0
 
-.PHONY: dev test lint unit integration bench token invoke events validate build clean
+.PHONY: dev test lint unit integration bench token invoke events redrive validate build clean
 
 $(STAMP): pyproject.toml layers/common/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ token: $(STAMP)
 ## make invoke FUNCTION=StartFunction EVENT=events/start.json [PARAMS="Name=value ..."]
 invoke: $(STAMP)
 	$(BIN)/python -m flowdeploy.local.invoke $(FUNCTION) $(EVENT) $(foreach p,$(PARAMS),--parameter $(p))
+
+## Re-queue flow runs from the dead-letter queue: make redrive STACK=<stack name> (AWS)
+## or make redrive ENDPOINT=<FLOWDEPLOY_AWS_ENDPOINT that make dev prints> (local stack)
+redrive: $(STAMP)
+	$(BIN)/python -m flowdeploy.local.redrive $(if $(STACK),--stack $(STACK)) $(if $(ENDPOINT),--endpoint $(ENDPOINT))
 
 ## Regenerate events/ from flowdeploy.local.samples
 events: $(STAMP)

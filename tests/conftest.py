@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -96,6 +97,12 @@ class Stack:
         self.solana_url = solana_url  # the stack's local Solana RPC (LiteSVM)
 
 
+def _copy_lines(source: Any, log: Path) -> None:
+    with log.open("a") as sink:
+        for line in source:
+            sink.write(line)
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """`python -m flowdeploy.local` on a free port, as `make dev` runs it, with the optional
@@ -137,6 +144,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if "URL" not in printed:
         process.kill()
         pytest.fail(f"local stack did not start:\n{log.read_text()}")
+    # Keep reading its stdout (the functions' logs): a full pipe would block every log call.
+    threading.Thread(target=_copy_lines, args=(process.stdout, log), daemon=True).start()
     yield Stack(process, printed["URL"], log, printed["AWS_ENDPOINT"], printed["SOLANA_RPC"])
     process.terminate()
     try:

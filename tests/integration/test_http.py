@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import jwt
@@ -123,21 +122,6 @@ def test_a_started_run_is_taken_off_the_queue_and_finished(client: Client) -> No
         time.sleep(0.2)
     assert (run["status"], run["outputs"], run["error"]) == ("succeeded", {}, None)
     assert run["deployment_id"] == deployment_id
-
-
-def test_concurrent_deploys_of_one_flow_leave_latest_on_the_newest(client: Client) -> None:
-    owner = new_user()
-    flow_id = client.flow(owner)
-    with ThreadPoolExecutor(max_workers=10) as pool:
-        ids = list(pool.map(lambda _: client.deploy(owner, flow_id), range(10)))
-    assert len(set(ids)) == 10
-    tags = client.request("GET", f"/flow/{flow_id}/tags", user=owner).json()
-    assert [(t["tag"], t["deployment_id"]) for t in tags] == [("latest", max(ids))]
-    listed = client.request("GET", f"/flow/{flow_id}/deployments", user=owner).json()
-    assert [d["id"] for d in listed] == sorted(ids, reverse=True), (
-        [d["id"] for d in listed],
-        sorted(ids, reverse=True),
-    )
 
 
 def expired_token(user: str) -> str:

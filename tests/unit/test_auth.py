@@ -35,7 +35,7 @@ def resolve(authorization: str | None = None, api_key: str | None = None) -> Cal
 
 def claims(**overrides: object) -> dict[str, object]:
     now = int(time.time())
-    return {"sub": USER, "aud": "authenticated", "exp": now + 60, **overrides}
+    return {"sub": USER, "aud": "authenticated", "exp": now + 3600, **overrides}
 
 
 def test_an_access_token_identifies_its_user() -> None:

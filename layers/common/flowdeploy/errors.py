@@ -12,6 +12,8 @@ class ApiError(Exception):
     """Base of every caller-visible error; `message` is shown as `{"error": message}`."""
 
     status = 400
+    # Seconds after which repeating the request may succeed (the Retry-After header).
+    retry_after: int | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -40,6 +42,12 @@ class Conflict(ApiError):
     status = 409
 
 
+class ConcurrentChange(Conflict):
+    """Another request changed the same thing first; repeating the request is safe."""
+
+    retry_after = 1
+
+
 class PayloadTooLarge(ApiError):
     status = 413
 
@@ -52,6 +60,7 @@ class ServiceUnavailable(ApiError):
     """A dependency failed; retrying later may succeed."""
 
     status = 503
+    retry_after = 2
 
 
 def describe(error: ValidationError) -> str:

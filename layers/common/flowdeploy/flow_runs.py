@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,8 @@ from flowdeploy.store import queue, run_records
 from flowdeploy.store import runs as store
 from flowdeploy.store.models import FlowRunItem, NodeRunItem, RunLogItem
 from flowdeploy.values import IValueError, decode_map, encode_map
+
+logger = logging.getLogger(__name__)
 
 # A run item holds its inputs; DynamoDB items stop at 400 KB.
 MAX_INPUTS_BYTES = 256_000
@@ -105,8 +108,12 @@ def queue_run(
     try:
         queue.enqueue_run(run_id)
     except queue.QueueUnavailable as error:
-        # Leave no run behind that claims to be queued but never will run.
-        store.delete_queued(run_id)
+        # Leave no run behind that claims to be queued but never will run. If even the
+        # delete fails, the sweeper fails the run once it has been queued too long.
+        try:
+            store.delete_queued(run_id)
+        except Exception:
+            logger.exception("could not remove run %s after its message failed", run_id)
         raise ServiceUnavailable("could not queue the run; nothing was started, retry") from error
     return run_id
 

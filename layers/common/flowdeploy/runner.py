@@ -38,7 +38,7 @@ FINISH_MARGIN_SECONDS = 15.0
 LEASE_SLACK_SECONDS = 30.0
 RETRY_PAUSE_SECONDS = 0.5
 MAX_ERROR_CHARS = 4_000
-ABANDONED = "the worker running this flow stopped before recording its result"
+ABANDONED = store.ABANDONED
 
 
 def clip_error(text: str | None) -> str | None:

@@ -44,6 +44,8 @@ class Settings:
     flow_run_max_receives: int
     # A run's own time limit, below RunFunction's timeout so a late run is failed, not killed.
     flow_run_deadline_seconds: float
+    # How long a run may stay queued before the sweeper decides its message is lost.
+    flow_run_queued_timeout_seconds: float
     # Whether http_request may reach loopback/private addresses (local development only).
     http_allow_private: bool
     # S3 bucket name -> the deployment its new objects start ("<id>" or "<flow>[:<tag>]").
@@ -75,6 +77,9 @@ class Settings:
             secrets_max_age=int(env.get("SECRETS_MAX_AGE_SECONDS", "300")),
             flow_run_max_receives=int(env.get("FLOW_RUN_MAX_RECEIVES", "3")),
             flow_run_deadline_seconds=float(env.get("FLOW_RUN_DEADLINE_SECONDS", "240")),
+            flow_run_queued_timeout_seconds=float(
+                env.get("FLOW_RUN_QUEUED_TIMEOUT_SECONDS", "7200")
+            ),
             http_allow_private=env.get("HTTP_ALLOW_PRIVATE", "").lower() in {"1", "true", "yes"},
             s3_trigger_targets=_string_map("S3_TRIGGER_TARGETS", env.get("S3_TRIGGER_TARGETS")),
             signature_request_timeout_seconds=float(

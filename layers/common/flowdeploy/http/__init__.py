@@ -17,12 +17,15 @@ from flowdeploy.auth import Caller, Credentials, require_user, resolve_caller
 from flowdeploy.errors import (
     ApiError,
     BadRequest,
+    ConcurrentChange,
     PayloadTooLarge,
+    ServiceUnavailable,
     Unauthorized,
     UnsupportedMediaType,
     describe,
 )
 from flowdeploy.observability import logger
+from flowdeploy.store import is_conflict, is_transient
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -34,12 +37,26 @@ MAX_BODY_DEPTH = 160
 JSON_LIKE_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain")
 
 
-def error_response(status: int, message: str) -> Response[str]:
+def error_response(status: int, message: str, retry_after: int | None = None) -> Response[str]:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
         body=json.dumps({"error": message}),
+        headers={"Retry-After": str(retry_after)} if retry_after is not None else None,
     )
+
+
+def unexpected_error(error: Exception) -> ApiError | None:
+    """The caller-visible form of a failure of DynamoDB or SQS, if it has one.
+
+    Throttling, timeouts and a failing service (after botocore's retries) are a 503 and a
+    write that lost a race is a 409, both with Retry-After; anything else is a bug (500).
+    """
+    if is_transient(error):
+        return ServiceUnavailable("a dependency is busy or failing; nothing was changed, retry")
+    if is_conflict(error):
+        return ConcurrentChange("changed by another request at the same time; retry")
+    return None
 
 
 def make_app() -> APIGatewayHttpResolver:
@@ -49,10 +66,14 @@ def make_app() -> APIGatewayHttpResolver:
     @app.exception_handler(ApiError)
     def _api_error(error: ApiError) -> Response[str]:
         logger.info("request refused", extra={"status": error.status, "error": error.message})
-        return error_response(error.status, error.message)
+        return error_response(error.status, error.message, error.retry_after)
 
     @app.exception_handler(Exception)
     def _unexpected(error: Exception) -> Response[str]:
+        mapped = unexpected_error(error)
+        if mapped is not None:
+            logger.warning("dependency failure", extra={"status": mapped.status}, exc_info=True)
+            return error_response(mapped.status, mapped.message, mapped.retry_after)
         logger.exception("unhandled error")
         return error_response(500, "internal error")
 

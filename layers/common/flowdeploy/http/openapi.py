@@ -61,7 +61,7 @@ ERRORS = {
     "progress, a run that has already finished, or a wallet you already have",
     413: "body, inputs or flow over its limit",
     415: "body that is not JSON",
-    503: "a dependency failed; nothing was done; retry",
+    503: "a dependency failed or is throttling; nothing was done; retry after Retry-After seconds",
 }
 
 
@@ -247,7 +247,8 @@ def route(
     if ok is not None:
         success["content"] = {content_type: {"model": ok}}
     responses: dict[int, Any] = {status: success}
-    for code in sorted({*errors, *((401,) if auth else ())}):
+    # Every route that reads credentials also reads DynamoDB, which may throttle: 503.
+    for code in sorted({*errors, *((401, 503) if auth else ())}):
         responses[code] = {
             "description": ERRORS[code],
             "content": {"application/json": {"model": ErrorBody}},

@@ -31,6 +31,7 @@ from flowdeploy.local.stack import (
     pollers,
     provision,
     repository_root,
+    schedules,
 )
 from flowdeploy.local.template import Route, Template
 
@@ -262,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         moto.stop()
         solana.stop()
         return 1
-    workers = pollers(template, functions, names)
+    workers: list[Any] = [*pollers(template, functions, names), *schedules(template, functions)]
     for worker in workers:
         worker.start()
 

@@ -306,6 +306,8 @@ def sample_events() -> dict[str, tuple[str, dict[str, Any]]]:
             },
         ),
         "trigger_sqs.json": ("TriggerFunction", trigger_sqs_event()),
+        # What SweeperFunction's rate(5 minutes) schedule sends.
+        "sweeper.json": ("SweeperFunction", eventbridge_event("aws.events", "Scheduled Event", {})),
         "trigger_s3.json": ("TriggerFunction", s3_object_created_event()),
     }
 

@@ -56,11 +56,80 @@ def pseudo_parameters() -> dict[str, str]:
     }
 
 
+_moto_writes = threading.RLock()
+
+
+def isolate_moto_transactions() -> None:
+    """Make moto's DynamoDB writes one at a time, as DynamoDB isolates transactions.
+
+    moto runs a TransactWriteItems on a deep copy of each table it touches and, when a
+    condition fails, puts that copy back: every write other threads committed meanwhile
+    is lost. Under concurrent deploys that erased whole deployments (and flaked the
+    concurrent-deploy test). Holding one lock around each write makes the rollback exact.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        method = getattr(DynamoDBBackend, name)
+        if getattr(method, "_isolated", False):
+            continue
+
+        def isolated(*args: Any, _method: Callable[..., Any] = method, **kw: Any) -> Any:
+            with _moto_writes:
+                return _method(*args, **kw)
+
+        isolated._isolated = True  # type: ignore[attr-defined]
+        setattr(DynamoDBBackend, name, isolated)
+
+
+_request = threading.local()
+
+
+def isolate_powertools_requests() -> None:
+    """Give each thread its own Powertools `current_event` and `lambda_context`.
+
+    Powertools keeps the request being resolved on the `BaseRouter` class: one per
+    process, right for Lambda (one request per environment) but shared by every function
+    instance here, so two concurrent requests could read each other's event, headers
+    included. A metaclass property (for `BaseRouter.x = ...`) and a class descriptor (for
+    `app.x`) keep them per thread.
+    """
+    from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
+
+    if getattr(BaseRouter, "_per_thread", False):
+        return
+
+    def get(_: Any, name: str) -> Any:
+        return getattr(_request, name, None)
+
+    class PerThread:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def __get__(self, instance: Any, owner: Any = None) -> Any:
+            return get(instance, self.name)
+
+        def __set__(self, instance: Any, value: Any) -> None:
+            setattr(_request, self.name, value)
+
+    names = ("current_event", "lambda_context")
+    meta = type(BaseRouter)
+    PerThreadMeta = type("PerThreadRouterMeta", (meta,), {name: PerThread(name) for name in names})
+    for name in names:
+        setattr(BaseRouter, name, None)  # drop any class value set before
+        type.__setattr__(BaseRouter, name, PerThread(name))
+    BaseRouter.__class__ = PerThreadMeta  # type: ignore[method-assign]
+    BaseRouter._per_thread = True  # type: ignore[attr-defined]
+
+
 def provision(template: Template) -> dict[str, Any]:
     """Create the template's tables, queues, buckets and KMS keys in the current endpoint;
     names for `resolve`.
     """
     import boto3
+
+    isolate_moto_transactions()
+    isolate_powertools_requests()
 
     dynamodb = boto3.client("dynamodb")
     sqs = boto3.client("sqs")
@@ -306,6 +375,47 @@ class QueuePoller(threading.Thread):
                     QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"]
                 )
         return len(messages)
+
+
+def scheduled_event(function: str) -> dict[str, Any]:
+    """What an EventBridge schedule rule sends its target."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": REGION,
+        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{function}Schedule"],
+        "detail": {},
+    }
+
+
+class Schedule(threading.Thread):
+    """An EventBridge `rate()` schedule: invokes its function every `seconds`."""
+
+    def __init__(self, functions: Functions, function: str, seconds: float) -> None:
+        super().__init__(daemon=True, name=f"schedule-{function}")
+        self.functions = functions
+        self.function = function
+        self.seconds = seconds
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.seconds):
+            try:
+                self.functions.invoke(self.function, scheduled_event(self.function))
+            except Exception:
+                log.exception("scheduled %s failed", self.function)
+
+
+def schedules(template: Template, functions: Functions) -> list[Schedule]:
+    return [
+        Schedule(functions, spec.name, seconds)
+        for spec in template.functions().values()
+        for seconds in spec.schedules
+    ]
 
 
 def pollers(

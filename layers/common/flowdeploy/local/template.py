@@ -84,6 +84,7 @@ class FunctionSpec:
     memory: int
     environment: dict[str, Any] = field(default_factory=dict)
     sqs_queues: list[tuple[str, int]] = field(default_factory=list)  # (queue logical id, batch)
+    schedules: list[float] = field(default_factory=list)  # seconds between scheduled events
 
 
 class Template:
@@ -193,6 +194,8 @@ class Template:
                 if event["Type"] == "SQS":
                     queue = event["Properties"]["Queue"]["Fn::GetAtt"][0]
                     spec.sqs_queues.append((queue, int(event["Properties"].get("BatchSize", 10))))
+                elif event["Type"] == "Schedule":
+                    spec.schedules.append(rate_seconds(event["Properties"]["Schedule"]))
             specs[name] = spec
         for mapping in self.of_type("AWS::Lambda::EventSourceMapping").values():
             props = mapping["Properties"]
@@ -217,6 +220,17 @@ class Template:
         for resource in self.of_type("AWS::Serverless::HttpApi").values():
             return dict(resource.get("Properties", {}).get("CorsConfiguration", {}))
         return {}
+
+
+_RATE_UNITS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def rate_seconds(expression: str) -> float:
+    """Seconds between events of an EventBridge `rate(N unit)` schedule."""
+    found = re.fullmatch(r"rate\((\d+) (minute|hour|day)s?\)", expression.strip())
+    if found is None:
+        raise ValueError(f"the local stack runs rate() schedules only, not {expression!r}")
+    return int(found.group(1)) * _RATE_UNITS[found.group(2)]
 
 
 def resolve(

@@ -19,7 +19,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UnicodeSetAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from flowdeploy.settings import settings
@@ -177,6 +177,22 @@ class DeploymentRunsIndex(GlobalSecondaryIndex["FlowRunItem"]):
     id = UnicodeAttribute(range_key=True)
 
 
+class SweepIndex(GlobalSecondaryIndex["FlowRunItem"]):
+    """Runs that are not final yet, oldest first: what the sweeper queries.
+
+    Sparse: only queued and running runs carry `sweep_status`/`sweep_at`, and every final
+    transition removes them, so the index holds the live runs, never the history.
+    Keys only: the sweeper needs ids, then makes one conditional write per overdue run.
+    """
+
+    class Meta:
+        index_name = "SweepIndex"
+        projection = KeysOnlyProjection()
+
+    sweep_status = UnicodeAttribute(hash_key=True)
+    sweep_at = NumberAttribute(range_key=True)
+
+
 class FlowRunItem(Model):
     class Meta:
         table_name = _cfg.flow_runs_table
@@ -208,8 +224,13 @@ class FlowRunItem(Model):
     signature_request = JSONAttribute(null=True)
     signature_request_id = UnicodeAttribute(null=True)
     submitted_signature = UnicodeAttribute(null=True)
+    # Only while not final (SweepIndex): the status again, and for a queued run the epoch
+    # second it was queued, for a running one the end of its worker's lease.
+    sweep_status = UnicodeAttribute(null=True)
+    sweep_at = NumberAttribute(null=True)
 
     by_deployment = DeploymentRunsIndex()
+    by_sweep = SweepIndex()
 
 
 # -- Node runs and run logs (one table, one partition per run) -----------------

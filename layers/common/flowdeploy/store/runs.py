@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,9 +14,16 @@ from flowdeploy.store.models import FlowRunItem
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, STOPPED = "queued", "running", "succeeded", "failed", "stopped"
 FINAL = frozenset({SUCCEEDED, FAILED, STOPPED})
+ABANDONED = "the worker running this flow stopped before recording its result"
+NEVER_PICKED_UP = "the run was never picked up from the queue (its message was lost)"
+# Every transition to a final status takes the run out of SweepIndex.
+_UNWATCH = (FlowRunItem.sweep_status.remove(), FlowRunItem.sweep_at.remove())
 
 
 def insert(run: FlowRunItem) -> None:
+    """Write a new queued run; SweepIndex watches it until it is final."""
+    run.sweep_status = QUEUED
+    run.sweep_at = int(time.time())
     run.save(condition=FlowRunItem.id.does_not_exist())
 
 
@@ -56,6 +64,8 @@ def claim(run_id: str, lease_until: float) -> FlowRunItem | None:
             FlowRunItem.status.set(RUNNING),
             FlowRunItem.started_at.set(timestamp()),
             FlowRunItem.lease_until.set(int(lease_until)),
+            FlowRunItem.sweep_status.set(RUNNING),
+            FlowRunItem.sweep_at.set(int(lease_until)),
         ],
     )
 
@@ -69,11 +79,13 @@ def release(run_id: str) -> FlowRunItem | None:
             FlowRunItem.status.set(QUEUED),
             FlowRunItem.started_at.remove(),
             FlowRunItem.lease_until.remove(),
+            FlowRunItem.sweep_status.set(QUEUED),
+            FlowRunItem.sweep_at.set(int(time.time())),
         ],
     )
 
 
-def fail_abandoned(run_id: str, now: float, error: str) -> FlowRunItem | None:
+def fail_abandoned(run_id: str, now: float, error: str = ABANDONED) -> FlowRunItem | None:
     """running → failed if its worker's lease ran out (the worker died); None otherwise."""
     return _transition(
         run_id,
@@ -82,9 +94,31 @@ def fail_abandoned(run_id: str, now: float, error: str) -> FlowRunItem | None:
             FlowRunItem.status.set(FAILED),
             FlowRunItem.finished_at.set(timestamp()),
             FlowRunItem.error.set(error),
+            *_UNWATCH,
         ],
         FlowRunItem.lease_until < int(now),
     )
+
+
+def fail_unqueued(run_id: str, queued_before: float) -> FlowRunItem | None:
+    """queued → failed if it has been queued since before `queued_before`; None otherwise."""
+    return _transition(
+        run_id,
+        QUEUED,
+        [
+            FlowRunItem.status.set(FAILED),
+            FlowRunItem.finished_at.set(timestamp()),
+            FlowRunItem.error.set(NEVER_PICKED_UP),
+            *_UNWATCH,
+        ],
+        FlowRunItem.sweep_at < int(queued_before),
+    )
+
+
+def overdue(status: str, before: float) -> Iterator[str]:
+    """Ids of runs in `status` whose `sweep_at` is before `before`, oldest first."""
+    for item in FlowRunItem.by_sweep.query(status, FlowRunItem.sweep_at < int(before)):
+        yield item.id
 
 
 def request_stop(run_id: str, reason: str) -> FlowRunItem | None:
@@ -98,6 +132,7 @@ def request_stop(run_id: str, reason: str) -> FlowRunItem | None:
             FlowRunItem.finished_at.set(moment),
             FlowRunItem.error.set(reason),
             FlowRunItem.stop_requested.set(reason),
+            *_UNWATCH,
         ],
     )
     if stopped is None:
@@ -123,6 +158,7 @@ def finish(
         FlowRunItem.status.set(status),
         FlowRunItem.finished_at.set(timestamp()),
         *_SIGNATURE_REQUEST_REMOVED,
+        *_UNWATCH,
     ]
     if outputs is not None:
         actions.append(FlowRunItem.outputs.set(outputs))

@@ -1,0 +1,111 @@
+"""Concurrency in-process over moto: 200 simultaneous starts, and a tag moved onto a
+deployment at the worst moment of its delete.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+import pytest
+
+from flowdeploy.store import deployments as deployment_store
+from flowdeploy.store import runs as run_store
+from tests.conftest import new_user
+from tests.unit.api import Api, sqs_event
+from tests.unit.engine.flows import edge, node
+
+QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/FlowRunQueue"
+
+
+def drain(queue_url: str) -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs")
+    messages: list[dict[str, Any]] = []
+    while batch := sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=300
+    ).get("Messages", []):
+        messages += batch
+    return messages
+
+
+def test_two_hundred_concurrent_starts_make_two_hundred_runs_messages_and_completions(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Powertools' Metrics buffer is one per process, right for Lambda (one request per
+    # environment) but shared by these threads; the local stack runs with metrics off too.
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    owner = new_user()
+    flow = {
+        "nodes": [node("in", "flow_input", label="n"), node("out", "flow_output", label="n")],
+        "edges": [edge("in", "out", "output")],
+    }
+    deployment_id = api.deploy(owner, api.create_flow(owner, **flow))
+
+    def start(n: int) -> str:
+        reply = api.call(
+            "POST",
+            f"/deployment/start?id={deployment_id}",
+            user=owner,
+            json_body={"inputs": {"n": {"U": str(n)}}},
+        )
+        assert reply.status == 200, reply.body
+        return str(reply.body["flow_run_id"])
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        run_ids = list(pool.map(start, range(200)))
+    assert len(set(run_ids)) == 200
+
+    messages = drain(QUEUE)
+    assert sorted(m["Body"] for m in messages) == sorted(
+        f'{{"flow_run_id": "{run_id}"}}' for run_id in run_ids
+    )
+    bodies = [m["Body"] for m in messages]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(
+            pool.map(
+                lambda i: api.functions.invoke("RunFunction", sqs_event(*bodies[i : i + 10])),
+                range(0, 200, 10),
+            )
+        )
+    assert results == [{"batchItemFailures": []}] * 20
+    for n, run_id in enumerate(run_ids):
+        run = run_store.get(run_id)
+        assert run is not None
+        assert (run.status, run.inputs, run.outputs) == (
+            "succeeded",
+            {"n": {"U": str(n)}},
+            {"n": {"U": str(n)}},
+        ), run_id
+
+
+def test_a_tag_moved_onto_a_deployment_while_it_is_being_deleted_goes_with_it(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner = new_user()
+    flow_id = api.create_flow(owner)
+    doomed, other = api.deploy(owner, flow_id), api.deploy(owner, flow_id)
+    assert (
+        api.call(
+            "PUT", f"/flow/{flow_id}/tags/v1", user=owner, json_body={"deployment_id": other}
+        ).status
+        == 200
+    )
+    real = deployment_store._transactions
+    raced: list[int] = []
+
+    def move_first() -> Any:
+        # Another request moves v1 onto the deployment after the delete read its tags,
+        # just before the delete's transaction.
+        if not raced:
+            raced.append(0)
+            raced[0] = api.call(
+                "PUT", f"/flow/{flow_id}/tags/v1", user=owner, json_body={"deployment_id": doomed}
+            ).status
+        return real()
+
+    monkeypatch.setattr(deployment_store, "_transactions", move_first)
+    assert api.call("DELETE", f"/deployment/{doomed}", user=owner).status == 204
+    assert raced == [200]
+    tags = api.call("GET", f"/flow/{flow_id}/tags", user=owner).body
+    assert [(t["tag"], t["deployment_id"]) for t in tags] == [("latest", other)]

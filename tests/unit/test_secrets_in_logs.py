@@ -1,0 +1,68 @@
+"""No secret ever reaches the logs: a full deploy → start → run → read, with refused
+credentials too, at DEBUG level, with every log line (Powertools on stdout, Python logging)
+captured and searched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import pytest
+
+from flowdeploy.observability import logger as powertools_logger
+from flowdeploy.store import queue
+from tests.conftest import JWT_SECRET, new_user, token_for
+from tests.unit.api import Api, sqs_event
+
+
+def test_no_secret_appears_in_the_logs_of_a_full_run(
+    api: Api, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    powertools_logger.setLevel("DEBUG")
+    caplog.set_level(logging.DEBUG)
+    try:
+        owner = new_user()
+        access_token = token_for(owner)
+        auth = {"authorization": f"Bearer {access_token}"}
+        created = api.call("POST", "/apikey", headers=auth, json_body={"name": "ci"}).body
+        api_key = created["key"]
+        flow_id = api.create_flow(owner)
+        deployment_id = api.deploy(owner, flow_id)
+        started = api.call(
+            "POST", f"/deployment/start?id={deployment_id}", headers={"x-api-key": api_key}
+        ).body
+        run_token = started["token"]
+        api.functions.invoke("RunFunction", sqs_event(queue.message_body(started["flow_run_id"])))
+        run = f"/flow_run/{started['flow_run_id']}"
+        assert api.call("GET", run, headers={"authorization": f"Bearer {run_token}"}).status == 200
+        # Refused credentials are secrets too: a revoked key, a forged token, a bad run token.
+        api.call("DELETE", f"/apikey/{created['id']}", headers=auth)
+        assert api.call("GET", "/apikey", headers={"x-api-key": api_key}).status == 401
+        forged = token_for(owner, secret="another-secret-that-is-long-enough-000")
+        assert (
+            api.call("GET", "/apikey", headers={"authorization": f"Bearer {forged}"}).status == 401
+        )
+        tampered = run_token[:-4] + "AAAA"
+        assert api.call("GET", run, headers={"authorization": f"Bearer {tampered}"}).status == 401
+    finally:
+        powertools_logger.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"])
+
+    secrets: dict[str, Any] = {
+        "access token": access_token,
+        "access token signature": access_token.rsplit(".", 1)[1],
+        "forged token": forged,
+        "API key": api_key,
+        "API key body": api_key.removeprefix("b3-"),
+        "run token": run_token,
+        "tampered run token": tampered,
+        "JWT secret": JWT_SECRET,
+        "run token secret": os.environ["RUN_TOKEN_SECRET"],
+        # Wallet keys, when there are any, belong here.
+    }
+    captured = capsys.readouterr()
+    logs = captured.out + captured.err + caplog.text
+    assert "request refused" in logs, "the logs were captured"
+    leaked = [name for name, secret in secrets.items() if secret in logs]
+    assert leaked == []
