@@ -10,7 +10,9 @@ import os
 from typing import Any
 
 import pytest
+from solders.keypair import Keypair
 
+from flowdeploy import base58
 from flowdeploy.observability import logger as powertools_logger
 from flowdeploy.store import queue
 from tests.conftest import JWT_SECRET, new_user, token_for
@@ -26,6 +28,11 @@ def test_no_secret_appears_in_the_logs_of_a_full_run(
         owner = new_user()
         access_token = token_for(owner)
         auth = {"authorization": f"Bearer {access_token}"}
+        wallet_secret = base58.encode(bytes(Keypair()))
+        imported = {"name": "hot", "keypair": wallet_secret}
+        assert api.call("POST", "/wallet", headers=auth, json_body=imported).status == 201
+        bad_half = {"name": "x", "keypair": wallet_secret[:-2] + "11"}
+        assert api.call("POST", "/wallet", headers=auth, json_body=bad_half).status == 400
         created = api.call("POST", "/apikey", headers=auth, json_body={"name": "ci"}).body
         api_key = created["key"]
         flow_id = api.create_flow(owner)
@@ -59,7 +66,7 @@ def test_no_secret_appears_in_the_logs_of_a_full_run(
         "tampered run token": tampered,
         "JWT secret": JWT_SECRET,
         "run token secret": os.environ["RUN_TOKEN_SECRET"],
-        # Wallet keys, when there are any, belong here.
+        "wallet secret key": wallet_secret,
     }
     captured = capsys.readouterr()
     logs = captured.out + captured.err + caplog.text

@@ -72,6 +72,7 @@ def is_conflict(error: BaseException) -> bool:
     """Whether a write lost a race (its condition no longer held) and may simply be repeated."""
     return bool(_codes(error) & CONFLICT_CODES)
 
+
 _connection: Connection | None = None
 
 
