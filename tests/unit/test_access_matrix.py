@@ -23,7 +23,14 @@ ROUTES = [
     if r.path != "$default" and r.function not in {"DocsFunction"}
 ]
 # Routes about the caller's own things, not one named in the path.
-OWN = {("POST", "/flow"), ("POST", "/apikey"), ("GET", "/apikey"), ("POST", "/deployment/start")}
+OWN = {
+    ("POST", "/flow"),
+    ("POST", "/apikey"),
+    ("GET", "/apikey"),
+    ("POST", "/wallet"),
+    ("GET", "/wallet"),
+    ("POST", "/deployment/start"),
+}
 OWNER_ONLY = [r for r in ROUTES if (r.method, r.path) not in OWN]
 WALLET = "5B1yr3JTyijfCfrsvHTgSkVEQWNMCE7w6f1WQkuBzAfK"
 BODIES: dict[tuple[str, str], Any] = {
@@ -41,6 +48,7 @@ def victim(api: Api) -> dict[str, str]:
     assert api.call("PUT", f"/flow/{flow_id}/tags/v1", user=owner, json_body=tag_body).status == 200
     run = api.call("POST", f"/deployment/start?id={deployment_id}", user=owner).body
     key = api.call("POST", "/apikey", user=owner, json_body={"name": "k"}).body
+    wallet = api.call("POST", "/wallet", user=owner, json_body={"name": "w"}).body
     return {
         "owner": owner,
         "flow_id": str(flow_id),
@@ -49,11 +57,12 @@ def victim(api: Api) -> dict[str, str]:
         "run_id": run["flow_run_id"],
         "token": run["token"],
         "key_id": key["id"],
+        "wallet_id": wallet["id"],
     }
 
 
 def fill(path: str, ids: dict[str, str]) -> str:
-    for name in ("flow_id", "deployment_id", "tag", "run_id", "key_id"):
+    for name in ("flow_id", "deployment_id", "tag", "run_id", "key_id", "wallet_id"):
         path = path.replace("{" + name + "}", ids[name])
     return path
 
@@ -78,6 +87,8 @@ def test_another_users_ids_on_every_owner_only_route_are_404_and_change_nothing(
     run = run_store.get(victim["run_id"])
     assert run is not None and run.status == "queued" and run.stop_requested is None
     assert api.call("GET", f"/flow/{victim['flow_id']}", user=victim["owner"]).status == 200
+    wallets = api.call("GET", "/wallet", user=victim["owner"]).body
+    assert [wallet["id"] for wallet in wallets] == [victim["wallet_id"]]
 
 
 def bad_credentials(owner: str) -> dict[str, dict[str, str]]:
