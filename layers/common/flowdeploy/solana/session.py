@@ -93,7 +93,7 @@ class SolanaSession:
         self.broker = broker
         self.keypairs: dict[Pubkey, Keypair] = {}
         self._lock = asyncio.Lock()
-        self._last_valid = 0
+        self._identity: Keypair | None = None  # decrypted once per run, on first use
 
     def hold(self, keypair: Keypair) -> Pubkey:
         """Let the run sign with `keypair` (a generated or imported key)."""
@@ -117,7 +117,7 @@ class SolanaSession:
         transaction, signed by every key the server holds and by no other.
         """
         async with self._lock:
-            message = await self._build(instructions, signers)
+            message, last_valid = await self._build(instructions, signers)
             unsigned = self._sign(message, {})
             await self._simulate(unsigned, message)
             if self.settings.output_instructions:
@@ -125,12 +125,13 @@ class SolanaSession:
             signatures = await self._collect_signatures(message, remaining)
             signed = self._sign(message, signatures)
             signature = await self._rpc(self.rpc.send, signed)
-            await self._confirm(signature, remaining)
+            await self._confirm(signature, last_valid, remaining)
             return signature
 
     async def _build(
         self, instructions: Sequence[Instruction], signers: Sequence[Pubkey]
-    ) -> MessageV0:
+    ) -> tuple[MessageV0, int]:
+        """The message and the last block height at which its blockhash is valid."""
         settings = self.settings
         fee_payer = settings.action_signer or (signers[0] if signers else None)
         if fee_payer is None:
@@ -138,9 +139,9 @@ class SolanaSession:
         identity = None
         if settings.action_identity is not None and settings.action_signer is not None:
             identity = tx.new_identity(await self._identity_keypair(settings.action_identity))
-        blockhash, self._last_valid = await self._rpc(self.rpc.latest_blockhash)
+        blockhash, last_valid = await self._rpc(self.rpc.latest_blockhash)
         try:
-            return tx.assemble(
+            message = tx.assemble(
                 instructions,
                 fee_payer=fee_payer,
                 blockhash=blockhash,
@@ -149,14 +150,17 @@ class SolanaSession:
             )
         except tx.TransactionInvalid as error:
             raise SolanaFailure(str(error)) from None
+        return message, last_valid
 
     async def _identity_keypair(self, identity: Pubkey) -> Keypair:
-        keypair = await asyncio.to_thread(self.wallets.keypair_for_pubkey, identity)
-        if keypair is None:
-            raise SolanaFailure(
-                f"the deployment's action_identity {identity} is not one of its owner's wallets"
-            )
-        return keypair
+        if self._identity is None:
+            keypair = await asyncio.to_thread(self.wallets.keypair_for_pubkey, identity)
+            if keypair is None:
+                raise SolanaFailure(
+                    f"the deployment's action_identity {identity} is not one of its owner's wallets"
+                )
+            self._identity = keypair
+        return self._identity
 
     def _sign(
         self, message: MessageV0, signatures: dict[Pubkey, Signature]
@@ -189,10 +193,10 @@ class SolanaSession:
             signatures[key] = signature
         return signatures
 
-    async def _confirm(self, signature: Signature, remaining: float) -> None:
+    async def _confirm(self, signature: Signature, last_valid: int, remaining: float) -> None:
         timeout = max(1.0, min(CONFIRM_SECONDS, remaining - 1.0))
         try:
-            await asyncio.to_thread(self.rpc.confirm, signature, self._last_valid, timeout=timeout)
+            await asyncio.to_thread(self.rpc.confirm, signature, last_valid, timeout=timeout)
         except TransactionFailed as failure:
             raise SolanaFailure(f"on chain: {failure}") from None
         except RpcError as error:

@@ -84,7 +84,7 @@ async def _send(
     return IValue(B64, bytes(signature))
 
 
-async def _session(ctx: NodeContext) -> SolanaSession:
+def _session(ctx: NodeContext) -> SolanaSession:
     from flowdeploy.solana.session import SolanaFailure
 
     try:
@@ -117,7 +117,7 @@ class Wallet(Command):
     async def run(self, ctx: NodeContext, inputs: dict[str, IValue]) -> dict[str, IValue]:
         from flowdeploy.solana.session import SolanaFailure
 
-        session = await _session(ctx)
+        session = _session(ctx)
         try:
             pubkey = await session.load_wallet(self.wallet_id)
         except SolanaFailure as failure:
@@ -136,7 +136,7 @@ class GenerateKeypair(Command):
     async def run(self, ctx: NodeContext, inputs: dict[str, IValue]) -> dict[str, IValue]:
         from solders.keypair import Keypair
 
-        session = await _session(ctx)
+        session = _session(ctx)
         keypair = Keypair()
         pubkey = session.hold(keypair)
         return {"keypair": IValue(B64, bytes(keypair)), "pubkey": IValue(B32, bytes(pubkey))}
@@ -155,7 +155,7 @@ class GetBalance(Command):
         from flowdeploy.solana.session import SolanaFailure
 
         pubkey = convert_input(inputs, "pubkey", pubkey_of)
-        session = await _session(ctx)
+        session = _session(ctx)
         try:
             lamports = await session.balance(pubkey)
         except SolanaFailure as failure:
@@ -178,7 +178,7 @@ class TransferSol(Command):
 
         from flowdeploy.solana.session import lamports_of_sol
 
-        session = await _session(ctx)
+        session = _session(ctx)
         source = convert_input(inputs, "from", lambda value: signer_of(value, session))
         target = convert_input(inputs, "to", pubkey_of)
         amount = convert_input(inputs, "amount", to_decimal)
@@ -206,7 +206,7 @@ class Memo(Command):
     async def run(self, ctx: NodeContext, inputs: dict[str, IValue]) -> dict[str, IValue]:
         from flowdeploy.solana.transaction import memo_instruction
 
-        session = await _session(ctx)
+        session = _session(ctx)
         signer = convert_input(inputs, "signer", lambda value: signer_of(value, session))
         memo = inputs["memo"]
         if memo.tag != STRING or not isinstance(memo.value, str):
