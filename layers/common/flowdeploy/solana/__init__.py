@@ -8,6 +8,12 @@ from __future__ import annotations
 
 # SPL Memo v2. A one-letter typo still parses as a key, so it lives only here.
 MEMO_PROGRAM_ID = "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr"
+MEMO_V1_PROGRAM_ID = "Memo1UhkJRfHyvLMcVucJwxXeuD728EqVDDwQDxFMNo"
+MEMO_PROGRAM_IDS = (MEMO_PROGRAM_ID, MEMO_V1_PROGRAM_ID)
+COMPUTE_BUDGET_PROGRAM_ID = "ComputeBudget111111111111111111111111111111"
+TOKEN_PROGRAM_ID = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
+TOKEN_2022_PROGRAM_ID = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"
+ASSOCIATED_TOKEN_PROGRAM_ID = "ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL"
 # PACKET_DATA_SIZE: the largest serialized transaction a cluster accepts.
 MAX_TRANSACTION_SIZE = 1232
 CLUSTERS = {
