@@ -405,3 +405,65 @@ def test_a_flow_using_someone_elses_wallet_is_not_deployed(api: Api) -> None:
     reply = api.call("POST", f"/flow/deploy/{flow_id}", user=owner)
     assert reply.status == 400
     assert theirs["id"] in reply.body["error"]
+
+
+# -- issue 14: wallets get their transaction, whatever the simulation says ----------------
+
+
+def _returned_transaction(run: dict[str, Any]) -> VersionedTransaction:
+    assert run["status"] == "stopped", run
+    return VersionedTransaction.from_bytes(base64.b64decode(run["transaction"]))
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14 problem 1: an unfunded starter gets a failed run")
+def test_output_instructions_hand_an_unfunded_starter_its_transaction(
+    api: Api, local: LocalSolana
+) -> None:
+    owner = new_user()
+    starter = Keypair()  # holds no SOL: the wallet simulates and decides, not the server
+    recipient = Keypair().pubkey()
+    deployment = deploy(
+        api,
+        owner,
+        transfer_flow(node("sender", "flow_input", label="sender")),
+        local,
+        output_instructions=True,
+    )
+    inputs = {"sender": {"B3": str(starter.pubkey())}, "recipient": {"B3": str(recipient)}}
+    started = start(api, new_user(), deployment, {"inputs": inputs})
+    execute(api, started["flow_run_id"])
+
+    run = read(api, started).body
+    transaction = _returned_transaction(run)
+    assert transaction.message.account_keys[0] == starter.pubkey()
+    assert run["error"] is None
+    simulation = run["simulation"]
+    assert simulation["err"] == "AccountNotFound"
+    assert f"the fee payer {starter.pubkey()} has no account" in simulation["error"]
+    assert isinstance(simulation["logs"], list)
+    assert simulation["units_consumed"] == 0
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14 problem 2: no memo without an action_signer")
+def test_the_identity_memo_is_added_without_an_action_signer(api: Api, local: LocalSolana) -> None:
+    owner = new_user()
+    identity = Keypair()
+    create_wallet(api, owner, identity)
+    starter = Keypair()
+    local.airdrop(starter.pubkey(), SOL)
+    deployment = deploy(
+        api,
+        owner,
+        transfer_flow(node("sender", "flow_input", label="sender")),
+        local,
+        output_instructions=True,
+        action_identity=str(identity.pubkey()),
+    )
+    inputs = {"sender": {"B3": str(starter.pubkey())}, "recipient": {"B3": str(Keypair().pubkey())}}
+    started = start(api, new_user(), deployment, {"inputs": inputs})  # no action_signer
+    execute(api, started["flow_run_id"])
+
+    message = _returned_transaction(read(api, started).body).message
+    memo = message.instructions[-1]
+    assert message.account_keys[memo.program_id_index] == MEMO_PROGRAM
+    assert parse_identity_memo(bytes(memo.data).decode()).identity == identity.pubkey()
