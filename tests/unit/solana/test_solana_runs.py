@@ -28,6 +28,8 @@ from tests.unit.api import Api, Reply, sqs_event
 from tests.unit.engine.flows import edge, node
 
 SOL = 1_000_000_000
+COMPUTE_BUDGET = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
+SYSTEM_PROGRAM = Pubkey.from_string("11111111111111111111111111111111")
 FEE_A, FEE_B = 1_000_000, 2_000_000
 
 
@@ -165,8 +167,25 @@ def test_output_instructions_return_a_transaction_the_action_signer_completes(
     assert keys[memo.program_id_index] == MEMO_PROGRAM and list(memo.accounts) == []
     identity_memo = parse_identity_memo(bytes(memo.data).decode())
     assert identity_memo.identity == identity.pubkey()
-    first = [keys[i] for i in message.instructions[0].accounts]
-    assert first[-2:] == [identity.pubkey(), identity_memo.reference]
+    # [price, limit, the flow's transfer (+ identity, reference), fee A, fee B, memo]
+    programs = [keys[ix.program_id_index] for ix in message.instructions]
+    assert programs == [COMPUTE_BUDGET, COMPUTE_BUDGET, *[SYSTEM_PROGRAM] * 3, MEMO_PROGRAM]
+    price, limit = (bytes(ix.data) for ix in message.instructions[:2])
+    assert price[0] == 3 and limit[0] == 2
+    simulation = run["simulation"]
+    assert simulation["err"] is None and simulation["error"] is None
+    units = simulation["units_consumed"]
+    assert int.from_bytes(limit[1:], "little") == simulation["compute_unit_limit"]
+    assert simulation["compute_unit_limit"] == units + -(-units * 20 // 100) + 1_000
+    assert int.from_bytes(price[1:], "little") == simulation["compute_unit_price"]
+    transfer_accounts = [keys[i] for i in message.instructions[2].accounts]
+    assert transfer_accounts == [
+        signer.pubkey(),
+        recipient,
+        identity.pubkey(),
+        identity_memo.reference,
+    ]
+    assert [keys[i] for i in message.instructions[3].accounts] == [signer.pubkey(), fee_a]
     nodes = {
         record["node_id"]: record["status"] for record in read(api, started, "/nodes").body["nodes"]
     }
@@ -415,7 +434,6 @@ def _returned_transaction(run: dict[str, Any]) -> VersionedTransaction:
     return VersionedTransaction.from_bytes(base64.b64decode(run["transaction"]))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 problem 1: an unfunded starter gets a failed run")
 def test_output_instructions_hand_an_unfunded_starter_its_transaction(
     api: Api, local: LocalSolana
 ) -> None:
@@ -444,7 +462,6 @@ def test_output_instructions_hand_an_unfunded_starter_its_transaction(
     assert simulation["units_consumed"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 problem 2: no memo without an action_signer")
 def test_the_identity_memo_is_added_without_an_action_signer(api: Api, local: LocalSolana) -> None:
     owner = new_user()
     identity = Keypair()

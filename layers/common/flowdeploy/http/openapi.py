@@ -135,6 +135,18 @@ class StartedRun(_Shape):
     token: str
 
 
+class TransactionSimulation(_Shape):
+    """With output_instructions: what simulating the returned transaction said. `error` is
+    why it would fail (null if it would land); the transaction is returned either way."""
+
+    err: Any
+    error: str | None
+    logs: list[str]
+    units_consumed: int | None
+    compute_unit_limit: int
+    compute_unit_price: int
+
+
 class FlowRun(_Shape):
     id: str
     deployment_id: str | None
@@ -150,6 +162,7 @@ class FlowRun(_Shape):
     finished_at: str | None
     stop_requested: str | None
     transaction: str | None
+    simulation: TransactionSimulation | None
 
 
 class SignatureRequest(_Shape):

@@ -219,6 +219,9 @@ class FlowRunItem(Model):
     lease_until = NumberAttribute(null=True)
     # output_instructions: the transaction (base64) the run stopped at, for the caller to sign.
     transaction = UnicodeAttribute(null=True)
+    # ... and what simulating it said: {err, error, logs, units_consumed, compute_unit_limit,
+    # compute_unit_price}; a failure is shown, never a reason to withhold the transaction.
+    simulation = JSONAttribute(null=True)
     # The open signature request of a running run ({id, pubkey, message, ...}), its id (for
     # conditional writes) and the verified signature submitted for it.
     signature_request = JSONAttribute(null=True)
