@@ -118,6 +118,11 @@ def test_the_patch_body_schema_lists_only_the_customizable_columns(doc: dict[str
         "action_identity",
         "fees",
         "solana_network",
+        "compute_unit_price",
+        "action_title",
+        "action_icon",
+        "action_description",
+        "action_label",
     }
     assert schema["additionalProperties"] is False
 

@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from solders.compute_budget import set_compute_unit_price
 from solders.keypair import Keypair
-from solders.message import to_bytes_versioned
+from solders.message import MessageV0, to_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.signature import Signature
+from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
 
 from flowdeploy import base58
@@ -404,6 +406,14 @@ def test_deployment_settings_are_validated(api: Api, local: LocalSolana) -> None
         ({"fees": [[key, -5]]}, "greater than 0"),
         ({"solana_network": {"url": local.url, "cluster": "moonnet"}}, "cluster"),
         ({"solana_network": {"url": "ftp://x", "cluster": "devnet"}}, "url"),
+        ({"compute_unit_price": -1}, "greater than or equal to 0"),
+        ({"compute_unit_price": 100_000_001}, "less than or equal to 100000000"),
+        ({"compute_unit_price": "5"}, "valid integer"),
+        ({"action_icon": "ftp://example.com/i.png"}, "absolute http(s) URL"),
+        ({"action_icon": "/icon.png"}, "absolute http(s) URL"),
+        ({"action_title": "   "}, "at least 1 character"),
+        ({"action_label": "x" * 65}, "at most 64 characters"),
+        ({"action_description": "x" * 2001}, "at most 2000 characters"),
     ]
     for body, message in cases:
         reply = api.call("PATCH", path, user=owner, json_body=body)
@@ -414,6 +424,18 @@ def test_deployment_settings_are_validated(api: Api, local: LocalSolana) -> None
     identity = create_wallet(api, owner)
     reply = api.call("PATCH", path, user=owner, json_body={"action_identity": identity["pubkey"]})
     assert reply.status == 200 and reply.body["action_identity"] == identity["pubkey"]
+    blink = {
+        "action_title": " Tip jar ",
+        "action_icon": "https://example.com/tip.png",
+        "action_description": "Send a tip",
+        "action_label": "Tip",
+        "compute_unit_price": 0,
+    }
+    reply = api.call("PATCH", path, user=owner, json_body=blink)
+    assert reply.status == 200, reply.body
+    assert {key: reply.body[key] for key in blink} == {**blink, "action_title": "Tip jar"}
+    cleared = api.call("PATCH", path, user=owner, json_body=dict.fromkeys(blink)).body
+    assert all(cleared[key] is None for key in blink)
 
 
 def test_a_flow_using_someone_elses_wallet_is_not_deployed(api: Api) -> None:
@@ -484,3 +506,55 @@ def test_the_identity_memo_is_added_without_an_action_signer(api: Api, local: Lo
     memo = message.instructions[-1]
     assert message.account_keys[memo.program_id_index] == MEMO_PROGRAM
     assert parse_identity_memo(bytes(memo.data).decode()).identity == identity.pubkey()
+
+
+def test_the_unit_price_is_the_deployments_or_the_median_of_recent_fees(api: Api) -> None:
+    owner = new_user()
+    starter = Keypair()
+    with LocalSolana() as fresh:  # a chain whose recent fees this test alone decides
+        fresh.airdrop(starter.pubkey(), SOL)
+        deployment = deploy(
+            api,
+            owner,
+            transfer_flow(node("sender", "flow_input", label="sender")),
+            fresh,
+            output_instructions=True,
+        )
+        inputs = {
+            "sender": {"B3": str(starter.pubkey())},
+            "recipient": {"B3": str(Keypair().pubkey())},
+        }
+
+        def returned_price() -> int:
+            started = start(api, owner, deployment, {"inputs": inputs})
+            execute(api, started["flow_run_id"])
+            run = read(api, started).body
+            data = bytes(_returned_transaction(run).message.instructions[0].data)
+            assert int.from_bytes(data[1:], "little") == run["simulation"]["compute_unit_price"]
+            return run["simulation"]["compute_unit_price"]
+
+        assert returned_price() == 0  # recent blocks paid nothing
+        payer = Keypair()
+        fresh.airdrop(payer.pubkey(), SOL)
+        for lamports in (1, 2, 3):  # three priced blocks after two airdrops: median 5,000
+            message = MessageV0.try_compile(
+                payer.pubkey(),
+                [
+                    set_compute_unit_price(5_000),
+                    transfer(
+                        TransferParams(
+                            from_pubkey=payer.pubkey(),
+                            to_pubkey=starter.pubkey(),
+                            lamports=lamports,
+                        )
+                    ),
+                ],
+                [],
+                fresh.chain.latest_blockhash()[0],
+            )
+            SolanaRpc(fresh.url).send(VersionedTransaction(message, [payer]))
+        assert returned_price() == 5_000
+        path = f"/deployment/{deployment}"
+        price = {"compute_unit_price": 42}
+        assert api.call("PATCH", path, user=owner, json_body=price).status == 200
+        assert returned_price() == 42

@@ -116,6 +116,11 @@ class Deployment(_Shape):
     action_identity: str | None
     fees: list[tuple[str, int]]
     solana_network: SolanaNetwork
+    compute_unit_price: int | None
+    action_title: str | None
+    action_icon: str | None
+    action_description: str | None
+    action_label: str | None
 
 
 class Tag(_Shape):

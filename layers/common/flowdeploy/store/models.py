@@ -109,6 +109,13 @@ class DeploymentItem(DeploymentsRecord, discriminator="deployment"):
     action_identity = UnicodeAttribute(null=True)
     fees = JSONAttribute(default=list)
     solana_network = JSONAttribute()
+    # Micro-lamports per compute unit of its transactions; null: from recent fees.
+    compute_unit_price = NumberAttribute(null=True)
+    # How the deployment shows as a Solana Action (Blink); null: defaults.
+    action_title = UnicodeAttribute(null=True)
+    action_icon = UnicodeAttribute(null=True)
+    action_description = UnicodeAttribute(null=True)
+    action_label = UnicodeAttribute(null=True)
     flow_ids = JSONAttribute(default=list)  # every flow in the snapshot, entrypoint first
     snapshot_parts = JSONAttribute(default=dict)  # flow id -> number of snapshot items
     wallet_ids = JSONAttribute(default=list)
