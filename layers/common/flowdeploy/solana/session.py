@@ -138,6 +138,14 @@ class SolanaSession:
     async def balance(self, pubkey: Pubkey) -> int:
         return await self._rpc(self.rpc.balance, pubkey)
 
+    async def account(self, pubkey: Pubkey) -> dict[str, Any] | None:
+        """getAccountInfo of `pubkey` (lamports, owner, data, executable); None if absent."""
+        return await self._rpc(self.rpc.account_info, pubkey)
+
+    async def rent_exempt(self, size: int) -> int:
+        """Lamports a new account of `size` data bytes needs."""
+        return await self._rpc(self.rpc.minimum_balance_for_rent_exemption, size)
+
     async def execute(
         self, instructions: Sequence[Instruction], signers: Sequence[Pubkey], remaining: float
     ) -> Signature:
