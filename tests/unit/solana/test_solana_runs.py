@@ -477,6 +477,7 @@ def test_output_instructions_hand_an_unfunded_starter_its_transaction(
     transaction = _returned_transaction(run)
     assert transaction.message.account_keys[0] == starter.pubkey()
     assert run["error"] is None
+    assert run["outputs"] == {"transaction": {"S": run["transaction"]}}  # as upstream's output
     simulation = run["simulation"]
     assert simulation["err"] == "AccountNotFound"
     assert f"the fee payer {starter.pubkey()} has no account" in simulation["error"]

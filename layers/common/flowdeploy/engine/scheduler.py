@@ -20,7 +20,7 @@ from flowdeploy.engine.command import NodeError, ReturnTransaction
 from flowdeploy.engine.convert import ConversionError
 from flowdeploy.engine.graph import FlowGraph, GraphNode
 from flowdeploy.ids import timestamp
-from flowdeploy.values import IValue
+from flowdeploy.values import STRING, IValue
 
 if TYPE_CHECKING:
     from flowdeploy.solana.session import SolanaSession
@@ -132,7 +132,9 @@ class Run:
             outputs = await top.run()
         except ExecutionFailed as error:
             if self.transaction is not None:
-                return RunResult(STOPPED, top.outputs, None, self.transaction, self.simulation)
+                # Upstream's clients read it from the outputs (getFlowOutput): put it there too.
+                outputs = {"transaction": IValue(STRING, self.transaction), **top.outputs}
+                return RunResult(STOPPED, outputs, None, self.transaction, self.simulation)
             status = STOPPED if self.stop_reason is not None else FAILED
             return RunResult(status, top.outputs, str(error))
         finally:
