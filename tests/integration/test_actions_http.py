@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import urllib.request
 from typing import Any
 
@@ -18,7 +19,7 @@ from spl.token.constants import TOKEN_PROGRAM_ID
 
 from flowdeploy.solana.rpc import SolanaRpc
 from flowdeploy.solana.transaction import parse_identity_memo
-from tests.conftest import Stack, new_user
+from tests.conftest import ROOT, Stack, new_user
 from tests.integration.test_http import Client
 from tests.integration.test_solana_http import client, deploy, fund, rpc  # noqa: F401
 from tests.unit.engine.flows import edge, node
@@ -55,6 +56,20 @@ def pay_in_tokens(mint: Pubkey, treasury: Pubkey) -> dict[str, Any]:
             edge("pay", "out", "signature"),
         ],
     }
+
+
+def verify_with_the_sdk(url: str, identity: str, signature: str) -> dict[str, Any]:
+    """tests/js/verify_identity.mjs: @solana/actions' verifySignatureInfoForIdentity."""
+    done = subprocess.run(
+        ["node", str(ROOT / "tests/js/verify_identity.mjs"), url, identity, signature],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stderr}\n(make test installs tests/js with npm ci)"
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
 
 
 def rpc_call(url: str, method: str, *params: Any) -> Any:
@@ -139,6 +154,25 @@ def test_a_blink_round_trip_moves_tokens_and_pays_the_fee(
     assert str(memo.identity) == identity["pubkey"]
     referenced = rpc_call(stack.solana_url, "getSignaturesForAddress", str(memo.reference))
     assert [e["signature"] for e in referenced] == [str(signature)]
+
+    # … and as the Solana Actions SDK does it, through web3.js against the same RPC.
+    sdk = verify_with_the_sdk(stack.solana_url, identity["pubkey"], str(signature))
+    assert sdk["found"] and sdk["verified"], sdk
+    assert sdk["memo"] == entry["memo"]
+    # Our CORS headers include everything the SDK's ACTIONS_CORS_HEADERS say.
+    assert got.headers["Access-Control-Allow-Origin"] == sdk["cors"]["Access-Control-Allow-Origin"]
+    exposed = got.headers["Access-Control-Expose-Headers"].lower().split(",")
+    wanted = sdk["cors"]["Access-Control-Expose-Headers"].lower().split(", ")
+    assert set(wanted) <= set(exposed)
+    preflight = client.request(
+        "OPTIONS",
+        f"/action/{deployment}",
+        headers={**ORIGIN, "Access-Control-Request-Method": "POST"},
+    )
+    for name in ("Access-Control-Allow-Headers", "Access-Control-Allow-Methods"):
+        ours = {item.strip().lower() for item in preflight.headers[name].split(",")}
+        theirs = {item.strip().lower() for item in sdk["cors"][name].split(",")}
+        assert theirs <= ours, name
 
 
 def test_action_errors_are_messages_with_cors_over_http(
