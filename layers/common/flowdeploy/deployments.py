@@ -6,6 +6,7 @@ The permission rule and the 404 rule of the docs page live here, once.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -292,6 +293,14 @@ def deployment_row(item: DeploymentItem) -> dict[str, Any]:
         "action_identity": item.action_identity,
         "fees": item.fees,
         "solana_network": item.solana_network,
+        # Columns beyond the docs' row (issue 14): null until the owner sets them.
+        "compute_unit_price": (
+            int(item.compute_unit_price) if item.compute_unit_price is not None else None
+        ),
+        "action_title": item.action_title,
+        "action_icon": item.action_icon,
+        "action_description": item.action_description,
+        "action_label": item.action_label,
     }
 
 
@@ -345,6 +354,9 @@ READ_ONLY_COLUMNS = ("id", "created_at", "user_id", "entrypoint")
 NOT_NULL_COLUMNS = ("start_permission", "output_instructions", "fees", "solana_network")
 MAX_FEES = 16
 MAX_LAMPORTS = 2**64 - 1
+# 100 lamports per compute unit: 0.14 SOL for a whole 1.4M-unit transaction.
+MAX_COMPUTE_UNIT_PRICE = 100_000_000
+MAX_ICON_URL = 2048
 MAX_TAGS_PER_FLOW = 50
 
 
@@ -354,8 +366,18 @@ def _pubkey(value: str) -> str:
     return value
 
 
+def _http_url(value: str) -> str:
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname or " " in value:
+        raise PydanticCustomError(
+            "http_url", "must be an absolute http(s) URL of an image (SVG, PNG or WebP)"
+        )
+    return value
+
+
 Pubkey = Annotated[str, AfterValidator(_pubkey)]
 Lamports = Annotated[StrictInt, Field(gt=0, le=MAX_LAMPORTS)]
+ActionText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
 class DeploymentChanges(BaseModel):
@@ -368,6 +390,13 @@ class DeploymentChanges(BaseModel):
     action_identity: Pubkey | None = None
     fees: list[tuple[Pubkey, Lamports]] | None = Field(default=None, max_length=MAX_FEES)
     solana_network: SolanaNetwork | None = None
+    compute_unit_price: Annotated[StrictInt, Field(ge=0, le=MAX_COMPUTE_UNIT_PRICE)] | None = None
+    action_title: Annotated[ActionText, StringConstraints(max_length=200)] | None = None
+    action_icon: (
+        Annotated[str, StringConstraints(max_length=MAX_ICON_URL), AfterValidator(_http_url)] | None
+    ) = None
+    action_description: Annotated[ActionText, StringConstraints(max_length=2000)] | None = None
+    action_label: Annotated[ActionText, StringConstraints(max_length=64)] | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -48,6 +48,12 @@ class ConcurrentChange(Conflict):
     retry_after = 1
 
 
+class Unprocessable(ApiError):
+    """Well-formed, but what it asked for cannot be done (e.g. the flow failed on it)."""
+
+    status = 422
+
+
 class PayloadTooLarge(ApiError):
     status = 413
 
@@ -61,6 +67,12 @@ class ServiceUnavailable(ApiError):
 
     status = 503
     retry_after = 2
+
+
+class NotReadyInTime(ApiError):
+    """The work goes on, but not within the time an HTTP answer may take."""
+
+    status = 504
 
 
 def describe(error: ValidationError) -> str:

@@ -134,6 +134,7 @@ def run_row(run: FlowRunItem) -> dict[str, Any]:
         "finished_at": run.finished_at,
         "stop_requested": run.stop_requested,
         "transaction": run.transaction,
+        "simulation": run.simulation,
     }
 
 

@@ -49,6 +49,11 @@ def session_for(run: FlowRunItem, deployment: DeploymentItem) -> SolanaSession:
         action_signer=Pubkey.from_string(run.action_signer) if run.action_signer else None,
         output_instructions=bool(run.output_instructions),
         signature_timeout=config.signature_request_timeout_seconds,
+        compute_unit_price=(
+            int(deployment.compute_unit_price)
+            if deployment.compute_unit_price is not None
+            else None
+        ),
     )
     try:
         rpc = SolanaRpc(url, timeout=config.solana_rpc_timeout_seconds)

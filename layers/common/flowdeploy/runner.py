@@ -113,6 +113,7 @@ async def _record_result(run_id: str, result: RunResult) -> None:
             outputs=outputs,
             error=error,
             transaction=result.transaction,
+            simulation=result.simulation,
         )
     except Exception as failure:
         logger.exception("could not record the result of run %s; recording a failure", run_id)

@@ -54,6 +54,9 @@ class Settings:
     signature_request_timeout_seconds: float
     # Each Solana JSON-RPC call's time limit (retried calls get it each).
     solana_rpc_timeout_seconds: float
+    # How long POST /action/{id} waits for the run's transaction (API Gateway answers
+    # 503 after 30 s, so ActionsFunction's 29 s timeout bounds it).
+    action_wait_seconds: float
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -86,6 +89,7 @@ class Settings:
                 env.get("SIGNATURE_REQUEST_TIMEOUT_SECONDS", "60")
             ),
             solana_rpc_timeout_seconds=float(env.get("SOLANA_RPC_TIMEOUT_SECONDS", "10")),
+            action_wait_seconds=float(env.get("ACTION_WAIT_SECONDS", "25")),
         )
 
     @property

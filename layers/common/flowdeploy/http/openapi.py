@@ -61,7 +61,9 @@ ERRORS = {
     "progress, a run that has already finished, or a wallet you already have",
     413: "body, inputs or flow over its limit",
     415: "body that is not JSON",
+    422: "the flow ran but ended without a transaction for the wallet (the message says why)",
     503: "a dependency failed or is throttling; nothing was done; retry after Retry-After seconds",
+    504: "the run did not build its transaction in time (it goes on); try again",
 }
 
 
@@ -72,6 +74,14 @@ class ErrorBody(BaseModel):
     model_config = ConfigDict(defer_build=True)
 
     error: str
+
+
+class ActionError(BaseModel):
+    """A Solana Actions error (the specification's ActionError)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+    message: str
 
 
 # -- Response shapes (the docs' rows and the routes' answers) ---------------------
@@ -116,6 +126,11 @@ class Deployment(_Shape):
     action_identity: str | None
     fees: list[tuple[str, int]]
     solana_network: SolanaNetwork
+    compute_unit_price: int | None
+    action_title: str | None
+    action_icon: str | None
+    action_description: str | None
+    action_label: str | None
 
 
 class Tag(_Shape):
@@ -135,6 +150,37 @@ class StartedRun(_Shape):
     token: str
 
 
+class TransactionSimulation(_Shape):
+    """With output_instructions: what simulating the returned transaction said. `error` is
+    why it would fail (null if it would land); the transaction is returned either way."""
+
+    err: Any
+    error: str | None
+    logs: list[str]
+    units_consumed: int | None
+    compute_unit_limit: int
+    compute_unit_price: int
+
+
+class ActionMetadata(_Shape):
+    """The specification's ActionGetResponse."""
+
+    type: str
+    icon: str
+    title: str
+    description: str
+    label: str
+    links: dict[str, list[dict[str, Any]]]
+
+
+class ActionTransaction(_Shape):
+    """The specification's TransactionResponse: base64 of the v0 transaction to sign."""
+
+    type: str
+    transaction: str
+    message: str
+
+
 class FlowRun(_Shape):
     id: str
     deployment_id: str | None
@@ -150,6 +196,7 @@ class FlowRun(_Shape):
     finished_at: str | None
     stop_requested: str | None
     transaction: str | None
+    simulation: TransactionSimulation | None
 
 
 class SignatureRequest(_Shape):
@@ -241,6 +288,7 @@ def route(
     parameters: list[dict[str, Any]] | None = None,
     content_type: str = "application/json",
     description: str | None = None,
+    error_model: type[BaseModel] = ErrorBody,
 ) -> dict[str, Any]:
     """Keyword arguments of a route decorator that describe the route in the document."""
     success: dict[str, Any] = {"description": summary}
@@ -251,7 +299,7 @@ def route(
     for code in sorted({*errors, *((401, 503) if auth else ())}):
         responses[code] = {
             "description": ERRORS[code],
-            "content": {"application/json": {"model": ErrorBody}},
+            "content": {"application/json": {"model": error_model}},
         }
     extensions: dict[str, Any] = {}
     if body is not None:

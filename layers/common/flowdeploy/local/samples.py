@@ -283,6 +283,10 @@ def sample_events() -> dict[str, tuple[str, dict[str, Any]]]:
             "ApiFunction",
             http_event("GET", "/wallet", path_parameters=no_params),
         ),
+        "actions_json.json": (
+            "ActionsFunction",
+            http_event("GET", "/actions.json", path_parameters=no_params, headers={}),
+        ),
         "docs_openapi.json": (
             "DocsFunction",
             http_event("GET", "/openapi.json", path_parameters=no_params, headers={}),

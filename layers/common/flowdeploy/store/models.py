@@ -109,6 +109,13 @@ class DeploymentItem(DeploymentsRecord, discriminator="deployment"):
     action_identity = UnicodeAttribute(null=True)
     fees = JSONAttribute(default=list)
     solana_network = JSONAttribute()
+    # Micro-lamports per compute unit of its transactions; null: from recent fees.
+    compute_unit_price = NumberAttribute(null=True)
+    # How the deployment shows as a Solana Action (Blink); null: defaults.
+    action_title = UnicodeAttribute(null=True)
+    action_icon = UnicodeAttribute(null=True)
+    action_description = UnicodeAttribute(null=True)
+    action_label = UnicodeAttribute(null=True)
     flow_ids = JSONAttribute(default=list)  # every flow in the snapshot, entrypoint first
     snapshot_parts = JSONAttribute(default=dict)  # flow id -> number of snapshot items
     wallet_ids = JSONAttribute(default=list)
@@ -219,6 +226,9 @@ class FlowRunItem(Model):
     lease_until = NumberAttribute(null=True)
     # output_instructions: the transaction (base64) the run stopped at, for the caller to sign.
     transaction = UnicodeAttribute(null=True)
+    # ... and what simulating it said: {err, error, logs, units_consumed, compute_unit_limit,
+    # compute_unit_price}; a failure is shown, never a reason to withhold the transaction.
+    simulation = JSONAttribute(null=True)
     # The open signature request of a running run ({id, pubkey, message, ...}), its id (for
     # conditional writes) and the verified signature submitted for it.
     signature_request = JSONAttribute(null=True)

@@ -152,6 +152,7 @@ def finish(
     outputs: dict[str, Any] | None = None,
     error: str | None = None,
     transaction: str | None = None,
+    simulation: dict[str, Any] | None = None,
 ) -> FlowRunItem | None:
     """Put a running run in a final status; None if it was not running any more."""
     actions = [
@@ -166,6 +167,8 @@ def finish(
         actions.append(FlowRunItem.error.set(error))
     if transaction is not None:
         actions.append(FlowRunItem.transaction.set(transaction))
+    if simulation is not None:
+        actions.append(FlowRunItem.simulation.set(simulation))
     return _transition(run_id, RUNNING, actions)
 
 
