@@ -38,6 +38,12 @@ class NotFound(ApiError):
     status = 404
 
 
+class RequestTimeout(ApiError):
+    """The request's own work (a read of a deployment) took longer than its budget."""
+
+    status = 408
+
+
 class Conflict(ApiError):
     status = 409
 
@@ -54,6 +60,20 @@ class PayloadTooLarge(ApiError):
 
 class UnsupportedMediaType(ApiError):
     status = 415
+
+
+class Unprocessable(ApiError):
+    """The request was understood but its result cannot be given: the run it asks about
+    failed or was stopped; the message says why."""
+
+    status = 422
+
+
+class GatewayTimeout(ApiError):
+    """What the request waits for (a run) did not happen within the wait; ask again."""
+
+    status = 504
+    retry_after = 1
 
 
 class ServiceUnavailable(ApiError):
