@@ -198,9 +198,7 @@ class DeploymentRef:
             if deployment_id is None:
                 raise BadRequest(f"id must be a deployment id (a UUID), got {query['id']!r}")
             return cls(id=deployment_id)
-        raise BadRequest(
-            "say which deployment to start: ?id=<deployment id> or ?flow=<flow id>[&tag=<tag>]"
-        )
+        raise BadRequest("say which deployment: ?id=<deployment id> or ?flow=<flow id>[&tag=<tag>]")
 
     def __str__(self) -> str:
         return self.id if self.id is not None else f"{self.flow}:{self.tag}"
@@ -275,6 +273,20 @@ def find_startable(ref: DeploymentRef, caller: Caller) -> Startable:
     if found is None or not admits(found.start_permission, found.user_id, caller):
         raise NotFound(f"deployment not found: {ref}")
     return found
+
+
+def find_deployment(ref: DeploymentRef, caller: Caller) -> DeploymentItem:
+    """The whole deployment `ref` names, if `caller` may start it (and so read it); 404
+    alike for missing and refused, as for a start."""
+    if ref.id is not None:
+        deployment = store.get(ref.id)
+    else:
+        assert ref.flow is not None
+        tag = store.get_tag(ref.flow, ref.tag)
+        deployment = store.get(tag.deployment_id) if tag is not None else None
+    if deployment is None or not admits(deployment.start_permission, deployment.user_id, caller):
+        raise NotFound(f"deployment not found: {ref}")
+    return deployment
 
 
 # -- Reading (owner only) ----------------------------------------------------

@@ -88,6 +88,8 @@ class RunResult:
     error: str | None
     # output_instructions: the transaction (base64) the run stopped at, for the caller to sign
     transaction: str | None = None
+    # The run ended because it passed its deadline.
+    timed_out: bool = False
 
 
 class ExecutionFailed(Exception):
@@ -117,6 +119,7 @@ class Run:
         self.stop_reason: str | None = None
         self.end_reason: str | None = None
         self.transaction: str | None = None
+        self.expired = False
         self._solana_factory = solana
         self._solana: SolanaSession | None = None
 
@@ -131,7 +134,7 @@ class Run:
             if self.transaction is not None:
                 return RunResult(STOPPED, top.outputs, None, self.transaction)
             status = STOPPED if self.stop_reason is not None else FAILED
-            return RunResult(status, top.outputs, str(error))
+            return RunResult(status, top.outputs, str(error), timed_out=self.expired)
         finally:
             timer.cancel()
         return RunResult(SUCCEEDED, outputs, None)
@@ -157,6 +160,7 @@ class Run:
 
     def _expire(self) -> None:
         if self._top is not None:
+            self.expired = self._top.failure is None and self.stop_reason is None
             running = self._top.running_nodes()
             shown = f"; still running: {', '.join(running[:5])}" if running else ""
             self._top.end(f"the run passed its deadline of {self.deadline_seconds:g} s{shown}")
