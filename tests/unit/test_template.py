@@ -107,12 +107,28 @@ def test_the_documented_routes_go_to_the_documented_functions() -> None:
     assert routes[("POST", "/flow/deploy/{flow_id}")] == "DeployFunction"
     assert routes[("POST", "/deployment/start")] == "StartFunction"
     assert routes[("GET", "/openapi.json")] == routes[("GET", "/docs")] == "DocsFunction"
-    others = {
-        f
-        for (m, p), f in routes.items()
-        if p not in {"/flow/deploy/{flow_id}", "/deployment/start", "/openapi.json", "/docs"}
-    }
+    assert routes[("GET", "/deployment/read")] == routes[("POST", "/deployment/read")]
+    assert routes[("GET", "/deployment/read")] == "ReadFunction"
+    special = {"/flow/deploy/{flow_id}", "/deployment/start", "/openapi.json", "/docs"}
+    others = {f for (m, p), f in routes.items() if p not in special | {"/deployment/read"}}
     assert others == {"ApiFunction"}
+
+
+def test_deployment_read_is_not_taken_for_a_deployment_id() -> None:
+    """API Gateway prefers the literal route; the local stack routes as it does."""
+    from flowdeploy.local.devserver import Gateway
+    from flowdeploy.local.stack import Functions
+
+    gateway = Gateway(TEMPLATE, Functions(TEMPLATE))
+    found = gateway.route("GET", "/deployment/read")
+    assert found is not None and found[0].function == "ReadFunction"
+    found = gateway.route("GET", "/deployment/0194e5ac-9103-7c52-971e-f71f83c5de2e")
+    assert found is not None and found[0].path == "/deployment/{deployment_id}"
+
+
+# Routes that take no credentials, as upstream's: a signature proves itself, and a sign-in
+# is how a wallet gets credentials.
+NO_CREDENTIALS = {"POST /signature/submit", "POST /auth/init", "POST /auth/confirm"}
 
 
 @pytest.mark.parametrize(
@@ -123,8 +139,12 @@ def test_every_route_of_the_template_has_a_handler(aws: dict[str, Any], route: A
     path = path.replace("{run_id}", "x").replace("{key_id}", "x").replace("{tag}", "x")
     path = path.replace("{wallet_id}", "x")
     status, _, body = Api().gateway.handle(route.method, path, {"host": "localhost"}, b"")
-    public = route.function == "DocsFunction"
-    assert status == (200 if public else 401), (route.route_key, body)
+    if route.function == "DocsFunction":
+        assert status == 200, (route.route_key, body)
+    elif route.route_key in NO_CREDENTIALS:  # the body is what they check first
+        assert status == 400 and b"body is required" in body, (route.route_key, body)
+    else:
+        assert status == 401, (route.route_key, body)
 
 
 @pytest.mark.parametrize("name", sorted(sample_events()))
