@@ -274,7 +274,7 @@ def stop_flow_run(run_id: str) -> dict[str, Any]:
 @app.get(
     "/flow_run/<run_id>/signature_request",
     **openapi.route(
-        "The signature a running run waits for (upstream's shape); waits up to 4 s for the "
+        "The signature a running run waits for (upstream's shape); waits up to 3.5 s for the "
         "run to ask, then 404",
         tag="signatures",
         ok=openapi.SignatureRequest,
@@ -314,7 +314,7 @@ def submit_run_signature(run_id: str) -> dict[str, Any]:
 @app.get(
     "/flow/signature_request/<run_id>",
     **openapi.route(
-        "The signature a running run waits for; waits up to 4 s for the run to ask, then 404",
+        "The signature a running run waits for; waits up to 3.5 s for the run to ask, then 404",
         description="Space Operator clients: getSignatureRequest / handle.signatureRequest().",
         tag="signatures",
         ok=openapi.SignatureRequest,

@@ -306,3 +306,15 @@ def test_upsert_needs_a_user(api: Api) -> None:
     for headers in ({}, {"authorization": f"Bearer {Keypair().pubkey()}"}):
         reply = api.call("POST", "/wallets/upsert", headers=headers, json_body=body)
         assert reply.status == 401
+
+
+def test_an_adapter_wallet_cannot_be_the_action_identity(api: Api) -> None:
+    """The identity memo is signed by the server: it needs the secret key."""
+    owner, key = new_user(), str(Keypair().pubkey())
+    assert upsert(api, owner, {"public_key": key}).status == 201
+    deployment_id = api.deploy(owner, api.create_flow(owner))
+    reply = api.call(
+        "PATCH", f"/deployment/{deployment_id}", user=owner, json_body={"action_identity": key}
+    )
+    assert reply.status == 400
+    assert "you hold only an adapter wallet (no secret key)" in reply.body["error"]

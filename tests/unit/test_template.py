@@ -56,6 +56,28 @@ def test_each_table_has_the_keys_its_model_uses(table: str, model: Any) -> None:
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
 
 
+@pytest.mark.parametrize(
+    ("table", "models", "ttl"),
+    [
+        ("SignatureRequestsTable", ["SignatureRequestItem"], "remove_at"),
+        ("SignInTable", ["WalletUserItem", "UsedNonceItem"], "remove_at"),
+        ("ReadCacheTable", ["CachedReadItem"], "expires_at"),
+    ],
+)
+def test_the_tables_of_the_client_protocol_match_their_models_and_expire_items(
+    table: str, models: list[str], ttl: str
+) -> None:
+    from flowdeploy.store import models as declared
+
+    props = TEMPLATE.resources[table]["Properties"]
+    for name in models:
+        model = getattr(declared, name)
+        assert keys(props["KeySchema"]) == key_schema(model), name
+        assert model.Meta.table_name == table
+    assert props["TimeToLiveSpecification"] == {"AttributeName": ttl, "Enabled": True}
+    assert ttl in getattr(declared, models[-1]).get_attributes()
+
+
 def test_the_idempotency_table_has_the_keys_and_ttl_powertools_uses() -> None:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 

@@ -169,10 +169,12 @@ def _require_wallets(user_id: str, used: set[str]) -> None:
 def _require_identity_wallet(user_id: str, identity: str) -> None:
     from flowdeploy.wallets import wallet_for_pubkey
 
-    if wallet_for_pubkey(user_id, identity) is None:
+    wallet = wallet_for_pubkey(user_id, identity)
+    if wallet is None or not wallet.holds_secret:
+        held = "no wallet" if wallet is None else "only an adapter wallet (no secret key)"
         raise BadRequest(
-            f"action_identity {identity}: you hold no wallet with this public key; the "
-            "identity memo is signed with it (add it with POST /wallet)"
+            f"action_identity {identity}: you hold {held} with this public key; the "
+            "identity memo is signed with it (add its keypair with POST /wallet)"
         )
 
 

@@ -103,7 +103,7 @@ class Settings:
             ),
             solana_rpc_timeout_seconds=float(env.get("SOLANA_RPC_TIMEOUT_SECONDS", "10")),
             flow_output_wait_seconds=float(env.get("FLOW_OUTPUT_WAIT_SECONDS", "25")),
-            signature_request_wait_seconds=float(env.get("SIGNATURE_REQUEST_WAIT_SECONDS", "4")),
+            signature_request_wait_seconds=float(env.get("SIGNATURE_REQUEST_WAIT_SECONDS", "3.5")),
             read_timeout_seconds=float(env.get("READ_TIMEOUT_SECONDS", "20")),
             access_token_lifetime_seconds=int(env.get("ACCESS_TOKEN_LIFETIME_SECONDS", "3600")),
         )
