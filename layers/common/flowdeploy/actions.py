@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from flowdeploy import base58
 from flowdeploy.auth import Caller
 from flowdeploy.deployments import DeploymentRef, admits
-from flowdeploy.errors import BadRequest, NotFound, NotReadyInTime, Unprocessable
+from flowdeploy.errors import BadRequest, GatewayTimeout, NotFound, Unprocessable
 from flowdeploy.flow_runs import StartDeploymentParams, queue_run
 from flowdeploy.ids import parse_uuid
 from flowdeploy.store import deployments as deployment_store
@@ -47,7 +46,8 @@ BLOCKCHAIN_IDS = {
 ACTIONS_JSON = {"rules": [{"pathPattern": "/action/*", "apiPath": "/action/*"}]}
 DEFAULT_LABEL = "Run"
 DEFAULT_ICON_PATH = "/actions/icon.svg"
-POLL_SECONDS = (0.1, 0.2, 0.3, 0.5)  # then every 0.5 s
+# A wallet waits on the answer: poll at least every 0.5 s.
+MAX_POLL_SECONDS = 0.5
 BASE58_PATTERN = "^[1-9A-HJ-NP-Za-km-z]{32,44}$"
 UNSIGNED_BITS = {"u8": 8, "u16": 16, "u32": 32, "u64": 64, "u128": 128}
 SIGNED_BITS = {"i8": 8, "i16": 16, "i32": 32, "i64": 64, "i128": 128}
@@ -269,7 +269,7 @@ def wait_for_transaction(run_id: str, seconds: float, title: str) -> dict[str, A
     one, 504 if it is not there within `seconds` (the run goes on)."""
     run = _final(run_id, seconds)
     if run is None:
-        raise NotReadyInTime(
+        raise GatewayTimeout(
             f"flow run {run_id} has not built its transaction within {seconds:g} s; try again"
         )
     if run.transaction:
@@ -284,18 +284,13 @@ def wait_for_transaction(run_id: str, seconds: float, title: str) -> dict[str, A
 
 
 def _final(run_id: str, seconds: float) -> FlowRunItem | None:
-    """The run once final (one consistent GetItem per poll); None after `seconds`."""
-    deadline = time.monotonic() + seconds
-    attempt = 0
-    while True:
-        run = run_store.get(run_id)
-        if run is not None and run.status in run_store.FINAL:
-            return run
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return None
-        time.sleep(min(POLL_SECONDS[min(attempt, len(POLL_SECONDS) - 1)], remaining))
-        attempt += 1
+    """The run once final (polled with run_output's backoff); None after `seconds`."""
+    from flowdeploy.run_output import wait_until
+
+    run = run_store.get(run_id)
+    if run is None:
+        raise NotFound(f"flow run not found: {run_id}")
+    return wait_until(run, seconds, lambda _: False, max_pause=MAX_POLL_SECONDS)
 
 
 DEFAULT_ICON = """<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 512 512">

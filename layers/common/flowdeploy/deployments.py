@@ -170,10 +170,12 @@ def _require_wallets(user_id: str, used: set[str]) -> None:
 def _require_identity_wallet(user_id: str, identity: str) -> None:
     from flowdeploy.wallets import wallet_for_pubkey
 
-    if wallet_for_pubkey(user_id, identity) is None:
+    wallet = wallet_for_pubkey(user_id, identity)
+    if wallet is None or not wallet.holds_secret:
+        held = "no wallet" if wallet is None else "only an adapter wallet (no secret key)"
         raise BadRequest(
-            f"action_identity {identity}: you hold no wallet with this public key; the "
-            "identity memo is signed with it (add it with POST /wallet)"
+            f"action_identity {identity}: you hold {held} with this public key; the "
+            "identity memo is signed with it (add its keypair with POST /wallet)"
         )
 
 
@@ -199,9 +201,7 @@ class DeploymentRef:
             if deployment_id is None:
                 raise BadRequest(f"id must be a deployment id (a UUID), got {query['id']!r}")
             return cls(id=deployment_id)
-        raise BadRequest(
-            "say which deployment to start: ?id=<deployment id> or ?flow=<flow id>[&tag=<tag>]"
-        )
+        raise BadRequest("say which deployment: ?id=<deployment id> or ?flow=<flow id>[&tag=<tag>]")
 
     def __str__(self) -> str:
         return self.id if self.id is not None else f"{self.flow}:{self.tag}"
@@ -276,6 +276,20 @@ def find_startable(ref: DeploymentRef, caller: Caller) -> Startable:
     if found is None or not admits(found.start_permission, found.user_id, caller):
         raise NotFound(f"deployment not found: {ref}")
     return found
+
+
+def find_deployment(ref: DeploymentRef, caller: Caller) -> DeploymentItem:
+    """The whole deployment `ref` names, if `caller` may start it (and so read it); 404
+    alike for missing and refused, as for a start."""
+    if ref.id is not None:
+        deployment = store.get(ref.id)
+    else:
+        assert ref.flow is not None
+        tag = store.get_tag(ref.flow, ref.tag)
+        deployment = store.get(tag.deployment_id) if tag is not None else None
+    if deployment is None or not admits(deployment.start_permission, deployment.user_id, caller):
+        raise NotFound(f"deployment not found: {ref}")
+    return deployment
 
 
 # -- Reading (owner only) ----------------------------------------------------

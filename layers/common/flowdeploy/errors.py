@@ -38,6 +38,12 @@ class NotFound(ApiError):
     status = 404
 
 
+class RequestTimeout(ApiError):
+    """The request's own work (a read of a deployment) took longer than its budget."""
+
+    status = 408
+
+
 class Conflict(ApiError):
     status = 409
 
@@ -49,7 +55,8 @@ class ConcurrentChange(Conflict):
 
 
 class Unprocessable(ApiError):
-    """Well-formed, but what it asked for cannot be done (e.g. the flow failed on it)."""
+    """Well-formed, but its result cannot be given: the run it asks about failed, was
+    stopped or ended without a transaction; the message says why."""
 
     status = 422
 
@@ -62,17 +69,19 @@ class UnsupportedMediaType(ApiError):
     status = 415
 
 
+class GatewayTimeout(ApiError):
+    """What the request waits for (a run, its transaction) did not happen within the time
+    an HTTP answer may take; the work goes on: ask again."""
+
+    status = 504
+    retry_after = 1
+
+
 class ServiceUnavailable(ApiError):
     """A dependency failed; retrying later may succeed."""
 
     status = 503
     retry_after = 2
-
-
-class NotReadyInTime(ApiError):
-    """The work goes on, but not within the time an HTTP answer may take."""
-
-    status = 504
 
 
 def describe(error: ValidationError) -> str:

@@ -90,6 +90,8 @@ class RunResult:
     # and what its simulation said
     transaction: str | None = None
     simulation: dict[str, object] | None = None
+    # The run ended because it passed its deadline.
+    timed_out: bool = False
 
 
 class ExecutionFailed(Exception):
@@ -120,6 +122,7 @@ class Run:
         self.end_reason: str | None = None
         self.transaction: str | None = None
         self.simulation: dict[str, object] | None = None
+        self.expired = False
         self._solana_factory = solana
         self._solana: SolanaSession | None = None
 
@@ -136,7 +139,7 @@ class Run:
                 outputs = {"transaction": IValue(STRING, self.transaction), **top.outputs}
                 return RunResult(STOPPED, outputs, None, self.transaction, self.simulation)
             status = STOPPED if self.stop_reason is not None else FAILED
-            return RunResult(status, top.outputs, str(error))
+            return RunResult(status, top.outputs, str(error), timed_out=self.expired)
         finally:
             timer.cancel()
         return RunResult(SUCCEEDED, outputs, None)
@@ -165,6 +168,7 @@ class Run:
 
     def _expire(self) -> None:
         if self._top is not None:
+            self.expired = self._top.failure is None and self.stop_reason is None
             running = self._top.running_nodes()
             shown = f"; still running: {', '.join(running[:5])}" if running else ""
             self._top.end(f"the run passed its deadline of {self.deadline_seconds:g} s{shown}")

@@ -78,18 +78,41 @@ class Built:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class SignatureAnswer:
+    """A signer's answer: its signature and, if its wallet changed the message (e.g. added
+    compute-budget instructions), the message it signed instead."""
+
+    signature: Signature
+    new_message: bytes | None = None
+
+
 class SignatureBroker(Protocol):
-    """Asks a key holder outside the server for a signature of `message` and waits."""
+    """Asks a key holder outside the server for a signature of `message` and waits.
+
+    `presigners` are the signatures already made on `message`; while there are any, the
+    signer may not change the message (they would no longer verify).
+    """
 
     async def request_signature(
-        self, pubkey: Pubkey, message: bytes, timeout: float
-    ) -> Signature: ...
+        self,
+        pubkey: Pubkey,
+        message: bytes,
+        timeout: float,
+        presigners: dict[Pubkey, Signature],
+    ) -> SignatureAnswer: ...
 
 
 class WalletAccess(Protocol):
-    """The deployment owner's server wallets."""
+    """The deployment owner's wallets."""
 
-    def keypair(self, wallet_id: str) -> Keypair: ...
+    def keypair(self, wallet_id: str) -> Keypair | None:
+        """The wallet's keypair; None for a wallet the server holds no secret of."""
+        ...
+
+    def pubkey(self, wallet_id: str) -> Pubkey:
+        """The wallet's public key, without opening its secret."""
+        ...
 
     def keypair_for_pubkey(self, pubkey: Pubkey) -> Keypair | None: ...
 
@@ -107,6 +130,8 @@ class SolanaSettings:
     signature_timeout: float = 60.0
     # Micro-lamports per compute unit; None: the median of getRecentPrioritizationFees.
     compute_unit_price: int | None = None
+    # Read mode (`/deployment/read`): nothing is signed or sent, no secret is opened.
+    read_only: bool = False
 
 
 class SolanaSession:
@@ -131,8 +156,13 @@ class SolanaSession:
         return keypair.pubkey()
 
     async def load_wallet(self, wallet_id: str) -> Pubkey:
-        """Decrypt the owner's wallet `wallet_id` for this run; its public key."""
+        """Decrypt the owner's wallet `wallet_id` for this run; its public key. A wallet the
+        server holds no secret of (an adapter wallet) signs through a signature request."""
+        if self.settings.read_only:
+            return await asyncio.to_thread(self.wallets.pubkey, wallet_id)
         keypair = await asyncio.to_thread(self.wallets.keypair, wallet_id)
+        if keypair is None:
+            return await asyncio.to_thread(self.wallets.pubkey, wallet_id)
         return self.hold(keypair)
 
     async def balance(self, pubkey: Pubkey) -> int:
@@ -155,6 +185,11 @@ class SolanaSession:
         transaction, signed by every key the server holds and by no other, even when its
         simulation fails (the failure goes with it).
         """
+        if self.settings.read_only:
+            raise SolanaFailure(
+                "a read never signs or sends a transaction, and this node would send one: "
+                "start the deployment (POST /deployment/start) to run it"
+            )
         async with self._lock:
             built = await self._build(instructions, signers)
             if self.settings.output_instructions:
@@ -166,8 +201,8 @@ class SolanaSession:
                 raise SolanaFailure(
                     f"the transaction would fail, nothing was sent: {built.failure}"
                 )
-            signatures = await self._collect_signatures(built.message, remaining)
-            signed = self._sign(built.message, signatures)
+            message, signatures = await self._collect_signatures(built.message, remaining)
+            signed = self._sign(message, signatures)
             signature = await self._rpc(self.rpc.send, signed)
             await self._confirm(signature, built.last_valid_block_height, remaining)
             return signature
@@ -255,20 +290,47 @@ class SolanaSession:
 
     async def _collect_signatures(
         self, message: MessageV0, remaining: float
-    ) -> dict[Pubkey, Signature]:
-        signed_bytes = tx.message_bytes(message)
+    ) -> tuple[MessageV0, dict[Pubkey, Signature]]:
+        """Each external signer's signature, asked one at a time (the message and the
+        signatures given so far); the message they signed, which the first may have changed.
+
+        As upstream: a signer may hand back a changed message only while no signature is
+        made on it yet, i.e. when it is the fee payer; a fee payer the server holds signs
+        first, so a wallet cannot make the owner's wallet pay for what it adds.
+        """
         signatures: dict[Pubkey, Signature] = {}
+        fee_payer = message.account_keys[0]
         for key in tx.signers_of(message):
             if key in self.keypairs:
                 continue
             timeout = min(self.settings.signature_timeout, remaining - SEND_MARGIN_SECONDS)
             if timeout <= 0:
                 raise SolanaFailure(f"no time is left in the run to ask {key} for a signature")
-            signature = await self.broker.request_signature(key, signed_bytes, timeout)
-            if not signature.verify(key, signed_bytes):  # the broker checks too; never send it
+            signed_bytes = tx.message_bytes(message)
+            presigners = dict(signatures)
+            if fee_payer in self.keypairs:
+                presigners[fee_payer] = self.keypairs[fee_payer].sign_message(signed_bytes)
+            answer = await self.broker.request_signature(key, signed_bytes, timeout, presigners)
+            if answer.new_message is not None and answer.new_message != signed_bytes:
+                message = self._changed(signed_bytes, answer.new_message, presigners, key)
+                signed_bytes = answer.new_message
+            if not answer.signature.verify(key, signed_bytes):  # the broker checks too
                 raise SolanaFailure(f"the signature submitted for {key} does not verify")
-            signatures[key] = signature
-        return signatures
+            signatures[key] = answer.signature
+        return message, signatures
+
+    @staticmethod
+    def _changed(
+        old: bytes, new: bytes, presigners: dict[Pubkey, Signature], key: Pubkey
+    ) -> MessageV0:
+        from flowdeploy.solana.message_logic import MessageChanged, same_message_logic
+
+        if presigners:
+            raise SolanaFailure(f"{key} changed a transaction that others had already signed")
+        try:
+            return same_message_logic(old, new)
+        except MessageChanged as change:
+            raise SolanaFailure(f"{key}'s wallet changed the transaction: {change}") from None
 
     async def _confirm(self, signature: Signature, last_valid: int, remaining: float) -> None:
         timeout = max(1.0, min(CONFIRM_SECONDS, remaining - 1.0))
