@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from solders.keypair import Keypair
 from solders.message import MessageV0, from_bytes_versioned, to_bytes_versioned
-from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
@@ -25,8 +24,6 @@ from tests.integration.test_http import Client
 from tests.integration.test_solana_http import fund
 from tests.unit.engine.flows import edge, node
 from tests.unit.solana.test_solana_runs import SOL, transfer_flow
-
-COMPUTE_BUDGET = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
 
 
 @pytest.fixture(scope="module")
