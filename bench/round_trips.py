@@ -127,9 +127,8 @@ def _signature_and_output_rows(api: Any, user: str) -> list[Row]:
     from tests.unit.test_round_trips import running_run
 
     signer, message = Keypair(), b"\x80 a transaction message"
-    request_id = signature_requests.open_request(
-        running_run(api, user), str(signer.pubkey()), message, 30
-    )
+    run_id = running_run(api, user)
+    request_id = int(signature_requests.open_request(run_id, str(signer.pubkey()), message, 30).id)
     body = {"id": request_id, "signature": str(signer.sign_message(message))}
     with counting() as submit:
         assert api.call("POST", "/signature/submit", json_body=body).status == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from flowdeploy.engine import LogLine, NodeRun, Run, RunResult, build_flow_set
@@ -25,8 +26,12 @@ class Memory:
     """A Recorder that keeps everything in lists."""
 
     def __init__(self) -> None:
+        self.started: list[tuple[str, dict[str, IValue]]] = []
         self.nodes: list[NodeRun] = []
         self.logs: list[LogLine] = []
+
+    def node_started(self, node_id: str, inputs: Mapping[str, IValue]) -> None:
+        self.started.append((node_id, dict(inputs)))
 
     def node(self, run: NodeRun) -> None:
         self.nodes.append(run)
@@ -46,6 +51,7 @@ class Outcome:
         self.status = result.status
         self.error = result.error
         self.outputs = encode_map(result.outputs)
+        self.not_run = result.not_run
         self.memory = memory
 
 

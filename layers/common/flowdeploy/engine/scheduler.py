@@ -13,7 +13,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from flowdeploy.engine.command import NodeError, ReturnTransaction
@@ -76,6 +76,10 @@ class LogLine:
 class Recorder(Protocol):
     """Where node runs and log lines go as they happen (batched to storage by the caller)."""
 
+    def node_started(self, node_id: str, inputs: Mapping[str, IValue]) -> None:
+        """A node is about to run with `inputs`; its NodeRun follows when it ends."""
+        ...
+
     def node(self, run: NodeRun) -> None: ...
 
     def log(self, line: LogLine) -> None: ...
@@ -92,6 +96,8 @@ class RunResult:
     simulation: dict[str, object] | None = None
     # The run ended because it passed its deadline.
     timed_out: bool = False
+    # Nodes of the entry flow that never started (skipped, or not reached before the end).
+    not_run: list[str] = field(default_factory=list)
 
 
 class ExecutionFailed(Exception):
@@ -134,15 +140,20 @@ class Run:
         try:
             outputs = await top.run()
         except ExecutionFailed as error:
+            not_run = top.not_run()
             if self.transaction is not None:
                 # Upstream's clients read it from the outputs (getFlowOutput): put it there too.
                 outputs = {"transaction": IValue(STRING, self.transaction), **top.outputs}
-                return RunResult(STOPPED, outputs, None, self.transaction, self.simulation)
+                return RunResult(
+                    STOPPED, outputs, None, self.transaction, self.simulation, not_run=not_run
+                )
             status = STOPPED if self.stop_reason is not None else FAILED
-            return RunResult(status, top.outputs, str(error), timed_out=self.expired)
+            return RunResult(
+                status, top.outputs, str(error), timed_out=self.expired, not_run=not_run
+            )
         finally:
             timer.cancel()
-        return RunResult(SUCCEEDED, outputs, None)
+        return RunResult(SUCCEEDED, outputs, None, not_run=top.not_run())
 
     def stop(self, reason: str) -> None:
         """End the run now: running nodes are cancelled, nothing else starts."""
@@ -214,6 +225,7 @@ class _Execution:
         self._waiting = {node_id: len(node.incoming) for node_id, node in graph.nodes.items()}
         self._skipped: set[str] = set()
         self._tasks: dict[asyncio.Task[None], str] = {}
+        self._started: set[str] = set()
         self._done = asyncio.Event()
 
     async def run(self) -> dict[str, IValue]:
@@ -235,6 +247,10 @@ class _Execution:
         if self.run_.end_reason is None:
             self.run_.end_reason = reason  # the first failure anywhere is the run's cause
         self._done.set()
+
+    def not_run(self) -> list[str]:
+        """This flow's nodes that never started, in the flow's order."""
+        return [node_id for node_id in self.graph.nodes if node_id not in self._started]
 
     def running_nodes(self) -> list[str]:
         return [self.prefix + node_id for node_id in self._tasks.values()]
@@ -260,6 +276,8 @@ class _Execution:
         inputs = self._values.pop(node.id, None) or {}
         if node.preset:
             inputs = {**node.preset, **inputs}
+        self._started.add(node.id)
+        self.run_.recorder.node_started(self.prefix + node.id, inputs)
         started = timestamp()
         outputs: dict[str, IValue] | None = None
         error: str | None = None

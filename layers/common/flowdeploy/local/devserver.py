@@ -34,6 +34,7 @@ from flowdeploy.local.stack import (
     schedules,
 )
 from flowdeploy.local.template import Route, Template
+from flowdeploy.local.websocket import WebSocketGateway
 
 TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded")
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
@@ -103,6 +104,8 @@ class Gateway:
         self.routes = template.routes()
         self.cors = template.cors()
         self.functions = functions
+        api = template.websocket_api()
+        self.websocket = WebSocketGateway(api, functions.invoke) if api is not None else None
 
     def route(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self.routes:
@@ -172,6 +175,11 @@ def make_server(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
         server_version = "flowdeploy-local"
 
         def _serve(self) -> None:
+            websocket = gateway.websocket
+            path = urlsplit(self.path).path
+            if websocket is not None and path == websocket.path:
+                self._websocket(websocket)
+                return
             length = int(self.headers.get("content-length") or 0)
             if length > MAX_REQUEST_BYTES:
                 self.send_error(413, "Request Entity Too Large")
@@ -181,7 +189,30 @@ def make_server(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
             for name, value in self.headers.items():
                 key = name.lower()
                 headers[key] = f"{headers[key]},{value}" if key in headers else value
-            status, out_headers, payload = gateway.handle(self.command, self.path, headers, body)
+            management = f"{websocket.path}/@connections/" if websocket is not None else None
+            if websocket is not None and management and path.startswith(management):
+                connection = unquote(path[len(management) :])
+                self._reply(*websocket.manage(self.command, connection, body, headers))
+                return
+            self._reply(*gateway.handle(self.command, self.path, headers, body))
+
+        def _websocket(self, websocket: WebSocketGateway) -> None:
+            upgrade = (self.headers.get("upgrade") or "").lower()
+            if self.command != "GET" or upgrade != "websocket":
+                message = f"{websocket.path} is a WebSocket endpoint: connect a WebSocket client"
+                body = json.dumps({"error": message}).encode()
+                self._reply(426, {"content-type": "application/json", "upgrade": "websocket"}, body)
+                return
+            self.close_connection = True
+            websocket.serve(
+                self.path,
+                list(self.headers.items()),
+                self.connection,
+                self.rfile,  # type: ignore[arg-type]
+                self.client_address[0],
+            )
+
+        def _reply(self, status: int, out_headers: dict[str, str], payload: bytes) -> None:
             self.send_response(status)
             for key, value in out_headers.items():
                 if key not in {"content-length", "connection"}:
@@ -203,6 +234,26 @@ def make_server(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
 
     server = Server((host, port), Handler)
     return server
+
+
+def serve_websocket_api(gateway: Gateway, base_url: str) -> str:
+    """The WebSocket API's URL on the server at `base_url`, whose management API the
+    functions post to (WEBSOCKET_ENDPOINT); "" if the template has none."""
+    if gateway.websocket is None:
+        return ""
+    os.environ["WEBSOCKET_ENDPOINT"] = f"{base_url}{gateway.websocket.path}"
+    return f"ws{base_url.removeprefix('http')}{gateway.websocket.path}"
+
+
+def quiet_logs() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for name, level in (
+        ("werkzeug", logging.ERROR),
+        ("botocore", logging.WARNING),
+        ("flowdeploy.local.http", logging.WARNING),
+        ("websockets", logging.WARNING),
+    ):
+        logging.getLogger(name).setLevel(level)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -230,10 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     parameters = dict(p.partition("=")[::2] for p in args.parameter)
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    logging.getLogger("botocore").setLevel(logging.WARNING)
-    logging.getLogger("flowdeploy.local.http").setLevel(logging.WARNING)
+    quiet_logs()
 
     from moto.server import ThreadedMotoServer
 
@@ -269,20 +317,23 @@ def main(argv: list[str] | None = None) -> int:
         moto.stop()
         solana.stop()
         return 1
+    base_url = f"http://{args.host}:{server.server_address[1]}"
+    ws_url = serve_websocket_api(gateway, base_url)
     workers: list[Any] = [*pollers(template, functions, names), *schedules(template, functions)]
     for worker in workers:
         worker.start()
 
-    base_url = f"http://{args.host}:{server.server_address[1]}"
     print(
         f"flowdeploy local stack\n"
         f"  API            {base_url}\n"
+        f"  WebSocket      {ws_url} (live run events)\n"
         f"  AWS services   {os.environ['AWS_ENDPOINT_URL']} (moto, in memory: DynamoDB, SQS, KMS)\n"
         f'  Solana RPC     {solana.url} (LiteSVM, in memory; cluster "localnet")\n'
         f"  access token   make token USER=<user uuid>\n"
         f"  stop           Ctrl-C\n"
         f"FLOWDEPLOY_AWS_ENDPOINT={os.environ['AWS_ENDPOINT_URL']}\n"
         f"FLOWDEPLOY_SOLANA_RPC={solana.url}\n"
+        f"FLOWDEPLOY_WS_URL={ws_url}\n"
         f"FLOWDEPLOY_URL={base_url}",
         flush=True,
     )

@@ -21,7 +21,7 @@ from types import ModuleType
 from typing import Any
 
 from flowdeploy.local import DEV_JWT_SECRET, REGION
-from flowdeploy.local.template import FunctionSpec, Template, resolve
+from flowdeploy.local.template import LOCAL_WEBSOCKET_API_ID, FunctionSpec, Template, resolve
 
 log = logging.getLogger("flowdeploy.local")
 
@@ -163,6 +163,10 @@ def provision(template: Template) -> dict[str, Any]:
         names[name] = bucket
         names[f"{name}.Arn"] = f"arn:aws:s3:::{bucket}"
     provision_keys(template, names)
+    for name in template.of_type("AWS::ApiGatewayV2::Api"):
+        # Management API calls to https://localws.execute-api.…/ws reach moto's mock in-process
+        # (make invoke, unit tests); `make dev` points WEBSOCKET_ENDPOINT at its own server.
+        names[name] = LOCAL_WEBSOCKET_API_ID
     return names
 
 
