@@ -189,6 +189,7 @@ class WebSocketGateway:
     ) -> None:
         """Run one connection from its upgrade request to its close (blocks the caller's
         thread, as the HTTP server gives each connection one)."""
+        from websockets.http11 import Request
         from websockets.server import ServerProtocol
 
         protocol = ServerProtocol(max_size=MESSAGE_BYTES)
@@ -196,6 +197,7 @@ class WebSocketGateway:
         raw = f"GET {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
         protocol.receive_data((raw + "\r\n").encode("latin-1"))
         (request,) = protocol.events_received()
+        assert isinstance(request, Request)
         response = protocol.accept(request)
         lowered = {k.lower(): v for k, v in headers}
         connection = Connection(
