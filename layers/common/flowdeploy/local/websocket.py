@@ -171,7 +171,7 @@ class WebSocketGateway:
         # API Gateway invokes the route's function for each message without waiting for the
         # previous one: so do we.
         self._workers = ThreadPoolExecutor(max_workers=32, thread_name_prefix="ws-route")
-        threading.Thread(target=self._enforce_limits, daemon=True, name="ws-limits").start()
+        self._limits: threading.Thread | None = None
 
     @property
     def path(self) -> str:
@@ -215,6 +215,11 @@ class WebSocketGateway:
             return
         with self._lock:
             self.connections[connection.id] = connection
+            if self._limits is None:
+                self._limits = threading.Thread(
+                    target=self._enforce_limits, daemon=True, name="ws-limits"
+                )
+                self._limits.start()
         try:
             self._read(connection, reader)
         finally:

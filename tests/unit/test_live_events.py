@@ -1,0 +1,287 @@
+"""Live run events: upstream's event shapes and size limits, the request protocol, what each
+WebSocket route costs, and a run delivering to its subscribers (moto's management API)."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from flowdeploy.live import events, protocol
+from flowdeploy.live.events import FINISH_EVENT_BYTES, NODE_EVENT_BYTES, Event
+from flowdeploy.local.calls import counting
+from flowdeploy.store import queue, run_records
+from tests.conftest import new_user, token_for
+from tests.unit.api import Api, posted, sqs_event
+from tests.unit.engine.flows import edge, node
+
+RUN = "01a232b8-3e89-7676-9a00-c81ccbf0c592"
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+
+def decoded(body: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(body)
+    return document
+
+
+# -- events ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("built", "fields"),
+    [
+        (events.flow_start(), {"time", "flow_run_id"}),
+        (events.flow_error("boom"), {"time", "flow_run_id", "error"}),
+        (
+            events.flow_finish({"a": {"S": "x"}}, ["n"]),
+            {"time", "flow_run_id", "not_run", "output"},
+        ),
+        (events.node_start("n", {}), {"time", "flow_run_id", "node_id", "times", "input"}),
+        (events.node_output("n", {}), {"time", "flow_run_id", "node_id", "times", "output"}),
+        (events.node_error("n", "e"), {"time", "flow_run_id", "node_id", "times", "error"}),
+        (events.node_finish("n"), {"time", "flow_run_id", "node_id", "times"}),
+        (
+            events.log("warn", "hi", "n"),
+            {"time", "flow_run_id", "node_id", "times", "level", "module", "content"},
+        ),
+        (events.log("info", "hi", None), {"time", "flow_run_id", "level", "module", "content"}),
+    ],
+    ids=lambda value: value[0] if isinstance(value, tuple) else "",
+)
+def test_each_kind_has_upstreams_fields(
+    built: tuple[str, dict[str, Any]], fields: set[str]
+) -> None:
+    kind, data = built
+    body = decoded(events.encode(kind, data, RUN))
+    assert body["event"] == kind
+    assert set(body["data"]) == fields
+    assert body["data"]["flow_run_id"] == RUN
+    assert RFC3339.match(body["data"]["time"])
+
+
+def test_levels_are_upstreams_names_and_a_node_log_is_a_node_event() -> None:
+    assert events.log("warn", "x", "n") == (
+        "NodeLog",
+        {"node_id": "n", "times": 0, "level": "Warn", "module": None, "content": "x"},
+    )
+    assert events.log("error", "x", None)[0] == "FlowLog"
+
+
+def test_a_signature_request_keeps_its_own_time() -> None:
+    body = decoded(events.encode("SignatureRequest", {"id": 7, "time": 1739020079355}, RUN))
+    assert body["data"]["time"] == 1739020079355
+
+
+def test_an_unknown_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown event kind"):
+        events.encode("Surprise", {}, RUN)
+
+
+def test_a_frame_puts_the_stream_and_the_seq_in_front() -> None:
+    event = Event(41, events.encode(*events.node_finish("n"), RUN))
+    frame = decoded(event.frame(3))
+    assert (frame["stream_id"], frame["seq"], frame["event"], event.kind) == (
+        3,
+        41,
+        "NodeFinish",
+        "NodeFinish",
+    )
+
+
+def test_a_value_too_large_for_a_frame_is_clipped_with_a_marker_and_named() -> None:
+    outputs = {"big": {"S": "x" * 40_000}, "small": {"S": "kept"}}
+    body = events.encode(*events.node_output("n", outputs), RUN, where="see /nodes")
+    assert len(body) <= NODE_EVENT_BYTES
+    data = decoded(body)["data"]
+    assert data["clipped"] == ["big"]
+    assert data["output"]["M"]["small"] == {"S": "kept"}
+    assert data["output"]["M"]["big"] == {"S": "VALUE TOO LARGE: 40008 bytes of JSON; see /nodes"}
+
+
+def test_many_small_values_too_large_together_are_all_clipped() -> None:
+    inputs = {f"p{i}": {"S": "y" * 30} for i in range(2_000)}
+    body = events.encode(*events.node_start("n", inputs), RUN, where="see /nodes")
+    assert len(body) <= NODE_EVENT_BYTES
+    data = decoded(body)["data"]
+    assert data["input"] == {"S": "VALUE TOO LARGE: see /nodes"}
+    assert len(data["clipped"]) == 2_000
+
+
+def test_flow_finish_may_fill_a_message_but_no_more() -> None:
+    fits = {"a": {"S": "z" * 120_000}}
+    assert "clipped" not in decoded(events.encode(*events.flow_finish(fits, []), RUN))["data"]
+    huge = {"a": {"S": "z" * 140_000}}
+    body = events.encode(*events.flow_finish(huge, []), RUN)
+    assert len(body) <= FINISH_EVENT_BYTES
+    assert decoded(body)["data"]["clipped"] == ["a"]
+
+
+def test_a_long_log_line_of_escaped_characters_is_cut_to_fit() -> None:
+    body = events.encode(*events.log("info", "€" * 8_192, "n"), RUN)
+    assert len(body) <= NODE_EVENT_BYTES
+    assert decoded(body)["data"]["content"].endswith("... (8192 characters)")
+
+
+# -- requests and replies ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "reply"),
+    [
+        (
+            "not json",
+            {"id": -1, "Err": "the message is not JSON: Expecting value: line 1 column 1 (char 0)"},
+        ),
+        ('{"method": "Authenticate"}', {"id": -1, "Err": "invalid request: id: Field required"}),
+        (
+            '{"id": "1", "method": "Authenticate"}',
+            {"id": -1, "Err": "invalid request: id: Input should be a valid integer"},
+        ),
+        (
+            '{"id": 5, "method": "Nope"}',
+            {
+                "id": 5,
+                "Err": "unknown method 'Nope': expected one of Authenticate, "
+                "SubscribeFlowRunEvents, SubscribeSignatureRequests",
+            },
+        ),
+        (
+            '{"id": 6, "method": "Authenticate", "params": {}}',
+            {"id": 6, "Err": "invalid params: token: Field required"},
+        ),
+        (
+            '{"id": 7, "method": "SubscribeFlowRunEvents", "params": []}',
+            {"id": 7, "Err": "invalid request: params: Input should be a valid dictionary"},
+        ),
+    ],
+)
+def test_a_message_that_is_not_a_request_gets_upstreams_err(
+    text: str, reply: dict[str, Any]
+) -> None:
+    with pytest.raises(protocol.Malformed) as malformed:
+        protocol.parse(text)
+    assert json.loads(malformed.value.reply) == reply
+
+
+def test_requests_parse_with_upstreams_params() -> None:
+    params = {"flow_run_id": "r", "token": "fr-x"}
+    request = protocol.parse(
+        json.dumps({"id": 9, "method": "SubscribeFlowRunEvents", "params": params})
+    )
+    assert (request.id, request.method) == (9, "SubscribeFlowRunEvents")
+    assert request.params.model_dump() == {"flow_run_id": "r", "token": "fr-x"}
+    assert (
+        protocol.parse('{"id": 1, "method": "SubscribeSignatureRequests"}').params.model_dump()
+        == {}
+    )
+    assert protocol.ok(1, {"stream_id": 2}) == '{"id":1,"Ok":{"stream_id":2}}'
+
+
+# -- events written with the run's records ---------------------------------------------------
+
+
+def test_events_too_large_for_one_item_are_split_and_read_back_in_order(
+    aws: dict[str, Any],
+) -> None:
+    bodies = [
+        events.encode(*events.flow_error(secrets.token_urlsafe(20_000)), RUN) for _ in range(30)
+    ]
+    written = [Event(seq, body) for seq, body in enumerate(bodies)]
+    items = run_records.events_items(RUN, written)
+    assert len(items) > 1
+    run_records.write(RUN, [], [], written)
+    assert run_records.events(RUN) == written
+    assert run_records.add_events(RUN, written[:1]) is False  # the first item exists
+
+
+# -- the routes in-process: what each costs, and a run delivering -------------------------------
+
+
+def started_run(api: Api, owner: str, nodes: list[Any], edges: list[Any]) -> dict[str, Any]:
+    deployment_id = api.deploy(owner, api.create_flow(owner, nodes=nodes, edges=edges))
+    reply = api.call("POST", f"/deployment/start?id={deployment_id}", user=owner)
+    assert reply.status == 200, reply.body
+    return dict(reply.body)
+
+
+def chain(length: int) -> tuple[list[Any], list[Any]]:
+    nodes = [node("n0", "const", value=0)] + [node(f"n{i}", "add", b=1) for i in range(1, length)]
+    edges = [edge("n0", "n1", into="a")] + [
+        edge(f"n{i - 1}", f"n{i}", "result", "a") for i in range(2, length)
+    ]
+    return nodes, edges
+
+
+def test_each_route_makes_only_the_calls_it_needs(aws: dict[str, Any]) -> None:
+    api, owner = Api(), new_user()
+    run = started_run(api, owner, *chain(2))
+    with counting() as connect:
+        assert api.ws("c1", event_type="CONNECT") == {"statusCode": 200}
+    with counting() as authenticate:
+        api.ws("c1", {"id": 1, "method": "Authenticate", "params": {"token": token_for(owner)}})
+    with counting() as subscribe:
+        api.ws(
+            "c1",
+            {
+                "id": 2,
+                "method": "SubscribeFlowRunEvents",
+                "params": {"flow_run_id": run["flow_run_id"]},
+            },
+        )
+    with counting() as disconnect:
+        api.ws("c1", event_type="DISCONNECT")
+    assert connect == {"dynamodb:PutItem": 1}
+    assert authenticate == {"dynamodb:UpdateItem": 1, "apigatewaymanagementapi:PostToConnection": 1}
+    assert subscribe == {
+        "dynamodb:UpdateItem": 1,  # the connection: its next stream id, what it proved
+        "dynamodb:GetItem": 1,  # the run
+        "dynamodb:TransactWriteItems": 1,  # the subscription, counted on the run
+        "apigatewaymanagementapi:PostToConnection": 1,
+    }
+    assert disconnect == {"dynamodb:DeleteItem": 1, "dynamodb:BatchWriteItem": 1}
+    assert posted("c1") == [
+        {"id": 1, "Ok": {"user_id": owner, "pubkey": None, "flow_run_id": None}},
+        {"id": 2, "Ok": {"stream_id": 1}},
+    ]
+
+
+def run_with_subscribers(
+    count: int, length: int
+) -> tuple[Counter[str], list[list[dict[str, Any]]]]:
+    api, owner = Api(), new_user()
+    run = started_run(api, owner, *chain(length))
+    connections = [f"conn{i}" for i in range(count)]
+    for connection in connections:
+        params = {"flow_run_id": run["flow_run_id"], "token": run["token"]}
+        api.ws(connection, {"id": 1, "method": "SubscribeFlowRunEvents", "params": params})
+    with counting() as calls:
+        result = api.functions.invoke(
+            "RunFunction", sqs_event(queue.message_body(run["flow_run_id"]))
+        )
+    assert result == {"batchItemFailures": []}
+    return calls, [posted(connection)[1:] for connection in connections]
+
+
+def test_nobody_listening_costs_a_run_no_call_and_ten_listeners_one_query(
+    aws: dict[str, Any],
+) -> None:
+    quiet, _ = run_with_subscribers(0, 10)
+    assert quiet == {
+        "dynamodb:UpdateItem": 2,  # claim, finish
+        "dynamodb:GetItem": 1,  # the deployment
+        "dynamodb:Query": 1,  # its snapshot
+        "dynamodb:BatchWriteItem": 1,  # node records and events, together
+    }
+    watched, received = run_with_subscribers(10, 10)
+    number = 1 + 10 * 3 + 1  # FlowStart, NodeStart/NodeOutput/NodeFinish per node, FlowFinish
+    assert watched == quiet + Counter(
+        {"dynamodb:Query": 1, "apigatewaymanagementapi:PostToConnection": 10 * number}
+    )
+    for frames in received:
+        assert [frame["seq"] for frame in frames] == list(range(number))
+        assert frames[-1]["event"] == "FlowFinish"
+        assert frames[-1]["data"]["output"] == {"M": {}}
