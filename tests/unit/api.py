@@ -111,13 +111,7 @@ def sqs_event(*bodies: str, receives: int = 1) -> dict[str, Any]:
 
 
 def posted(connection_id: str) -> list[dict[str, Any]]:
-    """The messages posted to a connection (moto's management API keeps them, joined)."""
-    from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+    """The messages posted to a connection through the management API (moto's mock)."""
+    from flowdeploy.local.invoke import posted as messages
 
-    backend = apigatewaymanagementapi_backends["123456789012"]["us-east-1"]
-    data = backend.connections[connection_id].data.decode()
-    decoder, found, at = json.JSONDecoder(), [], 0
-    while at < len(data):
-        message, at = decoder.raw_decode(data, at)
-        found.append(message)
-    return found
+    return messages(connection_id)

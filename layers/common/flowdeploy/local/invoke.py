@@ -13,6 +13,8 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 from flowdeploy.local.stack import (
     Functions,
@@ -63,8 +65,28 @@ def main(argv: list[str] | None = None) -> int:
 
             seed()
         result = Functions(template).invoke(args.function, event)
+        # A WebSocket function answers by posting to the connection: show what it posted.
+        connection = event.get("requestContext", {}).get("connectionId")
+        sent = posted(connection) if connection else []
+    for message in sent:
+        print(f"posted to {connection}: {json.dumps(message)}", file=sys.stderr)
     print(json.dumps(result, indent=2))
     return 0
+
+
+def posted(connection: str) -> list[Any]:
+    """The messages posted to `connection` through the management API, in order (moto's mock
+    keeps their bytes, joined, under the id as it appeared in the URL)."""
+    from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+
+    backend = apigatewaymanagementapi_backends["123456789012"]["us-east-1"]
+    key = quote(connection, safe="")
+    data = backend.connections[key].data.decode() if key in backend.connections else ""
+    decoder, found, at = json.JSONDecoder(), [], 0
+    while at < len(data):
+        message, at = decoder.raw_decode(data, at)
+        found.append(message)
+    return found
 
 
 if __name__ == "__main__":
