@@ -46,12 +46,12 @@ SUM_FLOW = {
 
 
 @contextmanager
-def local_stack() -> Iterator[str]:
-    """`make dev` on a free port; its base URL."""
+def local_stack(module: str = "flowdeploy.local", *args: str) -> Iterator[str]:
+    """`make dev` (or `module`, which runs it differently) on a free port; its base URL."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FLOW", "JWT_"))}
     env.pop("RUN_TOKEN_SECRET", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "flowdeploy.local", "--port", "0"],
+        [sys.executable, "-m", module, *args, "--port", "0", "--solana-port", "0"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -18,10 +18,9 @@ To add a kind (upstream's `ApiInput`, say): name it in `KINDS` and publish its d
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 FRAME_BYTES = 32 * 1024
 MESSAGE_BYTES = 128 * 1024
@@ -58,8 +57,7 @@ TOO_LARGE = "VALUE TOO LARGE"
 _TEXT_FIELDS = ("content", "error")
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """One event of a run: its place in the run's order and its encoded `{"event", "data"}`."""
 
     seq: int
@@ -74,9 +72,16 @@ class Event:
         return f'{{"stream_id":{stream_id},"seq":{self.seq},{self.body[1:]}'
 
 
+_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
+
+
 def now() -> str:
     """The current time as chrono serializes a `DateTime<Utc>`: 2025-02-08T13:07:59.355280Z."""
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    moment = time.time()
+    second = int(moment)
+    if second != _second[0]:  # formatting the date and time once a second is enough
+        _second[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
+    return f"{_second[1]}.{int((moment - second) * 1e6):06d}Z"
 
 
 def encode(kind: str, data: Mapping[str, Any], run_id: str, *, where: str = "") -> str:
@@ -90,8 +95,8 @@ def encode(kind: str, data: Mapping[str, Any], run_id: str, *, where: str = "") 
     return _fitted({"event": kind, "data": document}, limit, where)
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+_encoder = json.JSONEncoder(separators=(",", ":"))
+_dumps = _encoder.encode
 
 
 def _fitted(event: dict[str, Any], limit: int, where: str) -> str:
