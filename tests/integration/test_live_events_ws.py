@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import subprocess
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -16,7 +18,7 @@ from solders.pubkey import Pubkey
 
 from flowdeploy.live.outbox import Outbox
 from flowdeploy.solana.rpc import SolanaRpc
-from tests.conftest import Stack, new_user, token_for
+from tests.conftest import ROOT, Stack, new_user, token_for
 from tests.integration.test_engine_http import finished, start
 from tests.integration.test_http import Client
 from tests.integration.ws_client import WsError, WsSession
@@ -414,3 +416,37 @@ def test_a_subscription_whose_connection_is_gone_is_forgotten_at_the_first_410(
     assert left is None
     conn = {"pk": {"S": f"CONN#{gone}"}, "sk": {"S": "CONN"}}
     assert dynamodb.get_item(TableName="ConnectionsTable", Key=conn).get("Item") is None
+
+
+def test_the_node_example_of_the_docs_watches_a_run(
+    client: Client, stack: Stack, tmp_path: Path
+) -> None:
+    page = (ROOT / "docs" / "live-events.md").read_text()
+    example = page.split("<!-- example: watch-run -->\n```js\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "watch.mjs"
+    script.write_text(example)
+    owner = new_user()
+    started = start(client, owner, deployed(client, owner, *waiting_flow(0.2)), {"a": {"S": "x"}})
+    # Node 22 has WebSocket built in, Node 20 behind a flag
+    native = subprocess.run(
+        ["node", "-e", "process.exit(typeof WebSocket === 'function' ? 0 : 1)"], check=False
+    )
+    done = subprocess.run(
+        [
+            "node",
+            *([] if native.returncode == 0 else ["--experimental-websocket"]),
+            str(script),
+            stack.ws_url,
+            started["flow_run_id"],
+            started["token"],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("0 FlowStart ") and lines[-1].startswith(
+        f"{len(lines) - 1} FlowFinish "
+    )
