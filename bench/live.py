@@ -219,6 +219,9 @@ class _Publishing:
     def log(self, line: Any) -> None:
         self.stream.log(line)
 
+    def event(self, kind: str, data: Any) -> None:
+        self.stream.publish(kind, data)
+
 
 def _cpu() -> list[Row]:
     """What building the events costs the engine when nobody listens (CPU, per node)."""

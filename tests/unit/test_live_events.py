@@ -76,6 +76,16 @@ def test_a_signature_request_keeps_its_own_time() -> None:
     assert body["data"]["time"] == 1739020079355
 
 
+def test_a_command_can_publish_a_kind_no_record_holds() -> None:
+    from flowdeploy.live.run_stream import RunStream
+
+    stream = RunStream(RUN, "owner")
+    stream.publish("ApiInput", {"url": "https://example.com/i/1"})
+    [event] = stream.events
+    assert (event.seq, event.kind) == (0, "ApiInput")
+    assert decoded(event.body)["data"]["url"] == "https://example.com/i/1"
+
+
 def test_an_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown event kind"):
         events.encode("Surprise", {}, RUN)

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flowdeploy.engine import FlowGraph, FlowInvalid, LogLine, NodeRun, Run, build_flow_set
 from flowdeploy.engine.scheduler import FAILED, STOPPED, RunResult, clip
@@ -306,6 +306,9 @@ class StoredRecorder:
     def log(self, line: LogLine) -> None:
         self._logs.append(line)
         self.stream.log(line)
+
+    def event(self, kind: str, data: Mapping[str, Any]) -> None:
+        self.stream.publish(kind, data)
 
     async def flush(self) -> bool:
         """Write what is buffered; False (keeping it for the next flush) if that failed."""

@@ -27,6 +27,7 @@ class Memory:
 
     def __init__(self) -> None:
         self.started: list[tuple[str, dict[str, IValue]]] = []
+        self.events: list[tuple[str, dict[str, Any]]] = []
         self.nodes: list[NodeRun] = []
         self.logs: list[LogLine] = []
 
@@ -38,6 +39,9 @@ class Memory:
 
     def log(self, line: LogLine) -> None:
         self.logs.append(line)
+
+    def event(self, kind: str, data: Mapping[str, Any]) -> None:
+        self.events.append((kind, dict(data)))
 
     def status(self, node_id: str) -> str:
         return next(run.status for run in self.nodes if run.node_id == node_id)

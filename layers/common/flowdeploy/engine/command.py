@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from flowdeploy.engine.convert import (
     ConversionError,
@@ -70,6 +70,11 @@ class NodeContext(Protocol):
     def emit_flow_output(self, label: str, value: IValue) -> None: ...
 
     def log(self, level: str, content: str) -> None: ...
+
+    def publish_event(self, kind: str, data: Mapping[str, Any]) -> None:
+        """A live event of the run that no record holds (`flowdeploy.live.events.KINDS`,
+        e.g. upstream's ApiInput `{"url": …}`); `flow_run_id` and `time` are added."""
+        ...
 
     @property
     def remaining_seconds(self) -> float: ...

@@ -14,7 +14,7 @@ import itertools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flowdeploy.engine.command import NodeError, ReturnTransaction
 from flowdeploy.engine.convert import ConversionError
@@ -83,6 +83,10 @@ class Recorder(Protocol):
     def node(self, run: NodeRun) -> None: ...
 
     def log(self, line: LogLine) -> None: ...
+
+    def event(self, kind: str, data: Mapping[str, Any]) -> None:
+        """A live event a command published (`NodeContext.publish_event`)."""
+        ...
 
 
 @dataclass(slots=True)
@@ -422,6 +426,9 @@ class _Context:
 
     def log(self, level: str, content: str) -> None:
         self._execution.run_.log(level, content, self.node_id)
+
+    def publish_event(self, kind: str, data: Mapping[str, Any]) -> None:
+        self._execution.run_.recorder.event(kind, data)
 
     @property
     def remaining_seconds(self) -> float:
