@@ -295,3 +295,13 @@ def test_nobody_listening_costs_a_run_no_call_and_ten_listeners_one_query(
         assert [frame["seq"] for frame in frames] == list(range(number))
         assert frames[-1]["event"] == "FlowFinish"
         assert frames[-1]["data"]["output"] == {"M": {}}
+
+
+def test_every_event_kind_is_documented_in_openapi_and_the_docs() -> None:
+    from flowdeploy.http.openapi import WEBSOCKET_DESCRIPTION
+    from tests.conftest import ROOT
+
+    page = (ROOT / "docs" / "live-events.md").read_text()
+    for kind in events.KINDS:
+        assert f"`{kind}`" in WEBSOCKET_DESCRIPTION, kind
+        assert f"| `{kind}` |" in page, kind
