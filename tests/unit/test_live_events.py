@@ -305,3 +305,20 @@ def test_every_event_kind_is_documented_in_openapi_and_the_docs() -> None:
     for kind in events.KINDS:
         assert f"`{kind}`" in WEBSOCKET_DESCRIPTION, kind
         assert f"| `{kind}` |" in page, kind
+
+
+def test_a_run_stopped_while_queued_ends_the_streams_of_its_subscribers(
+    aws: dict[str, Any],
+) -> None:
+    api, owner = Api(), new_user()
+    run = started_run(api, owner, *chain(3))
+    params = {"flow_run_id": run["flow_run_id"], "token": run["token"]}
+    api.ws("c1", {"id": 1, "method": "SubscribeFlowRunEvents", "params": params})
+    assert api.call("POST", f"/flow_run/{run['flow_run_id']}/stop", user=owner).status == 200
+    message = sqs_event(queue.message_body(run["flow_run_id"]))
+    for _ in range(2):  # the message comes after the stop; a redelivery sends nothing twice
+        assert api.functions.invoke("RunFunction", message) == {"batchItemFailures": []}
+    frames = posted("c1")[1:]
+    assert [(f["seq"], f["event"]) for f in frames] == [(0, "FlowError"), (1, "FlowFinish")]
+    assert frames[0]["data"]["error"] == "stopped by its owner"
+    assert [e.kind for e in run_records.events(run["flow_run_id"])] == ["FlowError", "FlowFinish"]
