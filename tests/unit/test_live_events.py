@@ -247,9 +247,11 @@ def test_each_route_makes_only_the_calls_it_needs(aws: dict[str, Any]) -> None:
     assert connect == {"dynamodb:PutItem": 1}
     assert authenticate == {"dynamodb:UpdateItem": 1, "apigatewaymanagementapi:PostToConnection": 1}
     assert subscribe == {
-        "dynamodb:UpdateItem": 1,  # the connection: its next stream id, what it proved
+        # the connection's next stream id; the run's subscriber count; the subscription's key
+        # on the connection (so that forgetting the connection removes it)
+        "dynamodb:UpdateItem": 3,
         "dynamodb:GetItem": 1,  # the run
-        "dynamodb:TransactWriteItems": 1,  # the subscription, counted on the run
+        "dynamodb:PutItem": 1,  # the subscription
         "apigatewaymanagementapi:PostToConnection": 1,
     }
     assert disconnect == {"dynamodb:DeleteItem": 1, "dynamodb:BatchWriteItem": 1}
@@ -322,3 +324,47 @@ def test_a_run_stopped_while_queued_ends_the_streams_of_its_subscribers(
     assert [(f["seq"], f["event"]) for f in frames] == [(0, "FlowError"), (1, "FlowFinish")]
     assert frames[0]["data"]["error"] == "stopped by its owner"
     assert [e.kind for e in run_records.events(run["flow_run_id"])] == ["FlowError", "FlowFinish"]
+
+
+def test_a_subscription_refused_by_a_final_run_is_never_written(aws: dict[str, Any]) -> None:
+    from flowdeploy.store import connections
+    from flowdeploy.store import runs as run_store
+
+    api, owner = Api(), new_user()
+    run = started_run(api, owner, *chain(2))
+    api.functions.invoke("RunFunction", sqs_event(queue.message_body(run["flow_run_id"])))
+    assert run_store.get(run["flow_run_id"]).status == "succeeded"  # type: ignore[union-attr]
+    connection = connections.prove("c1", 4102444800, user_id=owner, new_stream=True)
+    assert connections.subscribe_run(connection, 1, run["flow_run_id"]) is False
+    assert connections.run_subscribers(run["flow_run_id"]) == []
+
+
+def test_the_run_waits_a_moment_for_a_counted_subscription_to_be_written(
+    aws: dict[str, Any],
+) -> None:
+    """Counted, then written: the final look finds one written just after the final status."""
+    import asyncio
+    import threading
+
+    from flowdeploy.live.run_stream import RunStream
+    from flowdeploy.store import connections
+    from flowdeploy.store.models import SubscriptionItem
+
+    api, owner = Api(), new_user()
+    run = started_run(api, owner, *chain(2))
+    connections.prove("c1", 4102444800, user_id=owner, new_stream=True)
+    item = SubscriptionItem(
+        f"RUN#{run['flow_run_id']}", "c1#1", connection_id="c1", stream_id=1, remove_at=1
+    )
+    late = threading.Timer(0.2, item.save)
+
+    async def finish() -> RunStream:
+        stream = RunStream(run["flow_run_id"], owner)
+        stream.publish(*events.flow_finish({}, []))
+        late.start()
+        await stream.watchers(1, final=True)  # counted, not written yet
+        await stream.drain(5)
+        return stream
+
+    asyncio.run(finish())
+    assert [frame["event"] for frame in posted("c1")] == ["FlowFinish"]

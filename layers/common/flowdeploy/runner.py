@@ -128,7 +128,7 @@ async def _deliver_rest(stream: RunStream, final: FlowRunItem | None, ends_at: f
     if final is None:
         return
     try:
-        await stream.watchers(final.watchers)
+        await stream.watchers(final.watchers, final=True)
     except Exception:  # the run is recorded; only its live listeners miss the end
         logger.exception("could not look up the subscribers of run %s", stream.run_id)
     await stream.drain(min(DRAIN_SECONDS, ends_at - time.monotonic() - 3.0))
@@ -151,7 +151,7 @@ async def _end_stream_of_unclaimed(run_id: str) -> None:
         if not await asyncio.to_thread(run_records.add_events, run_id, stream.unsaved()):
             return  # another delivery of the message wrote (and sends) them
         stream.saved(len(stream.unsaved()))
-        await stream.watchers(run.watchers)
+        await stream.watchers(run.watchers, final=True)
         await stream.drain(DRAIN_SECONDS)
     except Exception:
         logger.exception("could not end the event stream of run %s", run_id)

@@ -6,12 +6,13 @@ the run writes its node records in, and the worker learns of subscribers from th
 it reads anyway (its stop polls, its final write): `watchers` counts the subscriptions made
 while the run was not final, and only when it grows are they looked up (one Query).
 
-No gap, no duplicate, in order: a subscription made while the run is not final (one
-transaction with the count) is found by the worker at the latest when it writes the final
-status, and the worker sends it every event from the first on, one at a time; a subscription
-refused because the run is final replays what the run wrote before that status
-(`flowdeploy.live.sessions`). A connection that is gone (410) is forgotten at once; one that
-cannot be sent to is closed, so its client never silently misses an event.
+No gap, no duplicate, in order: a subscription is counted on the run item on condition that
+the run is not final, and only then written; the worker, which reads the count at the latest
+in the reply to its final write, sends every subscription it counted every event from the
+first on, one at a time. A subscription refused because the run is final was never written:
+it replays what the run wrote before that status (`flowdeploy.live.sessions`). A connection
+that is gone (410) is forgotten at once; one that cannot be sent to is closed, so its client
+never silently misses an event.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# After the final status, how long to wait for a counted subscription's item to appear.
+SETTLE_SECONDS = 0.7
+# Reads of the run item after which a counted subscription never found is given up.
+MAX_LOOKUPS_MISSING = 5
 # Posts run in threads (boto3 is blocking); shared by the runs of one environment.
 _posts = ThreadPoolExecutor(max_workers=32, thread_name_prefix="post")
 _NODE_STATUSES_WITH_OUTPUT = frozenset({"succeeded"})
@@ -47,7 +52,8 @@ class RunStream:
         self.enabled = enabled
         self.events: list[Event] = []
         self._saved = 0
-        self._watchers = 0
+        self._counted = 0
+        self._missing_lookups = 0
         self._subscribers: dict[str, _Subscriber] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._lookup = asyncio.Lock()
@@ -123,22 +129,37 @@ class RunStream:
 
     # -- subscribers -------------------------------------------------------------------
 
-    async def watchers(self, count: Any) -> None:
-        """The run item's `watchers`, just read: start sending to new subscriptions."""
-        if not self.enabled or count is None or int(count) <= self._watchers:
+    async def watchers(self, count: Any, *, final: bool = False) -> None:
+        """The run item's `watchers` (subscriptions counted so far), just read: start sending
+        to the subscriptions not known yet. A subscription is counted a moment before its item
+        is written: one not found yet is looked for again on the next read, and after the
+        final status for up to `SETTLE_SECONDS`; one whose connection went away before it was
+        ever found is given up after `MAX_LOOKUPS_MISSING` reads."""
+        if not self.enabled or count is None:
             return
         from flowdeploy.store import connections
 
+        self._counted = max(self._counted, int(count))
         async with self._lookup:
-            if int(count) <= self._watchers:
-                return
-            found = await asyncio.to_thread(connections.run_subscribers, self.run_id)
-            self._watchers = max(self._watchers, int(count))
-            for item in found:
-                if item.sk not in self._subscribers:
-                    subscriber = _Subscriber(self, item.connection_id, int(item.stream_id))
-                    self._subscribers[item.sk] = subscriber
-                    self._spawn(subscriber.send())
+            pause = SETTLE_SECONDS / 7  # waits of 1, 2, 4 of these: SETTLE_SECONDS in all
+            for attempt in range(4 if final else 1):
+                if len(self._subscribers) >= self._counted:
+                    return
+                if attempt:
+                    await asyncio.sleep(pause * 2 ** (attempt - 1))
+                found = await asyncio.to_thread(connections.run_subscribers, self.run_id)
+                known = len(self._subscribers)
+                for item in found:
+                    if item.sk not in self._subscribers:
+                        subscriber = _Subscriber(self, item.connection_id, int(item.stream_id))
+                        self._subscribers[item.sk] = subscriber
+                        self._spawn(subscriber.send())
+                self._missing_lookups = (
+                    0 if len(self._subscribers) > known else (self._missing_lookups + 1)
+                )
+                if self._missing_lookups >= MAX_LOOKUPS_MISSING:
+                    self._counted = len(self._subscribers)  # forgotten before it was found
+                    self._missing_lookups = 0
 
     async def drain(self, timeout: float) -> None:
         """Wait until every subscriber got every event (or was let go), at most `timeout`

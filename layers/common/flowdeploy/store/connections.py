@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pynamodb.exceptions import TransactWriteError
 from pynamodb.expressions.update import Action
-from pynamodb.transactions import TransactWrite
 
-from flowdeploy.store import runs, transactions
+from flowdeploy.store import applied, runs
 from flowdeploy.store.models import ConnectionItem, FlowRunItem, SubscriptionItem
 
 RUN, SIGN = "RUN#", "SIGN#"
@@ -47,33 +45,39 @@ def prove(
 
 
 def subscribe_run(connection: ConnectionItem, stream_id: int, run_id: str) -> bool:
-    """Subscribe the connection's stream to the run's events, and count it on the run, in one
-    transaction; False (and nothing written) if the run is final, or gone."""
-    connection_id = connection_id_of(connection)
-    subscription = SubscriptionItem(
-        f"{RUN}{run_id}",
-        f"{connection_id}#{stream_id}",
-        connection_id=connection_id,
-        stream_id=stream_id,
-        remove_at=int(connection.remove_at),
+    """Count a new subscriber on the run, then subscribe the connection's stream to the run's
+    events; False (nothing written) if the run is final or gone: its worker looks for
+    subscribers no more.
+
+    The count comes first, so the worker never sends to a subscription it did not count (and
+    one that was refused is replayed instead, never sent twice); its item follows a moment
+    later, with the count it got (`ticket`), and the worker looks again until it has found as
+    many as it counted. Plain conditional writes, no transaction: many subscribers may join one
+    run at once, and a transaction on the run item would also make the worker's own writes to
+    it fail with a conflict."""
+    run = FlowRunItem(id=run_id)
+    counted = applied(
+        lambda: run.update(
+            actions=[FlowRunItem.watchers.add(1)],
+            condition=FlowRunItem.status.is_in(runs.QUEUED, runs.RUNNING),
+        )
     )
-    try:
-        with TransactWrite(connection=transactions()) as write:
-            write.save(subscription)
-            write.update(
-                FlowRunItem(id=run_id),
-                actions=[FlowRunItem.watchers.add(1)],
-                condition=FlowRunItem.status.is_in(runs.QUEUED, runs.RUNNING),
+    if not counted:
+        return False
+    connection_id = connection_id_of(connection)
+    _subscribe(
+        connection,
+        [
+            SubscriptionItem(
+                f"{RUN}{run_id}",
+                f"{connection_id}#{stream_id}",
+                connection_id=connection_id,
+                stream_id=stream_id,
+                ticket=int(run.watchers),
+                remove_at=int(connection.remove_at),
             )
-            write.update(
-                connection,
-                actions=[ConnectionItem.subscriptions.add({_ref(subscription)})],
-            )
-    except TransactWriteError as error:
-        reasons = [r.code for r in error.cancellation_reasons if r is not None]
-        if "ConditionalCheckFailed" in reasons:
-            return False
-        raise
+        ],
+    )
     return True
 
 
@@ -82,23 +86,26 @@ def subscribe_signatures(
 ) -> None:
     """Subscribe the connection's stream to the signature requests of these users' runs."""
     connection_id = connection_id_of(connection)
-    subscriptions = [
-        SubscriptionItem(
-            f"{SIGN}{user_id}",
-            f"{connection_id}#{stream_id}",
-            connection_id=connection_id,
-            stream_id=stream_id,
-            remove_at=int(connection.remove_at),
-        )
-        for user_id in sorted(user_ids)
-    ]
-    with TransactWrite(connection=transactions()) as write:
-        for subscription in subscriptions:
-            write.save(subscription)
-        write.update(
-            connection,
-            actions=[ConnectionItem.subscriptions.add({_ref(s) for s in subscriptions})],
-        )
+    _subscribe(
+        connection,
+        [
+            SubscriptionItem(
+                f"{SIGN}{user_id}",
+                f"{connection_id}#{stream_id}",
+                connection_id=connection_id,
+                stream_id=stream_id,
+                remove_at=int(connection.remove_at),
+            )
+            for user_id in sorted(user_ids)
+        ],
+    )
+
+
+def _subscribe(connection: ConnectionItem, subscriptions: list[SubscriptionItem]) -> None:
+    """Their keys on the connection first (what forgetting it removes), then the items."""
+    connection.update(actions=[ConnectionItem.subscriptions.add({_ref(s) for s in subscriptions})])
+    for subscription in subscriptions:  # one, or one per user the connection proved
+        subscription.save()
 
 
 def run_subscribers(run_id: str) -> list[SubscriptionItem]:

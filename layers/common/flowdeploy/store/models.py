@@ -479,4 +479,6 @@ class SubscriptionItem(Model):
     sk = UnicodeAttribute(range_key=True)
     connection_id = UnicodeAttribute()
     stream_id = NumberAttribute()
+    # A run's subscription: the run's `watchers` count that counted it (1, 2, …).
+    ticket = NumberAttribute(null=True)
     remove_at = NumberAttribute()
