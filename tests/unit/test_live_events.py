@@ -368,3 +368,21 @@ def test_the_run_waits_a_moment_for_a_counted_subscription_to_be_written(
 
     asyncio.run(finish())
     assert [frame["event"] for frame in posted("c1")] == ["FlowFinish"]
+
+
+def test_a_connection_holds_a_bounded_number_of_subscriptions(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowdeploy.live import sessions
+
+    monkeypatch.setattr(sessions, "MAX_SUBSCRIPTIONS", 2)
+    api, owner = Api(), new_user()
+    run = started_run(api, owner, *chain(2))
+    api.ws("c1", {"id": 1, "method": "Authenticate", "params": {"token": token_for(owner)}})
+    subscribe = {"method": "SubscribeFlowRunEvents", "params": {"flow_run_id": run["flow_run_id"]}}
+    for request_id in (2, 3, 4):
+        api.ws("c1", {"id": request_id, **subscribe})
+    api.ws("c1", {"id": 5, "method": "SubscribeSignatureRequests", "params": {}})
+    replies = [m for m in posted("c1") if "id" in m]
+    assert [("Ok" in m) for m in replies] == [True, True, True, False, False]
+    assert replies[-1]["Err"].startswith("this connection has 2 subscriptions")

@@ -22,7 +22,7 @@ from flowdeploy.auth import (
     run_id_of_token,
     verify_access_token,
 )
-from flowdeploy.errors import ApiError, NotFound, Unauthorized
+from flowdeploy.errors import ApiError, BadRequest, NotFound, Unauthorized
 from flowdeploy.ids import parse_uuid
 from flowdeploy.live import protocol
 from flowdeploy.live.events import FLOW_FINISH
@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 # kept a little longer, for a `$disconnect` that never came.
 CONNECTION_SECONDS = 2 * 3600
 KEEP_SECONDS = CONNECTION_SECONDS + 600
+# Each subscription multiplies what a run posts: one connection holds at most this many.
+MAX_SUBSCRIPTIONS = 100
 
 Send = Callable[[str], bool]
 """Sends one message to the connection; False if the connection is gone."""
@@ -81,6 +83,14 @@ def answer(
         send(protocol.err(request.id, "internal error; please retry"))
 
 
+def _below_limit(connection: ConnectionItem) -> None:
+    if len(connection.subscriptions or ()) >= MAX_SUBSCRIPTIONS:
+        raise BadRequest(
+            f"this connection has {MAX_SUBSCRIPTIONS} subscriptions, the most it may have: "
+            "open another connection"
+        )
+
+
 def _remove_at(connected_at: float) -> int:
     return int(connected_at) + KEEP_SECONDS
 
@@ -117,6 +127,7 @@ class _Session:
             self.connection_id, self.remove_at, user_id=user_id, run_id=run_token, new_stream=True
         )
         run = self._readable(connection, params.flow_run_id)
+        _below_limit(connection)
         stream_id = int(connection.streams)
         self.send(protocol.ok(request_id, {"stream_id": stream_id}))
         if run.status not in run_store.FINAL:
@@ -137,6 +148,7 @@ class _Session:
             raise Unauthorized(
                 "unauthorized: Authenticate with an API key or an access token first"
             )
+        _below_limit(connection)
         stream_id = int(connection.streams)
         connections.subscribe_signatures(connection, stream_id, users)
         return stream_id
