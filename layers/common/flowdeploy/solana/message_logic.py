@@ -219,13 +219,13 @@ def _allowed_wallet_addition(
     if _allowed_compute_budget(modified, ix):
         return True
     program = _program(modified, ix)
-    if program in MEMO_PROGRAMS and (program, bytes(ix.data)) in _memos(original):
-        return False
+    own_memo = program in MEMO_PROGRAMS and (program, bytes(ix.data)) in _memos(original)
     signers = set(original.account_keys[: original.header.num_required_signatures])
     accounts = _accounts(modified, ix)
-    if any(not isinstance(a.identity, Pubkey) for a in accounts):
-        return False
-    if any(a.is_signer and a.identity not in signers for a in accounts):
+    if own_memo or any(
+        not isinstance(a.identity, Pubkey) or (a.is_signer and a.identity not in signers)
+        for a in accounts
+    ):
         return False
     if program in MEMO_PROGRAMS:
         static = set(original.account_keys)
