@@ -121,6 +121,10 @@ def submit(request_id: int, signature_text: str, new_msg_text: str | None = None
     signature = _verified(item, signature_text, new_message or message)
     stored_message = base64.b64encode(new_message).decode() if new_message else None
     if not store.answer(request_id, signature, stored_message, now):
+        # Taken in between (another answer, or the transaction found on chain): say which.
+        current = store.get(request_id)
+        if current is not None:
+            _require_open(current, time.time())
         raise Conflict(f"signature request {request_id} is no longer pending")
 
 
@@ -138,6 +142,11 @@ def submit_for_run(run: FlowRunItem, params: RunSignatureParams) -> int:
 def _require_open(item: SignatureRequestItem, now: float) -> None:
     if item.signature:
         raise Conflict(f"signature request {item.id} was already answered")
+    if item.landed_signature:
+        raise Conflict(
+            f"signature request {item.id} is no longer pending: the wallet sent the "
+            f"transaction itself, {item.landed_signature} landed and the run went on with it"
+        )
     if item.closed:
         raise Conflict(f"signature request {item.id} is no longer pending: its run stopped waiting")
     if now >= float(item.expires_at):
@@ -236,6 +245,12 @@ def answer_of(request_id: int) -> tuple[str, bytes | None] | None:
         return None
     new_message = base64.b64decode(item.new_message) if item.new_message else None
     return item.signature, new_message
+
+
+def settle_on_chain(request_id: int, landed_signature: str) -> bool:
+    """The request's transaction landed, sent by the signer's wallet: close the request
+    unless an answer came first (True if the chain won; a later answer is then a 409)."""
+    return store.settle_on_chain(request_id, landed_signature)
 
 
 def close_request(run_id: str, request_id: int) -> None:

@@ -75,12 +75,13 @@ async def _send(
     from flowdeploy.solana.session import SolanaFailure, TransactionReturned
 
     try:
-        signature = await session.execute(instructions, [signer], ctx.remaining_seconds)
+        signature = await session.execute(
+            instructions, [signer], ctx.remaining_seconds, lambda line: ctx.log("info", line)
+        )
     except TransactionReturned as returned:
         raise ReturnTransaction(returned.transaction, returned.simulation) from None
     except SolanaFailure as failure:
         raise NodeError(str(failure)) from None
-    ctx.log("info", f"transaction {signature} confirmed")
     return IValue(B64, bytes(signature))
 
 
