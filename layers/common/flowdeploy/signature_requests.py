@@ -145,7 +145,8 @@ def request_transaction(item: SignatureRequestItem) -> str:
 
 def submit(request_id: int, signature_text: str, new_msg_text: str | None = None) -> None:
     """Answer request `request_id`: 404 unknown, 400 if the signature does not verify or the
-    new message changes the transaction, 409 once answered, expired or given up."""
+    new message changes the transaction, 409 once answered, expired, given up or sent by
+    the wallet itself (found on chain)."""
     item = store.get(request_id)
     if item is None:
         raise NotFound(f"signature request not found: {request_id}")
