@@ -151,7 +151,12 @@ class ReferenceWatch:
             signature = self._verified(found)
             if signature is not None:
                 return signature
-        if height is not None and self.horizon is not None and height > self.horizon:
+        if (
+            height is not None
+            and self.horizon is not None
+            and height > self.horizon
+            and self._pending is None  # one it saw but could not read yet: keep at it
+        ):
             self._past_horizon = True
         return None
 
