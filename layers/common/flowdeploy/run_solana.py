@@ -65,17 +65,22 @@ class OwnerWallets:
     def __init__(self, user_id: str) -> None:
         self.user_id = user_id
 
-    def keypair(self, wallet_id: str) -> Keypair:
+    def open(self, wallet_id: str) -> tuple[Pubkey, Keypair | None]:
         wallet = wallets.get_wallet(self.user_id, wallet_id)
         if wallet is None:
             raise SolanaFailure(
                 f"wallet {wallet_id} does not exist (any more) for the deployment's owner"
             )
-        return self._decrypt(wallet)
+        if not wallet.has_secret:  # its holder signs through a signature request
+            return Pubkey.from_string(wallet.pubkey), None
+        keypair = self._decrypt(wallet)
+        return keypair.pubkey(), keypair
 
     def keypair_for_pubkey(self, pubkey: Pubkey) -> Keypair | None:
         wallet = wallets.wallet_for_pubkey(self.user_id, str(pubkey))
-        return None if wallet is None else self._decrypt(wallet)
+        if wallet is None or not wallet.has_secret:
+            return None
+        return self._decrypt(wallet)
 
     def _decrypt(self, wallet: wallets.Wallet) -> Keypair:
         try:

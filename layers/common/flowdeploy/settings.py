@@ -29,6 +29,7 @@ class Settings:
     run_records_table: str
     api_keys_table: str
     wallets_table: str
+    kv_store_table: str
     idempotency_table: str
     flow_run_queue_url: str
     # The KMS key that encrypts server-held wallets' secret keys (id, ARN or alias).
@@ -54,6 +55,10 @@ class Settings:
     signature_request_timeout_seconds: float
     # Each Solana JSON-RPC call's time limit (retried calls get it each).
     solana_rpc_timeout_seconds: float
+    # The API's base URL: api_input nodes publish `<api_url>/flow/submit/<key>`.
+    api_url: str
+    # How deep nested flows may go at run time (a flow calling itself counts each level).
+    flow_max_nesting: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -65,6 +70,7 @@ class Settings:
             run_records_table=env.get("RUN_RECORDS_TABLE", "RunRecordsTable"),
             api_keys_table=env.get("API_KEYS_TABLE", "ApiKeysTable"),
             wallets_table=env.get("WALLETS_TABLE", "WalletsTable"),
+            kv_store_table=env.get("KV_STORE_TABLE", "KvStoreTable"),
             idempotency_table=env.get("IDEMPOTENCY_TABLE", "IdempotencyTable"),
             flow_run_queue_url=env.get("FLOW_RUN_QUEUE_URL", ""),
             wallet_key_id=env.get("WALLET_KEY_ID", LOCAL_WALLET_KEY_ALIAS),
@@ -86,6 +92,8 @@ class Settings:
                 env.get("SIGNATURE_REQUEST_TIMEOUT_SECONDS", "60")
             ),
             solana_rpc_timeout_seconds=float(env.get("SOLANA_RPC_TIMEOUT_SECONDS", "10")),
+            api_url=env.get("API_URL", "http://127.0.0.1:3000").rstrip("/"),
+            flow_max_nesting=int(env.get("FLOW_MAX_NESTING", "16")),
         )
 
     @property

@@ -56,6 +56,13 @@ class Wallet:
     name: str
     pubkey: str
     created_at: str
+    # False for a public-key-only wallet: the server cannot sign for it.
+    has_secret: bool = True
+
+    @property
+    def type(self) -> str:
+        """Upstream's wallet types: HARDCODED (the server holds the key) or ADAPTER."""
+        return "HARDCODED" if self.has_secret else "ADAPTER"
 
     def row(self) -> dict[str, str]:
         """The JSON shape of the API."""
@@ -63,6 +70,7 @@ class Wallet:
             "id": self.id,
             "name": self.name,
             "pubkey": self.pubkey,
+            "type": self.type,
             "created_at": self.created_at,
         }
 
@@ -74,6 +82,7 @@ def _wallet(item: WalletItem) -> Wallet:
         name=item.name,
         pubkey=item.pubkey,
         created_at=item.created_at,
+        has_secret=item.encrypted_secret is not None,
     )
 
 
@@ -155,6 +164,21 @@ def create_wallet(user_id: str, body: object) -> Wallet:
     return _wallet(item)
 
 
+def add_public_key(user_id: str, name: str, pubkey: str) -> Wallet:
+    """A wallet the server cannot sign for (upstream's ADAPTER): its public key only.
+    The key's holder signs through signature requests. 409 if the user already has it."""
+    if not base58.is_pubkey(pubkey):
+        raise BadRequest(f"public key: not a base58 public key: {pubkey[:60]!r}")
+    if store.by_pubkey(user_id, pubkey) is not None:
+        raise Conflict(f"you already have a wallet with public key {pubkey}")
+    item = WalletItem(
+        user_id, new_id(), name=name[:100] or pubkey, pubkey=pubkey, created_at=timestamp()
+    )
+    if not store.insert(item):
+        raise Conflict(f"you already have a wallet with public key {pubkey}")
+    return _wallet(item)
+
+
 def list_wallets(user_id: str) -> list[Wallet]:
     """The user's wallets, oldest first."""
     return [_wallet(item) for item in store.of_user(user_id)]
@@ -188,6 +212,10 @@ def signing_keypair(wallet: Wallet) -> Keypair:
     item = store.get(wallet.user_id, wallet.id)
     if item is None:
         raise WalletUnavailable(wallet.id, f"wallet {wallet.pubkey} ({wallet.id}) was deleted")
+    if item.encrypted_secret is None:
+        raise WalletUnavailable(
+            wallet.id, f"wallet {wallet.pubkey} ({wallet.id}) holds a public key only"
+        )
     try:
         secret = wallet_key.decrypt(item.encrypted_secret, _context(item.user_id, item.id))
     except wallet_key.KeyUnavailable as error:

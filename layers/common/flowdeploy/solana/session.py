@@ -61,7 +61,9 @@ class SignatureBroker(Protocol):
 class WalletAccess(Protocol):
     """The deployment owner's server wallets."""
 
-    def keypair(self, wallet_id: str) -> Keypair: ...
+    def open(self, wallet_id: str) -> tuple[Pubkey, Keypair | None]:
+        """The wallet's public key, and its keypair when the server holds the secret."""
+        ...
 
     def keypair_for_pubkey(self, pubkey: Pubkey) -> Keypair | None: ...
 
@@ -101,9 +103,10 @@ class SolanaSession:
         return keypair.pubkey()
 
     async def load_wallet(self, wallet_id: str) -> Pubkey:
-        """Decrypt the owner's wallet `wallet_id` for this run; its public key."""
-        keypair = await asyncio.to_thread(self.wallets.keypair, wallet_id)
-        return self.hold(keypair)
+        """The owner's wallet `wallet_id`: its public key; the run can sign for it when the
+        server holds its secret (decrypted here), else its holder is asked."""
+        pubkey, keypair = await asyncio.to_thread(self.wallets.open, wallet_id)
+        return self.hold(keypair) if keypair is not None else pubkey
 
     async def balance(self, pubkey: Pubkey) -> int:
         return await self._rpc(self.rpc.balance, pubkey)
