@@ -124,6 +124,11 @@ class FlowBody(BaseModel):
         default_factory=dict
     )
 
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _no_environment(cls, value: Any) -> Any:
+        return {} if value is None else value  # upstream reads a null environment as empty
+
     @field_validator("nodes")
     @classmethod
     def _unique_node_ids(cls, nodes: list[Node]) -> list[Node]:

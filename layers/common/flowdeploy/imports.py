@@ -109,6 +109,7 @@ class _Flow:
     existing: int | None = None  # the flow an earlier import made
     problem: str | None = None
     missing: list[str] = field(default_factory=list)
+    callees: set[str] = field(default_factory=set)  # refs of the flows it calls, as exported
 
 
 def _table(data: ExportedUserData, name: str) -> list[frames.Row]:
@@ -307,6 +308,8 @@ def _import_flows(
         by_ref[flow.source_id] = flow
         if flow.uuid:
             by_ref[flow.uuid] = flow
+        if flow.problem is None:
+            flow.callees = _calls(flow)
     _check_commands(flows, report["missing_commands"])
     _skip_callers_of_skipped(flows, by_ref)
     # Ids first (nested flows refer to each other), then rewrite, check and store.
@@ -360,7 +363,7 @@ def _skip_callers_of_skipped(flows: list[_Flow], by_ref: Mapping[str, _Flow]) ->
 
 
 def _callee_problem(flow: _Flow, by_ref: Mapping[str, _Flow]) -> str | None:
-    for ref in sorted(_calls(flow)):
+    for ref in sorted(flow.callees):
         callee = by_ref.get(ref)
         if callee is None:
             return f"calls flow {ref}, which is not in the export"

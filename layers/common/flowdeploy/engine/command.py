@@ -53,7 +53,7 @@ __all__ = [
     "dynamic_port",
     "register",
 ]
-from flowdeploy.values import IValue, IValueError
+from flowdeploy.values import NULL, IValue, IValueError
 
 if TYPE_CHECKING:
     from flowdeploy.engine.graph import FlowGraph
@@ -267,10 +267,20 @@ class Command:
     def check(self, graph: FlowGraph, node_id: str) -> None:
         """Whole-flow checks a command needs (e.g. unique output labels); raise ConfigError."""
 
-    def get(self, inputs: Mapping[str, IValue], port: str, default: Any = None) -> Any:
-        """inputs[port] through the port's declared rule; `default` when it has no value.
-        A value the rule refuses is a NodeError naming the port."""
+    def given(self, inputs: Mapping[str, IValue], port: str) -> IValue | None:
+        """inputs[port], or None when it has no value. Null on an optional input counts as no
+        value, as upstream reads it (an `Option` is None for null)."""
         value = inputs.get(port)
+        if value is not None and value.tag == NULL:
+            found = self.input_port(port)
+            if found is not None and not found.required:
+                return None
+        return value
+
+    def get(self, inputs: Mapping[str, IValue], port: str, default: Any = None) -> Any:
+        """The input through its port's declared rule; `default` when it has no value (see
+        `given`). A value the rule refuses is a NodeError naming the port."""
+        value = self.given(inputs, port)
         if value is None:
             return default
         found = self.input_port(port)

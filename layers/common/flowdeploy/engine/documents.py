@@ -79,7 +79,7 @@ def document_format(document: Mapping[str, Any]) -> str:
     declaring: list[str] = []
     plain: list[str] = []
     for node in document.get("nodes") or []:
-        if not isinstance(node, Mapping):
+        if not isinstance(node, Mapping) or node.get("type") == MOCK:
             continue
         (declaring if _port_lists(_data(node)) is not None else plain).append(str(node.get("id")))
     if declaring and plain:

@@ -118,6 +118,7 @@ class Run:
         self.graphs = graphs
         self.services = services or RunServices()
         self.max_depth = max_depth
+        self.too_deep: str | None = None
         self.recorder = recorder
         self.deadline_seconds = deadline_seconds
         self.http_allow_private = http_allow_private
@@ -494,10 +495,11 @@ class _Execution:
     ) -> dict[str, IValue]:
         limit = self.run_.max_depth
         if self.depth + 1 > limit:
-            raise NodeError(
+            self.run_.too_deep = (
                 f"nested flows go deeper than the nesting limit of {limit} levels: "
                 f"{_chain_text((*self.chain, flow_id))}"
             )
+            raise NodeError(self.run_.too_deep)
         graph = self.run_.graphs.get(flow_id)
         if graph is None:
             raise NodeError(f"flow {flow_id} is not in this deployment")
@@ -514,6 +516,8 @@ class _Execution:
         try:
             return await child.run()
         except ExecutionFailed as error:
+            if self.run_.too_deep is not None:  # said once, not once per level
+                raise NodeError(self.run_.too_deep) from None
             raise NodeError(f"flow {flow_id}: {error}") from None
 
 

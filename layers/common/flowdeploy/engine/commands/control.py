@@ -190,7 +190,7 @@ class ApiInput(Command):
             timeout=min(wait if wait is not None else ctx.remaining_seconds, ctx.remaining_seconds),
             webhook_url=self.get(inputs, "webhook_url"),
             webhook_headers=self.get(inputs, "webhook_headers", {}),
-            extra=inputs.get("extra"),
+            extra=self.given(inputs, "extra"),
         )
         try:
             value = await broker.wait(request)

@@ -78,8 +78,9 @@ class ReadItem(Command):
         found = await _store(ctx).read_item(self.get(inputs, "store"), self.get(inputs, "key"))
         if found is not None:
             return {"value": found, "found": IValue(BOOL, True)}
-        if "default" in inputs:
-            return {"value": inputs["default"], "found": IValue(BOOL, False)}
+        default = self.given(inputs, "default")
+        if default is not None:
+            return {"value": default, "found": IValue(BOOL, False)}
         raise NodeError("not found")
 
 

@@ -315,9 +315,9 @@ class SpaceOperatorBranch(Command):
 
     async def run(self, ctx: NodeContext, inputs: dict[str, IValue]) -> dict[str, IValue]:
         value = inputs["value"]
-        field = inputs.get("field")
+        field = self.given(inputs, "field")
         path = convert_input(inputs, "field", to_string) if field is not None else None
         holds = evaluate(
-            _field(value, path), self.get(inputs, "operator"), inputs.get("compare_to")
+            _field(value, path), self.get(inputs, "operator"), self.given(inputs, "compare_to")
         )
         return {"output" if holds else "rejected": value}

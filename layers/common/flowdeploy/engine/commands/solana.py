@@ -307,7 +307,7 @@ class SpaceOperatorWallet(Command):
         from flowdeploy.solana.session import SolanaFailure
 
         session = _session(ctx)
-        if "wallet" in inputs:
+        if self.given(inputs, "wallet") is not None:
             pubkey = convert_input(inputs, "wallet", lambda value: signer_of(value, session))
         else:
             try:
@@ -356,7 +356,7 @@ class SpaceOperatorGenerateKeypair(Command):
         from solders.keypair import Keypair
 
         session = _session(ctx)
-        given = inputs.get("private_key")
+        given = self.given(inputs, "private_key")
         if given is not None and given.tag != B64:
             pubkey = convert_input(inputs, "private_key", pubkey_of)
             key = IValue(B32, bytes(pubkey))
@@ -366,10 +366,12 @@ class SpaceOperatorGenerateKeypair(Command):
             pubkey = convert_input(inputs, "private_key", lambda value: signer_of(value, session))
             await self._check_new(ctx, session, inputs, pubkey)
             return {"pubkey": IValue(B32, bytes(pubkey)), "keypair": given}
-        if "seed" in inputs:
+        if self.given(inputs, "seed") is not None:
             phrase = convert_input(inputs, "seed", to_string)
             passphrase = (
-                convert_input(inputs, "passphrase", to_string) if "passphrase" in inputs else ""
+                convert_input(inputs, "passphrase", to_string)
+                if self.given(inputs, "passphrase")
+                else ""
             )
             keypair = _seed_keypair(phrase, passphrase)
         else:
@@ -421,7 +423,7 @@ class SpaceOperatorTransferSol(Command):
         sender = convert_input(inputs, "sender", lambda value: signer_of(value, session))
         recipient = convert_input(inputs, "recipient", pubkey_of)
         signers = [sender]
-        if "fee_payer" in inputs:
+        if self.given(inputs, "fee_payer") is not None:
             payer = convert_input(inputs, "fee_payer", lambda value: signer_of(value, session))
             if payer != sender:
                 signers.insert(0, payer)

@@ -235,8 +235,9 @@ class UpstreamHttpRequest(Command):
             token = base64.b64encode(f"{user}:{password}".encode()).decode()
             headers["Authorization"] = f"Basic {token}"
         body = None
-        if "body" in inputs:
-            body = json.dumps(to_plain(inputs["body"]), separators=(",", ":")).encode()
+        sent = self.given(inputs, "body")
+        if sent is not None:
+            body = json.dumps(to_plain(sent), separators=(",", ":")).encode()
             headers.setdefault("Content-Type", "application/json")
         form = self.get(inputs, "form")
         if form is not None:
