@@ -197,7 +197,8 @@ def _config_integer(node: dict[str, Any], key: str) -> int | None:
 def command_of(node: dict[str, Any]) -> str:
     """A node's command name; Space Operator's scoped names (`@spo/std.wallet.0.1`) are
     read as the name they scope."""
-    name = node.get("data", {}).get("node_id")
+    data = node.get("data") if isinstance(node, dict) else None
+    name = data.get("node_id") if isinstance(data, dict) else None
     return unscoped(name) if isinstance(name, str) else ""
 
 

@@ -28,7 +28,6 @@ from flowdeploy import frames, wallets
 from flowdeploy.errors import ApiError, BadRequest, PayloadTooLarge
 from flowdeploy.flows import CLUSTERS, SERVICE_COLUMNS, UPSTREAM_COLUMNS, FlowBody, command_of
 from flowdeploy.store import flows as flow_store
-from flowdeploy.upstream_names import unscoped
 
 # ExportedUserData's tables.
 TABLES = (
@@ -128,6 +127,8 @@ def _cell(name: str, text: str | None) -> Any:
             return json.loads(text)
         except json.JSONDecodeError as error:
             raise ValueError(f"column {name} is not JSON: {error.msg}") from None
+        except RecursionError:
+            raise ValueError(f"column {name} is nested too deeply") from None
     if name in BOOL_COLUMNS:
         return text in {"t", "true", "True"}
     if name in INT_COLUMNS and text.isdigit():
@@ -249,8 +250,8 @@ def _rewrite(
     flow: _Flow, flow_ids: Mapping[str, int | None], wallet_ids: Mapping[str, str]
 ) -> None:
     """Point the flow's nested-flow and wallet nodes at this service's ids."""
-    for node in flow.row.get("nodes") or []:
-        data = node.get("data") if isinstance(node, dict) else None
+    for node in _nodes_of(flow):
+        data = node.get("data")
         if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
             continue
         command, config = command_of(node), data["config"]
@@ -281,20 +282,26 @@ def _missing_commands(flow: _Flow) -> list[str]:
         return []
     known = REGISTRIES[SPACE_OPERATOR] if document_format(flow.row) == SPACE_OPERATOR else None
     found = []
-    for node in flow.row.get("nodes") or []:
-        if not isinstance(node, dict) or node.get("type") == "mock":
+    for node in _nodes_of(flow):
+        if node.get("type") == "mock":
             continue
-        name = node.get("data", {}).get("node_id")
-        if isinstance(name, str) and known is not None and unscoped(name) not in known:
-            found.append(unscoped(name))
+        name = command_of(node)
+        if name and known is not None and name not in known:
+            found.append(name)
     return sorted(set(found))
+
+
+def _nodes_of(flow: _Flow) -> list[dict[str, Any]]:
+    nodes = flow.row.get("nodes")
+    return [node for node in nodes if isinstance(node, dict)] if isinstance(nodes, list) else []
 
 
 def _calls(flow: _Flow) -> set[str]:
     refs = set()
-    for node in flow.row.get("nodes") or []:
-        if isinstance(node, dict) and command_of(node) in {"interflow", "interflow_instructions"}:
-            ref = _config_ref(node.get("data", {}).get("config") or {}, "flow_id")
+    for node in _nodes_of(flow):
+        if command_of(node) in {"interflow", "interflow_instructions"}:
+            config = node["data"].get("config")
+            ref = _config_ref(config, "flow_id") if isinstance(config, dict) else None
             if ref is not None:
                 refs.add(ref)
     return refs

@@ -67,24 +67,33 @@ class Arithmetic(Command):
 
 @register
 class Add(Arithmetic):
+    """`result` = `a` + `b`, in decimals (28 digits; any numeric tag or numeric text)."""
+
     name = "add"
     op = operator.add
 
 
 @register
 class Sub(Arithmetic):
+    """`result` = `a` - `b`, in decimals (28 digits; any numeric tag or numeric text)."""
+
     name = "sub"
     op = operator.sub
 
 
 @register
 class Mul(Arithmetic):
+    """`result` = `a` * `b`, in decimals (28 digits; any numeric tag or numeric text)."""
+
     name = "mul"
     op = operator.mul
 
 
 @register
 class Div(Arithmetic):
+    """`result` = `a` / `b`, in decimals (28 digits; any numeric tag or numeric text); a
+    division by zero is a node error."""
+
     name = "div"
     op = operator.truediv
 
