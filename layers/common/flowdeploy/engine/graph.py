@@ -50,6 +50,10 @@ class GraphNode:
     passthrough: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
+    # downstream of a foreach: it may run more than once
+    in_loop: bool = False
+    # input ports fed from inside a loop (their values queue up, one per element)
+    looped_ports: frozenset[str] = frozenset()
 
     @property
     def label(self) -> str:
@@ -102,6 +106,7 @@ class FlowGraph:
             except ConfigError as error:
                 raise FlowInvalid(f"{node.label}: {error}") from None
         _reject_cycles(nodes)
+        _mark_loops(nodes)
         return graph
 
 
@@ -218,6 +223,25 @@ def _finish(node: GraphNode) -> None:
         )
     node.sources = tuple({source for source, _ in node.incoming.values()})
     node.targets = tuple({target for _, target, _ in node.outgoing})
+
+
+def _mark_loops(nodes: dict[str, GraphNode]) -> None:
+    pending = [
+        target for node in nodes.values() if node.command.splits_arrays for target in node.targets
+    ]
+    while pending:
+        node = nodes[pending.pop()]
+        if not node.in_loop:
+            node.in_loop = True
+            pending.extend(node.targets)
+    for node in nodes.values():
+        looped = {
+            port
+            for port, (source, _) in node.incoming.items()
+            if nodes[source].in_loop or nodes[source].command.splits_arrays
+        }
+        if looped:
+            node.looped_ports = frozenset(looped)
 
 
 def _reject_cycles(nodes: dict[str, GraphNode]) -> None:

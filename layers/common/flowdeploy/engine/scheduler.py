@@ -223,10 +223,14 @@ class _Execution:
         self.collector = collector
         self.failure: str | None = None
         self._produced: dict[str, list[tuple[int, IValue]]] = {}
+        # Values on inputs from outside loops (None: the source did not produce one), and
+        # queues on inputs fed from inside a loop.
+        self._values: dict[str, dict[str, IValue | None]] = {}
         self._queues: dict[str, dict[str, deque[Item]]] = {}
         self._ran: dict[str, int] = {}
         self._running: dict[str, int] = {}
         self._finished: set[str] = set()
+        self._unfinished_sources: dict[str, int] = {}  # per node, when not all of them
         self._tasks: dict[asyncio.Task[None], str] = {}
         self._done = asyncio.Event()
 
@@ -283,6 +287,7 @@ class _Execution:
         ready, or leave a node waiting for ever)."""
         nodes = self.graph.nodes
         finished = self._finished
+        unfinished = self._unfinished_sources
         pending = node_ids
         while pending and self.failure is None:
             node_id = pending.pop()
@@ -290,31 +295,38 @@ class _Execution:
                 continue
             node = nodes[node_id]
             self._try_start(node)
-            if self._running.get(node_id) or not all(s in finished for s in node.sources):
+            if self._running.get(node_id) or unfinished.get(node_id, len(node.sources)):
                 continue
             finished.add(node_id)
-            if self._ran.get(node_id):
-                self._queues.pop(node_id, None)  # kept for not-run nodes, to say why
+            if self._ran.get(node_id):  # kept for not-run nodes, to say why
+                self._values.pop(node_id, None)
+                self._queues.pop(node_id, None)
+            for target in node.targets:
+                unfinished[target] = unfinished.get(target, len(nodes[target].sources)) - 1
             pending.extend(node.targets)
 
     def _ready(self, node: GraphNode) -> bool:
         ran = self._ran.get(node.id, 0)
+        if ran and not node.in_loop:
+            return False  # outside loops a node runs once
         if node.command.gathers:
-            return not ran and all(source in self._finished for source in node.sources)
-        if not node.incoming:
-            return not ran
-        queues = self._queues.get(node.id)
+            return not ran and not self._unfinished_sources.get(node.id, len(node.sources))
+        values = self._values.get(node.id)
+        queues = self._queues.get(node.id) if node.looped_ports else None
         looped = False
         for port, (source, _) in node.incoming.items():
             queue = queues.get(port) if queues else None
             if queue:
-                value, tracker = queue[0]
-                if value is None and port not in node.optional:
-                    return False
-                if tracker:
-                    looped = True
-            elif port not in node.optional or source not in self._finished:
-                return False
+                found: IValue | None = queue[0][0]
+                looped = True
+            elif values and port in values:
+                found = values[port]
+            elif port in node.optional and source in self._finished:
+                continue  # it will never get one: the node goes without
+            else:
+                return False  # not yet
+            if found is None and port not in node.optional:
+                return False  # its source produced nothing there: never
         return not ran or looped
 
     def _try_start(self, node: GraphNode) -> None:
@@ -335,20 +347,19 @@ class _Execution:
                 return  # outside a loop a node runs once; only a new delivery can change that
 
     def _take(self, node: GraphNode) -> tuple[dict[str, IValue], Tracker]:
-        """The front item of each input; looped items are used up, others stay for reuse."""
-        inputs: dict[str, IValue] = {}
+        """Each input's value: a value from outside a loop stays for the next run, a looped
+        one is used up (the front of its queue)."""
+        values = self._values.get(node.id)
+        inputs = {k: v for k, v in values.items() if v is not None} if values else {}
         tracker: Tracker = NO_LOOP
-        queues = self._queues.get(node.id)
+        queues = self._queues.get(node.id) if node.looped_ports else None
         if queues:
             for port, queue in queues.items():
-                if not queue:
-                    continue
-                value, item_tracker = queue[0]
-                if item_tracker:
-                    queue.popleft()
+                if queue:
+                    value, item_tracker = queue.popleft()
                     tracker = _zip(tracker, item_tracker)
-                if value is not None:
-                    inputs[port] = value
+                    if value is not None:
+                        inputs[port] = value
         return inputs, tracker
 
     def _gather(self, node: GraphNode) -> tuple[dict[str, IValue], Tracker]:
@@ -357,22 +368,27 @@ class _Execution:
             items = sorted(queue, key=lambda item: tuple(index for _, index in item[1]))
             queue.clear()
             inputs[port] = IValue(ARRAY, [value for value, _ in items if value is not None])
+        for port, value in (self._values.get(node.id) or {}).items():
+            inputs[port] = IValue(ARRAY, [value] if value is not None else [])
         return inputs, NO_LOOP
 
     def _deliver(self, node: GraphNode, outputs: dict[str, IValue], tracker: Tracker) -> None:
-        split = node.command.splits_arrays
-        all_queues = self._queues
+        nodes = self.graph.nodes
         for port, target, target_port in node.outgoing:
-            value = outputs.get(port)
-            queues = all_queues.get(target)
+            value = outputs.get(port)  # None: an optional output it did not produce
+            if target_port not in nodes[target].looped_ports:
+                values = self._values.get(target)
+                if values is None:
+                    values = self._values[target] = {}
+                values[target_port] = value
+                continue
+            queues = self._queues.get(target)
             if queues is None:
-                queues = all_queues[target] = {}
+                queues = self._queues[target] = {}
             queue = queues.get(target_port)
             if queue is None:
                 queue = queues[target_port] = deque()
-            if value is None:
-                queue.append((None, tracker))  # an optional output it did not produce
-            elif split and value.tag == ARRAY and isinstance(value.value, list):
+            if value is not None and node.command.splits_arrays and isinstance(value.value, list):
                 key = self.prefix + node.id
                 queue.extend(
                     (element, (*tracker, (key, index))) for index, element in enumerate(value.value)
@@ -447,14 +463,15 @@ class _Execution:
                 self._record(node, NODE_SKIPPED, None, None, self._why_not_run(node), None, 0)
 
     def _why_not_run(self, node: GraphNode) -> str:
+        values = self._values.get(node.id) or {}
         queues = self._queues.get(node.id) or {}
         for port, (source, out_port) in node.incoming.items():
             if port in node.optional:
                 continue
             queue = queues.get(port)
-            if queue and queue[0][0] is not None:
+            if values.get(port) is not None or (queue and queue[0][0] is not None):
                 continue
-            if not queue and not self._ran.get(source):
+            if port not in values and not queue and not self._ran.get(source):
                 return f"{source} was skipped"
             return f"no value on {source}.{out_port}"
         return "it got no values"
