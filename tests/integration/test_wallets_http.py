@@ -43,7 +43,7 @@ def test_a_wallets_life_over_http(client: Client, stack: Stack) -> None:
     )
     assert imported.status_code == 201, imported.text
     assert imported.json()["pubkey"] == str(keypair.pubkey())
-    assert set(imported.json()) == {"id", "name", "pubkey", "type", "created_at"}
+    assert set(imported.json()) == {"id", "name", "pubkey", "created_at"}
 
     listed = client.request("GET", "/wallet", user=user)
     assert listed.json() == [generated.json(), imported.json()]

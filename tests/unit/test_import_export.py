@@ -218,7 +218,7 @@ def test_a_keypair_that_is_not_the_wallets_key_is_refused(api: Api) -> None:
     reply = import_data(api, user, with_wallets(wallet_row(WALLET, other)))
     [wallet] = reply.body["wallets"]
     assert wallet["status"] == "skipped"
-    assert wallet["reason"] == "its keypair is not the keypair of its public key"
+    assert wallet["reason"] == "public_key is not the public key of keypair"
     assert api.call("GET", "/wallet", user=user).body == []
     skipped = {f["name"]: f.get("reason", "") for f in reply.body["flows"]}
     assert "which was not imported" in skipped["Simple Transfer"]

@@ -154,3 +154,19 @@ def test_a_run_uses_its_deployment_owners_stores(api: Api) -> None:
     again = start(api, owner, deployment, {})
     execute(api, again["flow_run_id"])
     assert read(api, again).body["error"].endswith("failed: store already exists")
+
+
+def test_a_read_may_read_items_but_change_nothing(user: str) -> None:
+    kv.create_store(user, "s", SMALL)
+    kv.write_item(user, "s", "k", '{"U":"1"}', SMALL)
+    reading = kvstore.OwnerStores(user, read_only=True)
+    assert asyncio.run(reading.read_item("s", "k")) == IValue("U", 1)
+    for change in (
+        reading.write_item("s", "k", S("v")),
+        reading.delete_item("s", "k"),
+        reading.create_store("t"),
+        reading.delete_store("s"),
+    ):
+        with pytest.raises(ServiceFailure, match=r"a read \(/deployment/read\) cannot change"):
+            asyncio.run(change)
+    assert kv.read_item(user, "s", "k") == '{"U":"1"}'

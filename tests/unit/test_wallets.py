@@ -21,7 +21,7 @@ from flowdeploy.store.models import WalletItem
 from tests.conftest import ROOT, new_user
 from tests.unit.api import Api
 
-FIELDS = {"id", "name", "pubkey", "type", "created_at"}
+FIELDS = {"id", "name", "pubkey", "created_at"}
 
 
 def exported(keypair: Keypair) -> str:

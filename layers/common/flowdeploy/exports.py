@@ -69,6 +69,11 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(", ", ": "), ensure_ascii=False)
 
 
+def _text(value: Any) -> str | None:
+    """A cell: None stays null; the keypair column is always empty (no secret leaves)."""
+    return None if value is None else str(value)
+
+
 def _flag(value: Any) -> str:
     return "t" if value else "f"
 
@@ -97,10 +102,8 @@ def export_user_data(user_id: str) -> dict[str, str]:
     ids = [int(item.id) for item in flow_store.of_user(user_id)]
     items = flow_store.get_many(ids)
     flows = [flow_store.flow_row(items[flow_id]) for flow_id in ids if flow_id in items]
-    wallet_lines = [
-        [w.id, w.created_at, w.type, None, w.pubkey, user_id, None, w.name, None, None, None]
-        for w in wallets.list_wallets(user_id)
-    ]
+    rows = [wallets.upstream_row(wallet) for wallet in wallets.list_wallets(user_id)]
+    wallet_lines = [[_text(row.get(column)) for column in WALLET_COLUMNS] for row in rows]
     metadata, kv_items = kvstore.exported(user_id)
     data = {"user_id": user_id}
     data.update({name: frames.write(columns, []) for name, columns in HEADERS.items()})

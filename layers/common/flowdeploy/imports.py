@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flowdeploy import frames, wallets
-from flowdeploy.errors import ApiError, BadRequest
+from flowdeploy.errors import ApiError, BadRequest, describe
 from flowdeploy.imported_flows import import_flows
 
 # ExportedUserData's tables.
@@ -104,37 +104,50 @@ def import_user_data(user_id: str, data: ExportedUserData) -> dict[str, Any]:
 def _import_wallets(
     user_id: str, rows: list[frames.Row], report: list[dict[str, Any]]
 ) -> dict[str, str]:
-    """Each wallet row in; source wallet id -> this service's wallet id."""
+    """Each wallet row in, through `POST /wallets/upsert`'s function; source wallet id ->
+    this service's wallet id."""
     held = {wallet.pubkey: wallet for wallet in wallets.list_wallets(user_id)}
     mapping: dict[str, str] = {}
     for row in rows:
         source_id = str(row.get("id") or "")
         pubkey = (row.get("public_key") or "").strip()
         keypair = (row.get("keypair") or "").strip()
-        name = (row.get("name") or row.get("description") or pubkey)[:100] or pubkey
         entry: dict[str, Any] = {"source_id": source_id, "public_key": pubkey}
         report.append(entry)
-        try:
-            wallet = held.get(pubkey)
-            if wallet is not None:
-                secret_note = " (its keypair in the export was not used)" if keypair else ""
-                entry.update(status="unchanged", reason=f"you already have it{secret_note}")
-            elif keypair:
-                wallet = wallets.create_wallet(user_id, {"name": name, "keypair": keypair})
-                if wallet.pubkey != pubkey:
-                    wallets.delete_wallet(user_id, wallet.id)
-                    raise BadRequest("its keypair is not the keypair of its public key")
-                entry.update(status="imported", keypair="encrypted with the wallet key (KMS)")
-            else:
-                wallet = wallets.add_public_key(user_id, name, pubkey)
-                entry.update(status="imported", keypair="none: its holder signs when asked")
-        except ApiError as error:
-            entry.update(status="skipped", reason=error.message)
-            continue
+        wallet = held.get(pubkey)
+        if wallet is not None and (wallet.holds_secret or not keypair):
+            entry.update(status="unchanged", reason="you already have it")
+        else:
+            try:
+                wallet = wallets.upsert_wallet(user_id, _upsert_body(row, pubkey, keypair))
+            except (ApiError, ValidationError) as error:
+                reason = error.message if isinstance(error, ApiError) else describe(error)
+                entry.update(status="skipped", reason=reason)
+                continue
+            entry.update(status="updated" if pubkey in held else "imported")
+            entry["keypair"] = (
+                "encrypted with the wallet key (KMS)"
+                if keypair
+                else "none: its holder signs when asked"
+            )
         held[pubkey] = wallet
-        entry.update(id=wallet.id, type=wallet.type)
+        kind = wallets.HARDCODED if wallet.holds_secret else wallets.ADAPTER
+        entry.update(id=wallet.id, type=kind)
         mapping[source_id] = wallet.id
     return mapping
+
+
+def _upsert_body(row: frames.Row, pubkey: str, keypair: str) -> wallets.UpsertWalletBody:
+    """The export's wallet row as `POST /wallets/upsert` takes it (its user is the caller)."""
+    fields = {
+        "public_key": pubkey or None,
+        "keypair": keypair or None,
+        "name": (row.get("name") or row.get("description") or pubkey)[:100],
+        "adapter": row.get("adapter"),
+        "description": row.get("description"),
+        "icon": row.get("icon"),
+    }
+    return wallets.UpsertWalletBody.model_validate({k: v for k, v in fields.items() if v})
 
 
 # -- key-value stores --------------------------------------------------------------------

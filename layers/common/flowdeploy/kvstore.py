@@ -48,10 +48,15 @@ _R = TypeVar("_R")
 class OwnerStores:
     """One user's stores, as a run's nodes use them (the engine's KeyValueStore)."""
 
-    def __init__(self, user_id: str) -> None:
+    def __init__(self, user_id: str, *, read_only: bool = False) -> None:
         self.user_id = user_id
+        # A read (`/deployment/read`) may read items but change nothing, as upstream's
+        # read-only runs refuse its "mutating" kv nodes.
+        self.read_only = read_only
 
     async def _call(self, operation: Callable[..., _R], *args: object) -> _R:
+        if self.read_only and operation is not store.read_item:
+            raise ServiceFailure("a read (/deployment/read) cannot change key-value stores")
         try:
             return await asyncio.to_thread(operation, self.user_id, *args)
         except KvFailure as failure:
@@ -68,6 +73,8 @@ class OwnerStores:
         return _value(await self._call(store.read_item, name, key))
 
     async def write_item(self, name: str, key: str, value: IValue) -> IValue | None:
+        if self.read_only:
+            raise ServiceFailure("a read (/deployment/read) cannot change key-value stores")
         try:
             text = _text(value)
         except KvFailure as failure:

@@ -94,6 +94,19 @@ async def execute_queued_run(
     return result.status
 
 
+async def execute_claimed(
+    run: FlowRunItem,
+    deployment: DeploymentItem,
+    graphs: Mapping[int, FlowGraph],
+    entry: int,
+    deadline: float,
+) -> RunResult:
+    """Execute a run its caller already claimed and loaded (a read), and record it."""
+    result = await _execute(run, deployment, graphs, entry, deadline)
+    await _record_result(run.id, result)
+    return result
+
+
 async def _record_result(run_id: str, result: RunResult) -> None:
     """The final status, outputs and error; on a failed write, once more without outputs."""
     outputs = encode_map(result.outputs)
@@ -114,6 +127,7 @@ async def _record_result(run_id: str, result: RunResult) -> None:
             outputs=outputs,
             error=error,
             transaction=result.transaction,
+            simulation=result.simulation,
         )
     except Exception as failure:
         logger.exception("could not record the result of run %s; recording a failure", run_id)
@@ -202,10 +216,11 @@ def _services(run: FlowRunItem, deployment: DeploymentItem) -> RunServices:
     caller = run.caller or {}
     started_by = caller.get("user_id") or caller.get("pubkey") or run.user_id
     network = dict(deployment.solana_network or {})
+    read = run.origin == store.READ_ORIGIN  # a read waits for no one and changes nothing
     return RunServices(
         info=RunInfo(run.id, run.user_id, str(started_by), str(network.get("cluster") or "")),
-        kvstore=OwnerStores(run.user_id),
-        api_inputs=StoredApiInputs(run.id),
+        kvstore=OwnerStores(run.user_id, read_only=read),
+        api_inputs=None if read else StoredApiInputs(run.id),
     )
 
 

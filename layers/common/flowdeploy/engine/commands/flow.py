@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from flowdeploy.engine.command import (
     BOTH,
@@ -43,7 +43,7 @@ class FlowInput(Command):
     """The start input named by config `label`, else config `default` (or `value`), else null."""
 
     name = "flow_input"
-    outputs = (Port("output"),)
+    outputs: ClassVar[tuple[Port, ...]] = (Port("output"),)
     config_fields = (
         Field("label", "string", required=True, description="the start input's name"),
         Field("default", description="the value when the start does not give this input"),
@@ -53,6 +53,15 @@ class FlowInput(Command):
     @cached_property
     def label(self) -> str:
         return _label(self)
+
+    @cached_property
+    def declared_type(self) -> str:
+        """Upstream's config `type` (u64, decimal, pubkey, string…; "free" when absent)."""
+        return self.config.string("type", "free").strip().lower() or "free"
+
+    @property
+    def has_default(self) -> bool:
+        return self._default() is not None
 
     def _default(self) -> IValue | None:
         for key in ("default", "value"):  # `value` is upstream's name for it
@@ -66,6 +75,7 @@ class FlowInput(Command):
 
     def check(self, graph: FlowGraph, node_id: str) -> None:
         self.label  # noqa: B018 - validates the config
+        self.declared_type  # noqa: B018
         self._default()
 
 
@@ -259,12 +269,13 @@ def _first_name(ports: tuple[Port, ...]) -> str:
 
 
 @register
-class SpaceOperatorFlowInput(Command):
+class SpaceOperatorFlowInput(FlowInput):
     """A flow input: named by its output port (rename the port to rename the input), else
     config `label`; defaults to config `value`, else `form_label`, else null."""
 
     name = "flow_input"
     formats = (SPACE_OPERATOR,)
+    outputs: ClassVar[tuple[Port, ...]] = ()  # its output is named by the node (output_ports)
     dynamic_ports = True
     config_fields = (
         Field("label", "string", description="the input's name when the port has none"),
@@ -279,6 +290,14 @@ class SpaceOperatorFlowInput(Command):
 
     def output_ports(self) -> tuple[Port, ...]:
         return (dynamic_port(self.label),)
+
+    @cached_property
+    def declared_type(self) -> str:
+        """Config `type` when given, else the type its output port declares."""
+        if "type" in self.config:
+            return super().declared_type
+        declared = self.declared.outputs if self.declared else ()
+        return (declared[0].type if declared else "free").lower() or "free"
 
     def _default(self) -> IValue | None:
         for key in ("value", "form_label"):
