@@ -210,8 +210,8 @@ class _Publishing:
 
         self.stream = RunStream(str(uuid.uuid4()), "owner")
 
-    def node_started(self, node_id: str, inputs: Any) -> None:
-        self.stream.node_started(node_id, inputs)
+    def node_started(self, node_id: str, times: int, inputs: Any) -> None:
+        self.stream.node_started(node_id, times, inputs)
 
     def node(self, run: Any) -> None:
         self.stream.node_finished(run)

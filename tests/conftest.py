@@ -35,6 +35,7 @@ os.environ.update(
     CONNECTIONS_TABLE="ConnectionsTable",
     # The WebSocket API's management API: moto's mock answers it in-process.
     WEBSOCKET_ENDPOINT="https://localws.execute-api.us-east-1.amazonaws.com/ws",
+    KV_STORE_TABLE="KvStoreTable",
     # The key's alias: the key id is new in every moto context, its alias is not.
     WALLET_KEY_ID="alias/flowdeploy/wallets",
     FLOW_RUN_QUEUE_URL="https://sqs.us-east-1.amazonaws.com/123456789012/FlowRunQueue",

@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+import requests
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
@@ -450,3 +451,29 @@ def test_the_node_example_of_the_docs_watches_a_run(
     assert lines[0].startswith("0 FlowStart ") and lines[-1].startswith(
         f"{len(lines) - 1} FlowFinish "
     )
+
+
+def test_an_api_input_is_announced_with_the_url_that_answers_it(
+    client: Client, stack: Stack
+) -> None:
+    owner = new_user()
+    nodes = [node("ask", "api_input"), node("out", "flow_output", label="c")]
+    started = start(client, owner, deployed(client, owner, nodes, [edge("ask", "out", "value")]))
+
+    async def answer() -> list[dict[str, Any]]:
+        async with WsSession(stack.ws_url) as ws:
+            stream_id = await ws.subscribe_run(started["flow_run_id"], token=started["token"])
+            received = [await ws.next_event(stream_id)]
+            while received[-1]["event"] != "ApiInput":
+                received.append(await ws.next_event(stream_id))
+            url = received[-1]["data"]["url"]
+            reply = await asyncio.to_thread(
+                requests.post, url, json={"value": {"S": "hello"}}, timeout=10
+            )
+            assert reply.json() == {"success": True}
+            return received + await ws.until_finish(stream_id)
+
+    received = asyncio.run(answer())
+    announced = next(e["data"] for e in received if e["event"] == "ApiInput")
+    assert announced["url"].startswith(stack.url + "/flow/submit/")
+    assert received[-1]["data"]["output"] == {"M": {"c": {"S": "hello"}}}

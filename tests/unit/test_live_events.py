@@ -40,10 +40,10 @@ def decoded(body: str) -> dict[str, Any]:
             events.flow_finish({"a": {"S": "x"}}, ["n"]),
             {"time", "flow_run_id", "not_run", "output"},
         ),
-        (events.node_start("n", {}), {"time", "flow_run_id", "node_id", "times", "input"}),
-        (events.node_output("n", {}), {"time", "flow_run_id", "node_id", "times", "output"}),
-        (events.node_error("n", "e"), {"time", "flow_run_id", "node_id", "times", "error"}),
-        (events.node_finish("n"), {"time", "flow_run_id", "node_id", "times"}),
+        (events.node_start("n", 0, {}), {"time", "flow_run_id", "node_id", "times", "input"}),
+        (events.node_output("n", 0, {}), {"time", "flow_run_id", "node_id", "times", "output"}),
+        (events.node_error("n", 0, "e"), {"time", "flow_run_id", "node_id", "times", "error"}),
+        (events.node_finish("n", 0), {"time", "flow_run_id", "node_id", "times"}),
         (
             events.log("warn", "hi", "n"),
             {"time", "flow_run_id", "node_id", "times", "level", "module", "content"},
@@ -64,9 +64,9 @@ def test_each_kind_has_upstreams_fields(
 
 
 def test_levels_are_upstreams_names_and_a_node_log_is_a_node_event() -> None:
-    assert events.log("warn", "x", "n") == (
+    assert events.log("warn", "x", "n", 3) == (
         "NodeLog",
-        {"node_id": "n", "times": 0, "level": "Warn", "module": None, "content": "x"},
+        {"node_id": "n", "times": 3, "level": "Warn", "module": None, "content": "x"},
     )
     assert events.log("error", "x", None)[0] == "FlowLog"
 
@@ -92,7 +92,7 @@ def test_an_unknown_kind_is_refused() -> None:
 
 
 def test_a_frame_puts_the_stream_and_the_seq_in_front() -> None:
-    event = Event(41, events.encode(*events.node_finish("n"), RUN))
+    event = Event(41, events.encode(*events.node_finish("n", 0), RUN))
     frame = decoded(event.frame(3))
     assert (frame["stream_id"], frame["seq"], frame["event"], event.kind) == (
         3,
@@ -104,7 +104,7 @@ def test_a_frame_puts_the_stream_and_the_seq_in_front() -> None:
 
 def test_a_value_too_large_for_a_frame_is_clipped_with_a_marker_and_named() -> None:
     outputs = {"big": {"S": "x" * 40_000}, "small": {"S": "kept"}}
-    body = events.encode(*events.node_output("n", outputs), RUN, where="see /nodes")
+    body = events.encode(*events.node_output("n", 0, outputs), RUN, where="see /nodes")
     assert len(body) <= NODE_EVENT_BYTES
     data = decoded(body)["data"]
     assert data["clipped"] == ["big"]
@@ -114,7 +114,7 @@ def test_a_value_too_large_for_a_frame_is_clipped_with_a_marker_and_named() -> N
 
 def test_many_small_values_too_large_together_are_all_clipped() -> None:
     inputs = {f"p{i}": {"S": "y" * 30} for i in range(2_000)}
-    body = events.encode(*events.node_start("n", inputs), RUN, where="see /nodes")
+    body = events.encode(*events.node_start("n", 0, inputs), RUN, where="see /nodes")
     assert len(body) <= NODE_EVENT_BYTES
     data = decoded(body)["data"]
     assert data["input"] == {"S": "VALUE TOO LARGE: see /nodes"}

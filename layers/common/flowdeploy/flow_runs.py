@@ -235,6 +235,7 @@ def node_runs(run: FlowRunItem, query: Mapping[str, str]) -> dict[str, Any]:
                 "error": item.error,
                 "started_at": item.started_at,
                 "finished_at": item.finished_at,
+                "times": int(item.times or 0),
             }
             for item in items
         ],

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowdeploy.engine import FlowGraph, FlowInvalid, LogLine, NodeRun, Run, build_flow_set
 from flowdeploy.engine.scheduler import FAILED, STOPPED, RunResult, clip
+from flowdeploy.engine.services import RunInfo, RunServices
 from flowdeploy.live.run_stream import RunStream
 from flowdeploy.settings import settings
 from flowdeploy.store import deployments as deployment_store
@@ -243,6 +244,8 @@ async def _execute(
         deadline_seconds=deadline,
         http_allow_private=settings().http_allow_private,
         solana=solana,
+        services=_services(run, deployment, stream),
+        max_depth=settings().flow_max_nesting,
     )
     try:
         inputs = decode_map(run.inputs or {}, "inputs")
@@ -270,6 +273,22 @@ async def _execute(
     return result
 
 
+def _services(run: FlowRunItem, deployment: DeploymentItem, stream: RunStream) -> RunServices:
+    """The run's facts and its owner's stores, for flow_run_info, kv_* and api_input."""
+    from flowdeploy.api_inputs import StoredApiInputs
+    from flowdeploy.kvstore import OwnerStores
+
+    caller = run.caller or {}
+    started_by = caller.get("user_id") or caller.get("pubkey") or run.user_id
+    network = dict(deployment.solana_network or {})
+    read = run.origin == store.READ_ORIGIN  # a read waits for no one and changes nothing
+    return RunServices(
+        info=RunInfo(run.id, run.user_id, str(started_by), str(network.get("cluster") or "")),
+        kvstore=OwnerStores(run.user_id, read_only=read),
+        api_inputs=None if read else StoredApiInputs(run.id, stream),
+    )
+
+
 async def _watch_for_stop(run_id: str, engine: Run, stream: RunStream) -> None:
     """Poll the run item: for a stop request, and for new subscribers of its events."""
     while True:
@@ -279,7 +298,7 @@ async def _watch_for_stop(run_id: str, engine: Run, stream: RunStream) -> None:
             if current is not None:
                 await stream.watchers(current.watchers)
         except Exception:  # a failed poll only delays the stop, or the first live events
-            logger.warning("could not check run %s for a stop request", run_id, exc_info=True)
+            logger.warning("could not poll run %s", run_id, exc_info=True)
             continue
         if current is not None and current.stop_requested:
             engine.stop(current.stop_requested)
@@ -296,8 +315,8 @@ class StoredRecorder:
         self._logs: list[LogLine] = []
         self._lock = asyncio.Lock()
 
-    def node_started(self, node_id: str, inputs: Mapping[str, IValue]) -> None:
-        self.stream.node_started(node_id, inputs)
+    def node_started(self, node_id: str, times: int, inputs: Mapping[str, IValue]) -> None:
+        self.stream.node_started(node_id, times, inputs)
 
     def node(self, run: NodeRun) -> None:
         self._nodes.append(run)

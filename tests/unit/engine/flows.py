@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flowdeploy.engine import LogLine, NodeRun, Run, RunResult, build_flow_set
+from flowdeploy.engine.services import RunServices
 from flowdeploy.values import IValue, decode_map, encode_map
 
 
@@ -26,13 +27,13 @@ class Memory:
     """A Recorder that keeps everything in lists."""
 
     def __init__(self) -> None:
-        self.started: list[tuple[str, dict[str, IValue]]] = []
+        self.started: list[tuple[str, int, dict[str, IValue]]] = []
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.nodes: list[NodeRun] = []
         self.logs: list[LogLine] = []
 
-    def node_started(self, node_id: str, inputs: Mapping[str, IValue]) -> None:
-        self.started.append((node_id, dict(inputs)))
+    def node_started(self, node_id: str, times: int, inputs: Mapping[str, IValue]) -> None:
+        self.started.append((node_id, times, dict(inputs)))
 
     def node(self, run: NodeRun) -> None:
         self.nodes.append(run)
@@ -66,10 +67,18 @@ def run(
     others: dict[int, dict[str, Any]] | None = None,
     deadline: float = 10,
     allow_private: bool = True,
+    services: RunServices | None = None,
 ) -> Outcome:
     """Run flow 1 (`document`), with flows `others` available to interflow nodes."""
     return asyncio.run(
-        run_async(document, inputs, others=others, deadline=deadline, allow_private=allow_private)
+        run_async(
+            document,
+            inputs,
+            others=others,
+            deadline=deadline,
+            allow_private=allow_private,
+            services=services,
+        )
     )
 
 
@@ -81,17 +90,26 @@ async def run_async(
     deadline: float = 10,
     allow_private: bool = True,
     engine: list[Run] | None = None,
+    services: RunServices | None = None,
 ) -> Outcome:
     graphs = build_flow_set({1: document, **(others or {})}, 1)
     memory = Memory()
-    flow_run = Run(graphs, memory, deadline_seconds=deadline, http_allow_private=allow_private)
+    flow_run = Run(
+        graphs,
+        memory,
+        deadline_seconds=deadline,
+        http_allow_private=allow_private,
+        services=services,
+    )
     if engine is not None:
         engine.append(flow_run)
     result = await flow_run.execute(1, decode_map(inputs or {}, "inputs"))
     return Outcome(result, memory)
 
 
-def one_node(command: str, inputs: dict[str, Any], **config: Any) -> Outcome:
+def one_node(
+    command: str, inputs: dict[str, Any], services: RunServices | None = None, **config: Any
+) -> Outcome:
     """Run one `command` node whose inputs come from flow inputs of the same names and whose
     outputs all become flow outputs of the same names."""
     from flowdeploy.engine import REGISTRY
@@ -104,7 +122,7 @@ def one_node(command: str, inputs: dict[str, Any], **config: Any) -> Outcome:
     for port in REGISTRY[command].outputs:
         nodes.append(node(f"out-{port.name}", "flow_output", label=port.name))
         edges.append(edge("n", f"out-{port.name}", port.name, "input"))
-    return run(flow(*nodes, edges=edges), inputs)
+    return run(flow(*nodes, edges=edges), inputs, services=services)
 
 
 def value(doc: dict[str, Any]) -> IValue:

@@ -1,9 +1,10 @@
 """Upstream's flow run events (flow-lib's `flow_run_events::Event`), as the WebSocket sends them.
 
 An event is `{"event": "<Kind>", "data": {...}}`; every kind's data carries `flow_run_id`
-and `time` (RFC 3339, UTC), node kinds also `node_id` and `times` (0: a node runs once per
-run here). Each event is encoded once, when it happens, into `Event.body`; a subscriber's
-frame adds its `stream_id` and the event's per-run `seq` in front.
+and `time` (RFC 3339, UTC), node kinds also `node_id` and `times` (which run of the node:
+0, or its element's number inside a `foreach` loop). Each event is encoded once, when it
+happens, into `Event.body`; a subscriber's frame adds its `stream_id` and the event's
+per-run `seq` in front.
 
 Sizes: API Gateway carries at most 32 KB in a WebSocket frame and 128 KB in a message.
 Node events stay within one frame, FlowFinish within one message (which any run's outputs
@@ -11,8 +12,9 @@ fit: a run keeps at most 128,000 bytes of them). A value that would not fit is r
 an explicit `VALUE TOO LARGE` marker and named in the event's `clipped` list; the whole value
 stays in the run's node records (`GET /flow_run/{id}/nodes`) or on the run.
 
-To add a kind (upstream's `ApiInput`, say): name it in `KINDS` and publish its data with
-`RunStream.publish(kind, data)`; `encode` gives it the common fields and the size limit.
+To add a kind: name it in `KINDS` and publish its data with `RunStream.publish(kind, data)`
+(a command: `ctx.publish_event(kind, data)`); `encode` gives it the common fields and the
+size limit. `ApiInput` is published when an `api_input` node starts waiting.
 """
 
 from __future__ import annotations
@@ -155,25 +157,27 @@ def flow_finish(outputs: Mapping[str, Any], not_run: Iterable[str]) -> tuple[str
     return FLOW_FINISH, {"not_run": list(not_run), "output": {"M": dict(outputs)}}
 
 
-def node_start(node_id: str, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    return NODE_START, {"node_id": node_id, "times": 0, "input": {"M": dict(inputs)}}
+def node_start(node_id: str, times: int, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    return NODE_START, {"node_id": node_id, "times": times, "input": {"M": dict(inputs)}}
 
 
-def node_output(node_id: str, outputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    return NODE_OUTPUT, {"node_id": node_id, "times": 0, "output": {"M": dict(outputs)}}
+def node_output(node_id: str, times: int, outputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    return NODE_OUTPUT, {"node_id": node_id, "times": times, "output": {"M": dict(outputs)}}
 
 
-def node_error(node_id: str, error: str) -> tuple[str, dict[str, Any]]:
-    return NODE_ERROR, {"node_id": node_id, "times": 0, "error": error}
+def node_error(node_id: str, times: int, error: str) -> tuple[str, dict[str, Any]]:
+    return NODE_ERROR, {"node_id": node_id, "times": times, "error": error}
 
 
-def node_finish(node_id: str) -> tuple[str, dict[str, Any]]:
-    return NODE_FINISH, {"node_id": node_id, "times": 0}
+def node_finish(node_id: str, times: int) -> tuple[str, dict[str, Any]]:
+    return NODE_FINISH, {"node_id": node_id, "times": times}
 
 
-def log(level: str, content: str, node_id: str | None) -> tuple[str, dict[str, Any]]:
+def log(
+    level: str, content: str, node_id: str | None, times: int = 0
+) -> tuple[str, dict[str, Any]]:
     """A node's log line is a NodeLog, the run's own a FlowLog."""
     data = {"level": LEVELS.get(level.lower(), "Info"), "module": None, "content": content}
     if node_id is None:
         return FLOW_LOG, data
-    return NODE_LOG, {"node_id": node_id, "times": 0, **data}
+    return NODE_LOG, {"node_id": node_id, "times": times, **data}

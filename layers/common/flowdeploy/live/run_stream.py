@@ -74,24 +74,26 @@ class RunStream:
     def flow_started(self) -> None:
         self.publish(*events.flow_start())
 
-    def node_started(self, node_id: str, inputs: Mapping[str, IValue]) -> None:
+    def node_started(self, node_id: str, times: int, inputs: Mapping[str, IValue]) -> None:
         if self.enabled:
-            self.publish(*events.node_start(node_id, encode_map(dict(inputs))), where=self._nodes)
+            node_inputs = encode_map(dict(inputs))
+            self.publish(*events.node_start(node_id, times, node_inputs), where=self._nodes)
 
     def node_finished(self, run: NodeRun) -> None:
         """A node's end: NodeOutput or NodeError, then NodeFinish; a skipped node never
         started (it is in FlowFinish's `not_run`)."""
         if not self.enabled or run.started_at is None:
             return
+        node, times = run.node_id, run.times
         if run.status in _NODE_STATUSES_WITH_OUTPUT and run.outputs is not None:
             outputs = encode_map(dict(run.outputs))
-            self.publish(*events.node_output(run.node_id, outputs), where=self._nodes)
+            self.publish(*events.node_output(node, times, outputs), where=self._nodes)
         elif run.status in _NODE_STATUSES_WITH_ERROR:
-            self.publish(*events.node_error(run.node_id, run.error or run.status))
-        self.publish(*events.node_finish(run.node_id))
+            self.publish(*events.node_error(node, times, run.error or run.status))
+        self.publish(*events.node_finish(node, times))
 
     def log(self, line: LogLine) -> None:
-        self.publish(*events.log(line.level, line.content, line.node_id))
+        self.publish(*events.log(line.level, line.content, line.node_id, line.times))
 
     def flow_finished(self, result: RunResult) -> None:
         """FlowError when the run failed or was stopped (not when it returned its

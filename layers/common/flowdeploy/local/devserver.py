@@ -35,6 +35,7 @@ from flowdeploy.local.stack import (
 )
 from flowdeploy.local.template import Route, Template
 from flowdeploy.local.websocket import WebSocketGateway
+from flowdeploy.settings import settings
 
 TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded")
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
@@ -319,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     base_url = f"http://{args.host}:{server.server_address[1]}"
     ws_url = serve_websocket_api(gateway, base_url)
+    _publish_api_url(base_url)  # and the settings are read afresh, WEBSOCKET_ENDPOINT too
     workers: list[Any] = [*pollers(template, functions, names), *schedules(template, functions)]
     for worker in workers:
         worker.start()
@@ -353,6 +355,12 @@ def main(argv: list[str] | None = None) -> int:
         moto.stop()
         solana.stop()
     return 0
+
+
+def _publish_api_url(url: str) -> None:
+    """api_input nodes publish URLs under the API's address, known only once it listens."""
+    os.environ["API_URL"] = url
+    settings.cache_clear()
 
 
 if __name__ == "__main__":

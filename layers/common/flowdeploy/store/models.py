@@ -15,11 +15,17 @@ from pynamodb.attributes import (
     BooleanAttribute,
     DiscriminatorAttribute,
     JSONAttribute,
+    MapAttribute,
     NumberAttribute,
     UnicodeAttribute,
     UnicodeSetAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import (
+    AllProjection,
+    GlobalSecondaryIndex,
+    IncludeProjection,
+    KeysOnlyProjection,
+)
 from pynamodb.models import Model
 
 from flowdeploy.settings import settings
@@ -37,6 +43,18 @@ def unpack(blob: bytes) -> Any:
 
 
 # -- Flows ------------------------------------------------------------------
+
+
+class UserFlowsIndex(GlobalSecondaryIndex["FlowItem"]):
+    """A user's flows, oldest first: what export and import read (the counter item has no
+    user and is not in it)."""
+
+    class Meta:
+        index_name = "UserFlowsIndex"
+        projection = IncludeProjection(["name", "source"])
+
+    user_id = UnicodeAttribute(hash_key=True)
+    id = NumberAttribute(range_key=True)
 
 
 class FlowItem(Model):
@@ -61,6 +79,11 @@ class FlowItem(Model):
     graph = BinaryAttribute(legacy_encoding=False, null=True)
     created_at = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute(null=True)
+    # Where an imported flow came from ("<exporting user>/<its uuid or id>"): a second
+    # import of the same export updates this flow instead of adding another.
+    source = UnicodeAttribute(null=True)
+
+    by_user = UserFlowsIndex()
 
 
 COUNTER_ID = 0
@@ -238,6 +261,9 @@ class FlowRunItem(Model):
     # (ConnectionsTable `RUN#<id>`): the worker reads it on its stop polls and when it
     # finishes, and looks the subscriptions up only when it grew.
     watchers = NumberAttribute(null=True)
+    # api_input nodes waiting for a value: token -> {node_id, times, url, created_at,
+    # expires_at, state (waiting | submitted | canceled), value (IValue JSON text)}.
+    api_inputs: MapAttribute[str, Any] = MapAttribute(null=True)
     # Only while not final (SweepIndex): the status again, and for a queued run the epoch
     # second it was queued, for a running one the end of its worker's lease.
     sweep_status = UnicodeAttribute(null=True)
@@ -274,6 +300,9 @@ class SignatureRequestItem(Model):
     signature = UnicodeAttribute(null=True)
     new_message = UnicodeAttribute(null=True)
     closed = BooleanAttribute(null=True)  # the run stopped waiting
+    # The transaction's signature, when the signer's wallet sent it itself and the run found
+    # it on chain before any answer: the request is closed then, and a late answer is a 409.
+    landed_signature = UnicodeAttribute(null=True)
     remove_at = NumberAttribute()  # TTL attribute, epoch seconds
 
 
@@ -297,6 +326,7 @@ class NodeRunItem(Model):
     error = UnicodeAttribute(null=True)
     started_at = UnicodeAttribute(null=True)
     finished_at = UnicodeAttribute()
+    times = NumberAttribute(default=0)  # the node's run number inside a foreach loop
 
 
 class RunEventsItem(Model):
@@ -391,6 +421,57 @@ class WalletPubkeyItem(WalletsRecord, discriminator="pubkey"):
     @staticmethod
     def key(user_id: str, pubkey: str) -> tuple[str, str]:
         return user_id, f"PUBKEY#{pubkey}"
+
+
+# -- Key-value stores (kv_* nodes; one table) ------------------------------------------
+
+
+class KvRecord(Model):
+    class Meta:
+        table_name = _cfg.kv_store_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    kind = DiscriminatorAttribute()
+
+
+class KvQuotaItem(KvRecord, discriminator="quota"):
+    """pk `USER#<user>`, sk `QUOTA`: the user's store count and bytes, kept in step with
+    every write (each write's transaction conditions on the limits)."""
+
+    store_count = NumberAttribute(default=0)
+    size = NumberAttribute(default=0)
+
+    @staticmethod
+    def key(user_id: str) -> tuple[str, str]:
+        return f"USER#{user_id}", "QUOTA"
+
+
+class KvStoreItem(KvRecord, discriminator="store"):
+    """pk `USER#<user>`, sk `STORE#<name>`: one store. Its items live under the store's
+    `generation`, so a deleted and re-created store never sees the old items."""
+
+    name = UnicodeAttribute()
+    generation = UnicodeAttribute()
+    size = NumberAttribute(default=0)
+    item_count = NumberAttribute(default=0)
+    created_at = UnicodeAttribute()
+
+    @staticmethod
+    def key(user_id: str, name: str) -> tuple[str, str]:
+        return f"USER#{user_id}", f"STORE#{name}"
+
+    def items_pk(self) -> str:
+        return f"ITEMS#{self.generation}"
+
+
+class KvValueItem(KvRecord, discriminator="item"):
+    """pk `ITEMS#<store generation>`, sk the key: one item, its value as IValue JSON."""
+
+    value = UnicodeAttribute()
+    size = NumberAttribute()
+    version = NumberAttribute(default=0)
+    updated_at = UnicodeAttribute()
 
 
 # -- Wallet sign-in (one table: wallet users and used sign-in nonces) ------------------
