@@ -386,3 +386,40 @@ def test_a_connection_holds_a_bounded_number_of_subscriptions(
     replies = [m for m in posted("c1") if "id" in m]
     assert [("Ok" in m) for m in replies] == [True, True, True, False, False]
     assert replies[-1]["Err"].startswith("this connection has 2 subscriptions")
+
+
+def test_a_node_in_a_loop_has_its_runs_numbered_by_times() -> None:
+    import asyncio
+
+    from flowdeploy.engine import Run, build_flow_set
+    from flowdeploy.live.run_stream import RunStream
+    from tests.unit.engine.upstream import document
+
+    class Publishing:  # RunFunction's recorder, without the storage
+        def __init__(self) -> None:
+            self.stream = RunStream(RUN, "owner")
+
+        def node_started(self, node_id: str, times: int, inputs: Any) -> None:
+            self.stream.node_started(node_id, times, inputs)
+
+        def node(self, run: Any) -> None:
+            self.stream.node_finished(run)
+
+        def log(self, line: Any) -> None:
+            self.stream.log(line)
+
+        def event(self, kind: str, data: Any) -> None:
+            self.stream.publish(kind, data)
+
+    recorder = Publishing()
+    graphs = build_flow_set({1: document("Loop")}, 1)
+    result = asyncio.run(Run(graphs, recorder, deadline_seconds=10).execute(1, {}))
+    assert result.status == "succeeded" and result.not_run == []
+    bodies = [decoded(event.body) for event in recorder.stream.events]
+    command = {node["id"]: node["data"]["node_id"] for node in document("Loop")["nodes"]}
+    finishes = sorted(
+        body["data"]["times"]
+        for body in bodies
+        if body["event"] == "NodeFinish" and command.get(body["data"]["node_id"]) == "to_string"
+    )
+    assert finishes == [0, 1, 2, 3]
