@@ -12,7 +12,7 @@ from typing import TypeVar
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from pydantic import BaseModel, ValidationError
 
-from flowdeploy import apikeys
+from flowdeploy import apikeys, strict_json
 from flowdeploy.auth import Caller, Credentials, require_user, resolve_caller
 from flowdeploy.errors import (
     ApiError,
@@ -30,11 +30,10 @@ from flowdeploy.store import is_conflict, is_transient
 M = TypeVar("M", bound=BaseModel)
 
 MAX_BODY_BYTES = 1_048_576
-# Deep enough for IValues nested 64 levels (two JSON levels each), shallow enough that
-# nothing downstream recurses out of stack.
-MAX_BODY_DEPTH = 160
+MAX_BODY_DEPTH = strict_json.MAX_DEPTH
 # curl -d sends form-urlencoded unless told otherwise; a JSON body is what we read.
-JSON_LIKE_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain")
+FORM = "application/x-www-form-urlencoded"
+JSON_LIKE_TYPES = ("application/json", FORM, "text/plain")
 
 
 def error_response(status: int, message: str, retry_after: int | None = None) -> Response[str]:
@@ -85,20 +84,6 @@ def make_app() -> APIGatewayHttpResolver:
     return app
 
 
-def _deeper_than(document: object, limit: int) -> bool:
-    """Whether JSON `document` nests deeper than `limit`, found without recursion."""
-    pending = [(document, 1)]
-    while pending:
-        value, depth = pending.pop()
-        if depth > limit:
-            return True
-        if isinstance(value, dict):
-            pending.extend((child, depth + 1) for child in value.values())
-        elif isinstance(value, list):
-            pending.extend((child, depth + 1) for child in value)
-    return False
-
-
 def parse_body(app: APIGatewayHttpResolver, model: type[M], *, optional: bool = False) -> M:
     """The JSON body as `model`; 400/413/415 with a precise message when it is not."""
     event = app.current_event
@@ -118,18 +103,12 @@ def parse_body(app: APIGatewayHttpResolver, model: type[M], *, optional: bool = 
         if optional:
             return model()
         raise BadRequest("request body is required (JSON)")
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise BadRequest(
-            f"body is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
-        ) from None
-    except RecursionError:
-        raise BadRequest("body is nested too deeply") from None
+    if content_type == FORM and raw.lstrip()[:1] not in {"{", "["}:
+        # curl -d labels JSON as a form: JSON under that label is read, a real form is not.
+        raise UnsupportedMediaType(f"send the body as application/json, not {content_type}")
+    data = strict_json.load(raw, "body", MAX_BODY_DEPTH)
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
-    if _deeper_than(data, MAX_BODY_DEPTH):
-        raise BadRequest(f"body is nested deeper than {MAX_BODY_DEPTH} levels")
     try:
         return model.model_validate(data)
     except ValidationError as error:
