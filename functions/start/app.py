@@ -42,7 +42,7 @@ app = http.make_app()
 )
 def start_deployment() -> Response[dict[str, str]]:
     caller = http.any_caller(app)
-    ref = DeploymentRef.from_query(app.current_event.query_string_parameters or {})
+    ref = DeploymentRef.from_query(http.query(app, *DeploymentRef.QUERY))
     params = http.parse_body(app, StartDeploymentParams, optional=True)
     key = app.current_event.headers.get(idempotent_starts.HEADER)
     if key is None:

@@ -42,7 +42,8 @@ def test_the_document_is_openapi_3(doc: dict[str, Any]) -> None:
 
 
 def test_every_route_of_the_template_is_documented_and_nothing_else(doc: dict[str, Any]) -> None:
-    declared = {(r.method, r.path) for r in TEMPLATE.routes() if r.path != "$default"}
+    # ANY routes only carry other methods to the function that answers 405 for them.
+    declared = {(r.method, r.path) for r in TEMPLATE.routes() if r.method != "ANY"}
     assert set(operations(doc)) == declared
 
 

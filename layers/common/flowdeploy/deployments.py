@@ -187,9 +187,15 @@ class DeploymentRef:
     flow: int | None = None
     tag: str = LATEST
 
+    QUERY = ("id", "flow", "tag")
+
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> DeploymentRef:
-        # As upstream, `flow` wins when both forms are given.
+        # Upstream lets `flow` win when both are given; a caller who sent both meant one.
+        if "id" in query and "flow" in query:
+            raise BadRequest("name the deployment one way: ?id= or ?flow=[&tag=], not both")
+        if "tag" in query and "flow" not in query:
+            raise BadRequest("tag goes with flow, not with id")
         if "flow" in query:
             tag = parse_tag(query.get("tag") or LATEST)
             return cls(flow=parse_flow_id(query["flow"], "flow"), tag=tag)

@@ -19,6 +19,10 @@ class ApiError(Exception):
         super().__init__(message)
         self.message = message
 
+    def headers(self) -> dict[str, str]:
+        """Response headers that go with the error."""
+        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+
 
 class BadRequest(ApiError):
     status = 400
@@ -36,6 +40,19 @@ class NotFound(ApiError):
     """Also what a caller gets when it may not see the thing: existence never leaks."""
 
     status = 404
+
+
+class MethodNotAllowed(ApiError):
+    """The path exists, the method does not: `allowed` are the methods it takes."""
+
+    status = 405
+
+    def __init__(self, method: str, path: str, allowed: list[str]) -> None:
+        self.allowed = ", ".join(allowed)
+        super().__init__(f"{method} is not allowed on {path}; allowed: {self.allowed}")
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": self.allowed}
 
 
 class Conflict(ApiError):

@@ -7,9 +7,10 @@ in one place; anything else is logged and becomes a 500 without internals.
 from __future__ import annotations
 
 import json
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from pydantic import BaseModel, ValidationError
 
 from flowdeploy import apikeys, strict_json
@@ -18,6 +19,7 @@ from flowdeploy.errors import (
     ApiError,
     BadRequest,
     ConcurrentChange,
+    MethodNotAllowed,
     PayloadTooLarge,
     ServiceUnavailable,
     Unauthorized,
@@ -36,12 +38,14 @@ FORM = "application/x-www-form-urlencoded"
 JSON_LIKE_TYPES = ("application/json", FORM, "text/plain")
 
 
-def error_response(status: int, message: str, retry_after: int | None = None) -> Response[str]:
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> Response[str]:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
         body=json.dumps({"error": message}),
-        headers={"Retry-After": str(retry_after)} if retry_after is not None else None,
+        headers=headers or None,
     )
 
 
@@ -65,16 +69,18 @@ def make_app() -> APIGatewayHttpResolver:
     @app.exception_handler(ApiError)
     def _api_error(error: ApiError) -> Response[str]:
         logger.info("request refused", extra={"status": error.status, "error": error.message})
-        return error_response(error.status, error.message, error.retry_after)
+        return error_response(error.status, error.message, error.headers())
 
     @app.exception_handler(Exception)
     def _unexpected(error: Exception) -> Response[str]:
         mapped = unexpected_error(error)
         if mapped is not None:
             logger.warning("dependency failure", extra={"status": mapped.status}, exc_info=True)
-            return error_response(mapped.status, mapped.message, mapped.retry_after)
+            return error_response(mapped.status, mapped.message, mapped.headers())
         logger.exception("unhandled error")
         return error_response(500, "internal error")
+
+    app.use(middlewares=[_method_guard])
 
     @app.not_found
     def _no_route(_: Exception) -> Response[str]:
@@ -82,6 +88,37 @@ def make_app() -> APIGatewayHttpResolver:
         return error_response(404, f"no route for {event.http_method} {event.path}")
 
     return app
+
+
+def _specificity(path: str) -> tuple[int, int]:
+    """As API Gateway ranks routes: more literal segments first (`/deployment/read` before
+    `/deployment/<deployment_id>`), then more segments."""
+    segments = path.strip("/").split("/")
+    return sum(not s.startswith("<") for s in segments), len(segments)
+
+
+def allowed_methods(app: APIGatewayHttpResolver, path: str) -> list[str]:
+    """The methods of the resolver's most specific routes matching `path`; [] if none match.
+
+    Read from the resolver's own route table, so every route a function declares counts.
+    """
+    matching = [r for r in (*app._static_routes, *app._dynamic_routes) if r.rule.match(path)]
+    if not matching:
+        return []
+    best = max(_specificity(r.path) for r in matching)
+    return sorted({r.method for r in matching if _specificity(r.path) == best})
+
+
+def _method_guard(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """405 with Allow for a path the function serves with other methods: also when API
+    Gateway (or the resolver) would hand it to a route whose parameter swallows a literal
+    segment (`GET /deployment/start` to `GET /deployment/{deployment_id}`)."""
+    event = app.current_event
+    method = event.http_method.upper()
+    allowed = allowed_methods(app, event.path)
+    if allowed and method not in allowed:
+        raise MethodNotAllowed(method, event.path, allowed)
+    return next_middleware(app)
 
 
 def parse_body(app: APIGatewayHttpResolver, model: type[M], *, optional: bool = False) -> M:
@@ -113,6 +150,18 @@ def parse_body(app: APIGatewayHttpResolver, model: type[M], *, optional: bool = 
         return model.model_validate(data)
     except ValidationError as error:
         raise BadRequest(describe(error)) from None
+
+
+def query(app: APIGatewayHttpResolver, *names: str) -> dict[str, str]:
+    """The query string parameters; 400 naming those the route does not take (a typo such
+    as `?tagg=` must not silently fall back to a default)."""
+    params = dict(app.current_event.query_string_parameters or {})
+    unknown = sorted(set(params) - set(names))
+    if unknown:
+        noun = "parameter" if len(unknown) == 1 else "parameters"
+        takes = f"this route takes {', '.join(names)}" if names else "this route takes none"
+        raise BadRequest(f"unknown query {noun}: {', '.join(unknown)} ({takes})")
+    return params
 
 
 def credentials(app: APIGatewayHttpResolver) -> Credentials:
