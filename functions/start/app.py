@@ -23,8 +23,9 @@ app = http.make_app()
         "Start a deployment: by ?id=, or ?flow= and &tag= (default latest)",
         description=(
             "The owner, another user or a wallet, as the deployment's start_permission allows; "
-            "anyone else gets 404. With an Idempotency-Key, a repeat within 24 hours answers "
-            "the first response (header Idempotent-Replayed: true) and starts nothing."
+            "anyone else gets 404. With an Idempotency-Key (users only), a repeat within 24 "
+            "hours answers the first response (header Idempotent-Replayed: true) and starts "
+            "nothing."
         ),
         tag="flow runs",
         ok=openapi.StartedRun,

@@ -103,14 +103,15 @@ def test_a_repeated_idempotency_key_returns_the_same_flow_run_id(client: Client)
     owner = new_user()
     deployment_id = client.deploy(owner, client.flow(owner, **FLAGS["Anonymous"]))
     path = f"/deployment/start?id={deployment_id}"
-    keyed = {"Idempotency-Key": "retry-me-7", "Authorization": f"Bearer {WALLET}"}
-    first = client.request("POST", path, headers=keyed, json={"inputs": INPUTS})
-    again = client.request("POST", path, headers=keyed, json={"inputs": INPUTS})
+    keyed = {"Idempotency-Key": "retry-me-7"}
+    caller = new_user()
+    first = client.request("POST", path, user=caller, headers=keyed, json={"inputs": INPUTS})
+    again = client.request("POST", path, user=caller, headers=keyed, json={"inputs": INPUTS})
     assert (first.status_code, again.status_code) == (200, 200)
     assert again.json()["flow_run_id"] == first.json()["flow_run_id"]
     assert again.json() == first.json()
     assert again.headers["Idempotent-Replayed"] == "true"
-    different = client.request("POST", path, headers=keyed, json={"inputs": {}})
+    different = client.request("POST", path, user=caller, headers=keyed, json={"inputs": {}})
     assert different.status_code == 409
     assert len(client.runs(owner, deployment_id)) == 1
 
