@@ -31,7 +31,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from flowdeploy import flow_runs
 from flowdeploy.auth import Caller, issue_run_token
 from flowdeploy.deployments import DeploymentRef
-from flowdeploy.errors import BadRequest, Conflict
+from flowdeploy.errors import BadRequest, ConcurrentChange, Conflict
 from flowdeploy.settings import settings
 
 HEADER = "Idempotency-Key"
@@ -115,7 +115,7 @@ def start_once(
             f"{HEADER} {key!r} was already used for a different request; use a new key"
         ) from None
     except IdempotencyAlreadyInProgressError:
-        raise Conflict(
+        raise ConcurrentChange(
             f"a request with {HEADER} {key!r} is still in progress; retry shortly"
         ) from None
     run_id = str(stored["flow_run_id"])

@@ -54,6 +54,8 @@ class Settings:
     signature_request_timeout_seconds: float
     # Each Solana JSON-RPC call's time limit (retried calls get it each).
     solana_rpc_timeout_seconds: float
+    # How long one request retries writes that lost a race before answering 409.
+    conflict_retry_seconds: float
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -86,6 +88,7 @@ class Settings:
                 env.get("SIGNATURE_REQUEST_TIMEOUT_SECONDS", "60")
             ),
             solana_rpc_timeout_seconds=float(env.get("SOLANA_RPC_TIMEOUT_SECONDS", "10")),
+            conflict_retry_seconds=float(env.get("CONFLICT_RETRY_SECONDS", "10")),
         )
 
     @property

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -21,6 +19,7 @@ from flowdeploy.store.models import (
     pack,
     unpack,
 )
+from flowdeploy.store.retry import RetryBudget
 
 LATEST = "latest"
 # Split packed snapshots well below DynamoDB's 400 KB item limit.
@@ -31,7 +30,6 @@ TRANSACTION_PARTS = 90
 TRANSACTION_BYTES = 3_500_000
 # Beyond this a deployment is refused (413) rather than written in part.
 MAX_SNAPSHOT_BYTES = 32_000_000
-CONFLICT_RETRIES = 5
 
 
 def snapshot_items(deployment_id: str, flows: list[dict[str, Any]]) -> list[SnapshotItem]:
@@ -83,21 +81,18 @@ def insert(deployment: DeploymentItem, snapshots: list[SnapshotItem]) -> None:
             for item in snapshots:
                 batch.save(item)
         in_transaction = []
-    conflicts = 0
+    budget = RetryBudget()
     while True:
         try:
             _write(deployment, in_transaction, latest)
             return
         except TransactWriteError as error:
-            codes = [reason.code if reason else None for reason in error.cancellation_reasons]
+            codes = _cancellation_codes(error)
             if latest is not None and codes and codes[-1] == "ConditionalCheckFailed":
                 latest = None  # a newer deployment holds `latest`: leave it there
                 deployment.tags = None
-            elif "TransactionConflict" in codes and conflicts < CONFLICT_RETRIES:
+            elif "TransactionConflict" not in codes or not budget.wait():
                 # Another deploy is writing `latest` right now; DynamoDB does not retry this.
-                time.sleep(random.uniform(0.02, 0.1) * 2**conflicts)  # noqa: S311 - jitter
-                conflicts += 1
-            else:
                 raise
 
 
@@ -187,8 +182,9 @@ def _cancellation_codes(error: TransactWriteError) -> list[str | None]:
     return [reason.code if reason else None for reason in error.cancellation_reasons]
 
 
-def _backoff(attempt: int) -> None:
-    time.sleep(random.uniform(0.02, 0.1) * 2**attempt)  # noqa: S311 - jitter
+def _lost_a_race(codes: list[str | None]) -> bool:
+    """Whether a cancelled transaction met a concurrent write: reading again may succeed."""
+    return bool({"ConditionalCheckFailed", "TransactionConflict"} & set(codes))
 
 
 def _column_actions(changes: dict[str, Any]) -> list[Any]:
@@ -222,7 +218,7 @@ def update(
         return item
     current: DeploymentItem | None = deployment
     verify = False  # whether to read the listed tags first (after finding one moved away)
-    attempt = 0
+    budget = RetryBudget()
     while True:
         if current is None or current.user_id != owner_id:
             return None
@@ -251,17 +247,11 @@ def update(
                     )
         except TransactWriteError as error:
             codes = _cancellation_codes(error)
-            if attempt >= CONFLICT_RETRIES or not {
-                "ConditionalCheckFailed",
-                "TransactionConflict",
-            } & set(codes):
+            if not _lost_a_race(codes) or not budget.wait():
                 raise
             # All updates, sent in order: [the deployment, its tags...].
             if "ConditionalCheckFailed" in codes[1:]:
                 verify = True  # a listed tag names another deployment now
-            if "TransactionConflict" in codes:
-                _backoff(attempt)
-            attempt += 1
             current = get(deployment.id)
             continue
         for name, value in changes.items():
@@ -282,7 +272,7 @@ def delete(deployment: DeploymentItem) -> bool:
     entrypoint = int(deployment.entrypoint)
     owner = deployment.user_id
     current: DeploymentItem | None = deployment
-    attempt = 0
+    budget = RetryBudget()
     while True:
         if current is None or current.user_id != owner:
             return False  # deleted meanwhile
@@ -292,10 +282,8 @@ def delete(deployment: DeploymentItem) -> bool:
         latest = next((t for t in tags if t.tag == LATEST), None)
         fallback_id = _newest_other(entrypoint, current.id) if latest is not None else None
         fallback = get(fallback_id) if fallback_id is not None else None
-        if fallback_id is not None and fallback is None and attempt < CONFLICT_RETRIES:
-            _backoff(attempt)  # the index still lists a deployment deleted meanwhile
-            attempt += 1
-            continue
+        if fallback_id is not None and fallback is None and budget.wait():
+            continue  # the index still lists a deployment deleted meanwhile
         try:
             with TransactWrite(connection=_transactions()) as transaction:
                 transaction.delete(
@@ -317,12 +305,8 @@ def delete(deployment: DeploymentItem) -> bool:
                     transaction.save(latest, condition=on_us)
             break
         except TransactWriteError as error:
-            codes = _cancellation_codes(error)
-            retryable = {"ConditionalCheckFailed", "TransactionConflict"} & set(codes)
-            if not retryable or attempt >= CONFLICT_RETRIES:
+            if not _lost_a_race(_cancellation_codes(error)) or not budget.wait():
                 raise
-            _backoff(attempt)
-            attempt += 1
             current = get(deployment.id)
     # Unreachable once the deployment item is gone, as they were before it was written.
     with SnapshotItem.batch_write() as batch:
@@ -352,7 +336,7 @@ def put_tag(tag: TagItem, deployment: DeploymentItem) -> bool:
     its next revision in the same transaction, so a concurrent PATCH cannot miss the tag.
     """
     current: DeploymentItem | None = deployment
-    attempt = 0
+    budget = RetryBudget()
     while True:
         if current is None:
             return False
@@ -376,13 +360,8 @@ def put_tag(tag: TagItem, deployment: DeploymentItem) -> bool:
             # pynamodb sends puts before updates: [the tag, the deployment].
             if codes and codes[0] == "ConditionalCheckFailed":
                 return False  # another user's tag
-            if attempt >= CONFLICT_RETRIES or not {
-                "ConditionalCheckFailed",
-                "TransactionConflict",
-            } & set(codes):
+            if not _lost_a_race(codes) or not budget.wait():
                 raise
-            _backoff(attempt)
-            attempt += 1
             current = get(tag.deployment_id)
             if current is not None and (
                 current.user_id != tag.user_id or int(current.entrypoint) != int(tag.entrypoint)
