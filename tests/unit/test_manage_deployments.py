@@ -186,8 +186,8 @@ def test_delete_removes_the_deployment_its_snapshot_and_its_tags(api: Api) -> No
     assert api.call("DELETE", f"/deployment/{older}", user=owner).status == 204
     assert api.call("GET", f"/deployment/{older}", user=owner).status == 404
     assert tags(api, owner, flow_id) == {"latest": newer}
-    # The deployment, its one snapshot part and the tag v1.
-    assert count_items("DeploymentsTable") == items_before - 3
+    # The deployment, its one snapshot part, its entry in the flow's listing and the tag v1.
+    assert count_items("DeploymentsTable") == items_before - 4
     started = api.call("POST", f"/deployment/start?flow={flow_id}&tag=v1", user=owner)
     assert started.status == 404
 
@@ -396,7 +396,7 @@ def test_a_flow_has_at_most_fifty_custom_tags(api: Api, deployed: tuple[str, int
     reply = api.call("PUT", f"/flow/{flow_id}/tags/one-more", user=owner, json_body=body)
     assert (reply.status, reply.body) == (
         400,
-        {"error": "a flow can have at most 50 tags besides latest"},
+        {"error": "a flow can have at most 50 tags besides latest (MAX_TAGS_PER_FLOW)"},
     )
     assert api.call("PUT", f"/flow/{flow_id}/tags/t7", user=owner, json_body=body).status == 200
     # Deleting a deployment with all its tags is one transaction.

@@ -28,6 +28,7 @@ from flowdeploy.auth import Caller
 from flowdeploy.errors import BadRequest, NotFound, PayloadTooLarge
 from flowdeploy.flows import SolanaNetwork, interflow_targets, wallet_ids
 from flowdeploy.ids import new_id, parse_uuid, timestamp
+from flowdeploy.settings import settings
 from flowdeploy.store import deployments as store
 from flowdeploy.store import flows as flow_store
 from flowdeploy.store.models import DeploymentItem, TagItem
@@ -351,7 +352,6 @@ READ_ONLY_COLUMNS = ("id", "created_at", "user_id", "entrypoint")
 NOT_NULL_COLUMNS = ("start_permission", "output_instructions", "fees", "solana_network")
 MAX_FEES = 16
 MAX_LAMPORTS = 2**64 - 1
-MAX_TAGS_PER_FLOW = 50
 
 
 def _pubkey(value: str) -> str:
@@ -462,9 +462,6 @@ def set_tag(user_id: str, flow_id: int, tag: str, body: TagBody) -> dict[str, An
             f"deployment {deployment.id} is a deployment of flow {int(deployment.entrypoint)}, "
             f"not of flow {flow_id}"
         )
-    existing = {t.tag for t in store.tags_of_flow(flow_id) if t.tag != LATEST}
-    if tag not in existing and len(existing) >= MAX_TAGS_PER_FLOW:
-        raise BadRequest(f"a flow can have at most {MAX_TAGS_PER_FLOW} tags besides latest")
     item = TagItem(
         *TagItem.key(flow_id, tag),
         user_id=user_id,
@@ -473,8 +470,14 @@ def set_tag(user_id: str, flow_id: int, tag: str, body: TagBody) -> dict[str, An
         deployment_id=deployment.id,
         description=body.description,
     )
-    if not store.put_tag(item, deployment):
-        raise NotFound(f"deployment not found: {body.deployment_id}")
+    limit = settings().max_tags_per_flow
+    try:
+        if not store.put_tag(item, deployment, limit):
+            raise NotFound(f"deployment not found: {body.deployment_id}")
+    except store.TooManyTags:
+        raise BadRequest(
+            f"a flow can have at most {limit} tags besides latest (MAX_TAGS_PER_FLOW)"
+        ) from None
     return tag_row(item)
 
 

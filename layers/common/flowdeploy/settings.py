@@ -56,6 +56,8 @@ class Settings:
     solana_rpc_timeout_seconds: float
     # How long one request retries writes that lost a race before answering 409.
     conflict_retry_seconds: float
+    # Tags a flow may have besides `latest`.
+    max_tags_per_flow: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -89,6 +91,7 @@ class Settings:
             ),
             solana_rpc_timeout_seconds=float(env.get("SOLANA_RPC_TIMEOUT_SECONDS", "10")),
             conflict_retry_seconds=float(env.get("CONFLICT_RETRY_SECONDS", "10")),
+            max_tags_per_flow=int(env.get("MAX_TAGS_PER_FLOW", "50")),
         )
 
     @property

@@ -163,6 +163,35 @@ class TagItem(DeploymentsRecord, discriminator="tag"):
         return f"TAG#{entrypoint}#{tag}", "TAG"
 
 
+class FlowHeadItem(DeploymentsRecord, discriminator="flow"):
+    """pk `FLOW#<entrypoint>`, sk `HEAD`: what writes about one flow's deployments and tags
+    agree on, each in its transaction.
+
+    `custom_tags` names the flow's tags besides `latest`, so a tag PUT counts them inside its
+    conditional write; `deploys` goes up with every deploy, so a delete that picks the
+    fallback for `latest` can make its write conditional on no deploy having committed since
+    it looked (tags written before this item existed are not counted until they are moved).
+    No `entrypoint`: it stays out of the indexes.
+    """
+
+    custom_tags = UnicodeSetAttribute(null=True)
+    deploys = NumberAttribute(null=True)
+
+    @staticmethod
+    def key(entrypoint: int) -> tuple[str, str]:
+        return f"FLOW#{entrypoint}", "HEAD"
+
+
+class FlowDeploymentItem(DeploymentsRecord, discriminator="flow_deployment"):
+    """pk `FLOW#<entrypoint>`, sk `DEPLOYMENT#<id>`: the flow's deployments in its own
+    partition, written and deleted with the deployment, so they are listed newest first with
+    a strongly consistent Query (the entrypoint index is only eventually consistent)."""
+
+    @staticmethod
+    def key(entrypoint: int, deployment_id: str) -> tuple[str, str]:
+        return f"FLOW#{entrypoint}", f"DEPLOYMENT#{deployment_id}"
+
+
 # -- Flow runs ---------------------------------------------------------------
 
 
