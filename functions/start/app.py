@@ -31,7 +31,7 @@ app = http.make_app()
         ok=openapi.StartedRun,
         body=StartDeploymentParams,
         optional_body=True,
-        errors=(400, 404, 409, 413, 415, 503),
+        errors=(400, 404, 409, 413, 415, 429, 503),
         auth=openapi.STARTER,
         parameters=[
             openapi.query("id", "the deployment id"),

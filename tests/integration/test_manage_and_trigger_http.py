@@ -26,7 +26,7 @@ def client(stack: Stack) -> Client:
 def tags(client: Client, owner: str, flow_id: int) -> dict[str, str]:
     reply = client.request("GET", f"/flow/{flow_id}/tags", user=owner)
     assert reply.status_code == 200, reply.text
-    return {t["tag"]: t["deployment_id"] for t in reply.json()}
+    return {t["tag"]: t["deployment_id"] for t in reply.json()["tags"]}
 
 
 def test_a_patch_by_a_non_owner_is_a_404_and_changes_nothing(client: Client) -> None:

@@ -87,7 +87,7 @@ def test_another_users_ids_on_every_owner_only_route_are_404_and_change_nothing(
     run = run_store.get(victim["run_id"])
     assert run is not None and run.status == "queued" and run.stop_requested is None
     assert api.call("GET", f"/flow/{victim['flow_id']}", user=victim["owner"]).status == 200
-    wallets = api.call("GET", "/wallet", user=victim["owner"]).body
+    wallets = api.call("GET", "/wallet", user=victim["owner"]).body["wallets"]
     assert [wallet["id"] for wallet in wallets] == [victim["wallet_id"]]
 
 

@@ -4,32 +4,23 @@ deployment at the worst moment of its delete.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
 import pytest
 
+import flowdeploy.settings
 from flowdeploy.deployments import deploy
 from flowdeploy.ids import new_id
 from flowdeploy.store import deployments as deployment_store
 from flowdeploy.store import runs as run_store
 from tests.conftest import new_user
-from tests.unit.api import Api, sqs_event
+from tests.unit.api import Api, drain, sqs_event
 from tests.unit.engine.flows import edge, node
 
 QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/FlowRunQueue"
-
-
-def drain(queue_url: str) -> list[dict[str, Any]]:
-    sqs = boto3.client("sqs")
-    messages: list[dict[str, Any]] = []
-    while batch := sqs.receive_message(
-        QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=300
-    ).get("Messages", []):
-        messages += batch
-    return messages
 
 
 def test_two_hundred_concurrent_starts_make_two_hundred_runs_messages_and_completions(
@@ -38,6 +29,8 @@ def test_two_hundred_concurrent_starts_make_two_hundred_runs_messages_and_comple
     # Powertools' Metrics buffer is one per process, right for Lambda (one request per
     # environment) but shared by these threads; the local stack runs with metrics off too.
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    roomy = dataclasses.replace(flowdeploy.settings.settings(), max_live_runs_per_user=200)
+    monkeypatch.setattr(flowdeploy.settings, "settings", lambda: roomy)
     owner = new_user()
     flow = {
         "nodes": [node("in", "flow_input", label="n"), node("out", "flow_output", label="n")],
@@ -110,7 +103,7 @@ def test_a_tag_moved_onto_a_deployment_while_it_is_being_deleted_goes_with_it(
     monkeypatch.setattr(deployment_store, "_transactions", move_first)
     assert api.call("DELETE", f"/deployment/{doomed}", user=owner).status == 204
     assert raced == [200]
-    tags = api.call("GET", f"/flow/{flow_id}/tags", user=owner).body
+    tags = api.call("GET", f"/flow/{flow_id}/tags", user=owner).body["tags"]
     assert [(t["tag"], t["deployment_id"]) for t in tags] == [("latest", other)]
 
 
@@ -191,7 +184,7 @@ def test_latest_falls_back_to_a_newer_deployment_the_index_does_not_show_yet(
         deployment_store, "of_flow", lambda f, **kw: (d for d in real(f, **kw) if d.id != between)
     )
     assert api.call("DELETE", f"/deployment/{newest}", user=owner).status == 204
-    tags = api.call("GET", f"/flow/{flow_id}/tags", user=owner).body
+    tags = api.call("GET", f"/flow/{flow_id}/tags", user=owner).body["tags"]
     assert [(t["tag"], t["deployment_id"]) for t in tags] == [("latest", between)], oldest
 
 
@@ -218,5 +211,5 @@ def test_a_deploy_committing_while_a_delete_picks_the_fallback_is_not_passed_ove
     monkeypatch.setattr(deployment_store, "_transactions", deploy_first)
     assert api.call("DELETE", f"/deployment/{newest}", user=owner).status == 204
     assert raced == [between]
-    tags = api.call("GET", f"/flow/{flow_id}/tags", user=owner).body
+    tags = api.call("GET", f"/flow/{flow_id}/tags", user=owner).body["tags"]
     assert [(t["tag"], t["deployment_id"]) for t in tags] == [("latest", between)]

@@ -68,7 +68,7 @@ def test_deploy_creates_the_latest_tag_in_the_docs_shape(api: Api) -> None:
     user = new_user()
     flow_id = api.create_flow(user)
     deployment_id = api.deploy(user, flow_id)
-    tags = api.call("GET", f"/flow/{flow_id}/tags", user=user).body
+    tags = api.call("GET", f"/flow/{flow_id}/tags", user=user).body["tags"]
     assert tags == [
         {
             "user_id": user,
@@ -85,9 +85,9 @@ def test_a_new_deploy_moves_latest_and_lists_newest_first(api: Api) -> None:
     flow_id = api.create_flow(user)
     first, second = api.deploy(user, flow_id), api.deploy(user, flow_id)
     assert first < second
-    tags = api.call("GET", f"/flow/{flow_id}/tags", user=user).body
+    tags = api.call("GET", f"/flow/{flow_id}/tags", user=user).body["tags"]
     assert [t["deployment_id"] for t in tags] == [second]
-    listed = api.call("GET", f"/flow/{flow_id}/deployments", user=user).body
+    listed = api.call("GET", f"/flow/{flow_id}/deployments", user=user).body["deployments"]
     assert [d["id"] for d in listed] == [second, first]
 
 

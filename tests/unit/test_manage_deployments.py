@@ -39,7 +39,7 @@ def identity_wallet(api: Api, owner: str) -> str:
 
 
 def tags(api: Api, owner: str, flow_id: int) -> dict[str, str]:
-    listed = api.call("GET", f"/flow/{flow_id}/tags", user=owner).body
+    listed = api.call("GET", f"/flow/{flow_id}/tags", user=owner).body["tags"]
     return {t["tag"]: t["deployment_id"] for t in listed}
 
 
@@ -275,7 +275,7 @@ def test_put_creates_a_tag_in_the_docs_shape_and_start_finds_it(
         "deployment_id": deployment_id,
         "description": "first release",
     }
-    listed = api.call("GET", f"/flow/{flow_id}/tags", user=owner).body
+    listed = api.call("GET", f"/flow/{flow_id}/tags", user=owner).body["tags"]
     assert [t["tag"] for t in listed] == ["latest", "v1.0_rc-1"]
     assert listed[1] == reply.body
     started = api.call("POST", f"/deployment/start?flow={flow_id}&tag=v1.0_rc-1", user=owner)

@@ -70,6 +70,18 @@ def test_the_idempotency_table_has_the_keys_and_ttl_powertools_uses() -> None:
     assert start_env["IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
 
 
+def test_the_live_runs_table_has_the_keys_its_model_uses_and_both_starters_know_it() -> None:
+    from flowdeploy.store.models import LiveRunsItem
+
+    declared = TEMPLATE.tables()["LiveRunsTable"]
+    assert keys(declared["KeySchema"]) == key_schema(LiveRunsItem)
+    for function in ("StartFunction", "TriggerFunction"):
+        env = TEMPLATE.functions()[function].environment
+        assert env["LIVE_RUNS_TABLE"] == {"Ref": "LiveRunsTable"}
+        assert env["MAX_LIVE_RUNS_PER_USER"] == {"Ref": "MaxLiveRunsPerUser"}
+    assert TEMPLATE.parameter_defaults()["MaxLiveRunsPerUser"] == 10
+
+
 def test_each_index_a_model_queries_is_declared_with_the_same_keys() -> None:
     from flowdeploy.store.models import DeploymentItem, TagItem
 
@@ -78,10 +90,19 @@ def test_each_index_a_model_queries_is_declared_with_the_same_keys() -> None:
         for table in TEMPLATE.tables().values()
         for index in table.get("GlobalSecondaryIndexes", [])
     }
-    for model in (DeploymentItem, TagItem, FlowRunItem, ApiKeyItem):
+    for model in (DeploymentItem, TagItem, FlowRunItem, ApiKeyItem, FlowItem):
         for name, schema in index_schemas(model).items():
             assert declared[name] == schema, name
     assert declared["EntrypointTagIndex"] == [("entrypoint", "HASH"), ("tag", "RANGE")]
+
+
+def test_the_flow_list_index_projects_what_the_list_shows() -> None:
+    from flowdeploy.store.flows import summary_row
+    from flowdeploy.store.models import FLOW_SUMMARY
+
+    (index,) = TEMPLATE.tables()["FlowsTable"]["GlobalSecondaryIndexes"]
+    assert index["Projection"]["NonKeyAttributes"] == list(FLOW_SUMMARY)
+    assert set(summary_row(FlowItem(id=1, user_id="u"))) == {"id", "user_id", *FLOW_SUMMARY}
 
 
 def test_the_queue_redrives_to_a_dead_letter_queue_after_three_receives() -> None:
@@ -107,10 +128,11 @@ def test_the_documented_routes_go_to_the_documented_functions() -> None:
     assert routes[("POST", "/flow/deploy/{flow_id}")] == "DeployFunction"
     assert routes[("POST", "/deployment/start")] == "StartFunction"
     assert routes[("GET", "/openapi.json")] == routes[("GET", "/docs")] == "DocsFunction"
+    assert routes[("GET", "/")] == "DocsFunction"
     others = {
         f
         for (m, p), f in routes.items()
-        if p not in {"/flow/deploy/{flow_id}", "/deployment/start", "/openapi.json", "/docs"}
+        if p not in {"/flow/deploy/{flow_id}", "/deployment/start", "/openapi.json", "/docs", "/"}
     }
     assert others == {"ApiFunction"}
 

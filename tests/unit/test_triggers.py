@@ -74,7 +74,7 @@ def test_an_eventbridge_event_starts_its_deployment_as_the_owner(
     assert (run.deployment_id, run.flow_id, run.user_id) == (deployment_id, flow_id, owner)
     assert (run.origin, run.status, run.inputs) == ("eventbridge", "queued", INPUTS)
     assert run.caller["kind"] == "account"
-    listed = api.call("GET", f"/deployment/{deployment_id}/flow_runs", user=owner).body
+    listed = api.call("GET", f"/deployment/{deployment_id}/flow_runs", user=owner).body["flow_runs"]
     assert [(r["id"], r["origin"]) for r in listed] == [(run.id, "eventbridge")]
 
 

@@ -23,7 +23,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from flowdeploy import base58
+from flowdeploy import base58, paging
 from flowdeploy.auth import Caller
 from flowdeploy.errors import BadRequest, NotFound, PayloadTooLarge
 from flowdeploy.flows import SolanaNetwork, interflow_targets, wallet_ids
@@ -331,19 +331,32 @@ def _require_flow_owner(user_id: str, flow_id: int) -> None:
         raise NotFound(f"flow not found: {flow_id}")
 
 
-def list_deployments(user_id: str, flow_id: int) -> list[dict[str, Any]]:
-    """The owner's deployments of a flow, newest first (also after the flow was deleted)."""
-    rows = [deployment_row(d) for d in store.of_flow(flow_id) if d.user_id == user_id]
-    if not rows:
-        _require_flow_owner(user_id, flow_id)
-    return rows
+MAX_PAGE = 100
 
 
-def list_tags(user_id: str, flow_id: int) -> list[dict[str, Any]]:
-    rows = [tag_row(t) for t in store.tags_of_flow(flow_id) if t.user_id == user_id]
+def list_deployments(user_id: str, flow_id: int, query: Mapping[str, str]) -> dict[str, Any]:
+    """A page of the owner's deployments of a flow, newest first (also once the flow is
+    deleted): `{"deployments": [...], "next": <id> | null}`."""
+    page = paging.request(query, MAX_PAGE, parse_uuid)
+    found = store.of_flow(flow_id, page.after, page.limit + 1)
+    rows, following = paging.fill(
+        (d for d in found if d.user_id == user_id), page, deployment_row, lambda d: d.id
+    )
     if not rows:
         _require_flow_owner(user_id, flow_id)
-    return rows
+    return {"deployments": rows, "next": following}
+
+
+def list_tags(user_id: str, flow_id: int, query: Mapping[str, str]) -> dict[str, Any]:
+    """A page of the flow's tags by name: `{"tags": [...], "next": <tag> | null}`."""
+    page = paging.request(query, MAX_PAGE, lambda text: text if TAG_NAME.fullmatch(text) else None)
+    found = store.tags_of_flow(flow_id, page.after, page.limit + 1)
+    rows, following = paging.fill(
+        (t for t in found if t.user_id == user_id), page, tag_row, lambda t: t.tag
+    )
+    if not rows:
+        _require_flow_owner(user_id, flow_id)
+    return {"tags": rows, "next": following}
 
 
 # -- Changing deployments and tags (owner only; anyone else sees 404) ---------

@@ -65,6 +65,13 @@ class ConcurrentChange(Conflict):
     retry_after = 1
 
 
+class TooManyRequests(ApiError):
+    """A limit on what one user may have going at once; retrying later may succeed."""
+
+    status = 429
+    retry_after = 5
+
+
 class PayloadTooLarge(ApiError):
     status = 413
 

@@ -30,6 +30,7 @@ class Settings:
     api_keys_table: str
     wallets_table: str
     idempotency_table: str
+    live_runs_table: str
     flow_run_queue_url: str
     # The KMS key that encrypts server-held wallets' secret keys (id, ARN or alias).
     wallet_key_id: str
@@ -58,6 +59,8 @@ class Settings:
     conflict_retry_seconds: float
     # Tags a flow may have besides `latest`.
     max_tags_per_flow: int
+    # Runs of one user's deployments that may be queued or running at once.
+    max_live_runs_per_user: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -70,6 +73,7 @@ class Settings:
             api_keys_table=env.get("API_KEYS_TABLE", "ApiKeysTable"),
             wallets_table=env.get("WALLETS_TABLE", "WalletsTable"),
             idempotency_table=env.get("IDEMPOTENCY_TABLE", "IdempotencyTable"),
+            live_runs_table=env.get("LIVE_RUNS_TABLE", "LiveRunsTable"),
             flow_run_queue_url=env.get("FLOW_RUN_QUEUE_URL", ""),
             wallet_key_id=env.get("WALLET_KEY_ID", LOCAL_WALLET_KEY_ALIAS),
             jwt_secret=env.get("JWT_SECRET") or None,
@@ -80,7 +84,7 @@ class Settings:
             default_network_cluster=env.get("DEFAULT_SOLANA_CLUSTER", DEVNET["cluster"]),
             secrets_max_age=int(env.get("SECRETS_MAX_AGE_SECONDS", "300")),
             flow_run_max_receives=int(env.get("FLOW_RUN_MAX_RECEIVES", "3")),
-            flow_run_deadline_seconds=float(env.get("FLOW_RUN_DEADLINE_SECONDS", "240")),
+            flow_run_deadline_seconds=float(env.get("FLOW_RUN_DEADLINE_SECONDS", "270")),
             flow_run_queued_timeout_seconds=float(
                 env.get("FLOW_RUN_QUEUED_TIMEOUT_SECONDS", "7200")
             ),
@@ -92,6 +96,7 @@ class Settings:
             solana_rpc_timeout_seconds=float(env.get("SOLANA_RPC_TIMEOUT_SECONDS", "10")),
             conflict_retry_seconds=float(env.get("CONFLICT_RETRY_SECONDS", "10")),
             max_tags_per_flow=int(env.get("MAX_TAGS_PER_FLOW", "50")),
+            max_live_runs_per_user=int(env.get("MAX_LIVE_RUNS_PER_USER", "10")),
         )
 
     @property

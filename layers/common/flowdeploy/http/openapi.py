@@ -61,6 +61,8 @@ ERRORS = {
     "progress, a run that has already finished, or a wallet you already have",
     413: "body, inputs or flow over its limit",
     415: "body that is not JSON",
+    429: "the deployment's owner has MAX_LIVE_RUNS_PER_USER runs queued or running; nothing "
+    "was started; retry after Retry-After seconds",
     503: "a dependency failed or is throttling; nothing was done; retry after Retry-After seconds",
 }
 
@@ -81,6 +83,15 @@ class _Shape(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
+class Index(_Shape):
+    """`GET /`: where the documentation is, and every route."""
+
+    name: str
+    docs: str
+    openapi: str
+    routes: list[str]
+
+
 class FlowCreated(_Shape):
     flow_id: int
 
@@ -98,6 +109,25 @@ class Flow(_Shape):
     environment: dict[str, str]
     created_at: str
     updated_at: str
+
+
+class FlowSummary(_Shape):
+    """A flow as `GET /flow` lists it."""
+
+    id: int
+    user_id: str
+    name: str
+    is_public: bool
+    start_shared: bool
+    start_unverified: bool
+    current_network: SolanaNetwork
+    created_at: str
+    updated_at: str
+
+
+class FlowPage(_Shape):
+    flows: list[FlowSummary]
+    next: int | None
 
 
 class DeploymentCreated(_Shape):
@@ -128,6 +158,16 @@ class Tag(_Shape):
     description: str | None
 
 
+class DeploymentPage(_Shape):
+    deployments: list[Deployment]
+    next: str | None
+
+
+class TagPage(_Shape):
+    tags: list[Tag]
+    next: str | None
+
+
 class StartedRun(_Shape):
     """The docs' start response."""
 
@@ -150,6 +190,11 @@ class FlowRun(_Shape):
     finished_at: str | None
     stop_requested: str | None
     transaction: str | None
+
+
+class FlowRunPage(_Shape):
+    flow_runs: list[FlowRun]
+    next: str | None
 
 
 class SignatureRequest(_Shape):
@@ -214,6 +259,11 @@ class CreatedApiKey(ApiKey):
     key: str
 
 
+class ApiKeyPage(_Shape):
+    api_keys: list[ApiKey]
+    next: str | None
+
+
 class Wallet(_Shape):
     """A server-held wallet: its secret key is never shown, not even when created."""
 
@@ -221,6 +271,11 @@ class Wallet(_Shape):
     name: str
     pubkey: str
     created_at: str
+
+
+class WalletPage(_Shape):
+    wallets: list[Wallet]
+    next: str | None
 
 
 # -- Routes ------------------------------------------------------------------

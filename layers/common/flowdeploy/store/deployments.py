@@ -176,14 +176,22 @@ def get_tag(entrypoint: int, tag: str) -> TagItem | None:
     return item if isinstance(item, TagItem) else None
 
 
-def of_flow(entrypoint: int) -> Iterator[DeploymentItem]:
-    """Deployments of a flow, newest first."""
-    return DeploymentItem.by_entrypoint.query(entrypoint, scan_index_forward=False)
+def of_flow(
+    entrypoint: int, after: str | None = None, limit: int | None = None
+) -> Iterator[DeploymentItem]:
+    """Deployments of a flow, newest first; only those older than deployment `after`."""
+    older = DeploymentItem.id < after if after is not None else None
+    return DeploymentItem.by_entrypoint.query(
+        entrypoint, older, scan_index_forward=False, limit=limit
+    )
 
 
-def tags_of_flow(entrypoint: int) -> Iterator[TagItem]:
-    """Tags of a flow, by name."""
-    return TagItem.by_entrypoint.query(entrypoint)
+def tags_of_flow(
+    entrypoint: int, after: str | None = None, limit: int | None = None
+) -> Iterator[TagItem]:
+    """Tags of a flow, by name; only those after tag `after`."""
+    later = TagItem.tag > after if after is not None else None
+    return TagItem.by_entrypoint.query(entrypoint, later, limit=limit)
 
 
 def load_snapshot(deployment: DeploymentItem) -> dict[int, dict[str, Any]]:

@@ -19,7 +19,12 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UnicodeSetAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import (
+    AllProjection,
+    GlobalSecondaryIndex,
+    IncludeProjection,
+    KeysOnlyProjection,
+)
 from pynamodb.models import Model
 
 from flowdeploy.settings import settings
@@ -37,6 +42,29 @@ def unpack(blob: bytes) -> Any:
 
 
 # -- Flows ------------------------------------------------------------------
+
+
+# What `GET /flow` lists of each flow (not its nodes and edges, which can be large).
+FLOW_SUMMARY = (
+    "name",
+    "is_public",
+    "start_shared",
+    "start_unverified",
+    "current_network",
+    "created_at",
+    "updated_at",
+)
+
+
+class UserFlowsIndex(GlobalSecondaryIndex["FlowItem"]):
+    """A user's flows by id (the counter item has no user_id: it is not in the index)."""
+
+    class Meta:
+        index_name = "UserFlowsIndex"
+        projection = IncludeProjection(list(FLOW_SUMMARY))
+
+    user_id = UnicodeAttribute(hash_key=True)
+    id = NumberAttribute(range_key=True)
 
 
 class FlowItem(Model):
@@ -58,6 +86,8 @@ class FlowItem(Model):
     graph = BinaryAttribute(legacy_encoding=False, null=True)
     created_at = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute(null=True)
+
+    by_user = UserFlowsIndex()
 
 
 COUNTER_ID = 0
@@ -260,6 +290,16 @@ class FlowRunItem(Model):
 
     by_deployment = DeploymentRunsIndex()
     by_sweep = SweepIndex()
+
+
+class LiveRunsItem(Model):
+    """A user's runs that are queued or running (ids; finished ones leave lazily)."""
+
+    class Meta:
+        table_name = _cfg.live_runs_table
+
+    user_id = UnicodeAttribute(hash_key=True)
+    runs = UnicodeSetAttribute(null=True)
 
 
 # -- Node runs and run logs (one table, one partition per run) -----------------
