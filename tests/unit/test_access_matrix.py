@@ -25,6 +25,7 @@ ROUTES = [
 # Routes about the caller's own things, not one named in the path.
 OWN = {
     ("POST", "/flow"),
+    ("GET", "/flow"),
     ("POST", "/apikey"),
     ("GET", "/apikey"),
     ("POST", "/wallet"),
