@@ -80,13 +80,14 @@ def index() -> dict[str, Any]:
         ok=str,
         content_type="text/html",
         auth=openapi.PUBLIC,
+        description="`?format=json`, the address the page shows for its document, answers it.",
         errors=(400,),
-        parameters=[openapi.query("format", "json: the OpenAPI document instead of the page")],
     ),
 )
 def docs() -> Response[str]:
     # The page shows its document's address as /docs?format=json, as Powertools serves it.
-    view = http.query(app, "format").get("format")
+    # Other parameters (a browser's, a tracker's) do not matter to a page: no 400 for them.
+    view = (app.current_event.query_string_parameters or {}).get("format")
     if view == "json":
         return openapi_json()
     if view is not None:
