@@ -24,11 +24,11 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from flowdeploy import base58, paging
+from flowdeploy import settings as config
 from flowdeploy.auth import Caller
 from flowdeploy.errors import BadRequest, NotFound, PayloadTooLarge
 from flowdeploy.flows import SolanaNetwork, interflow_targets, wallet_ids
 from flowdeploy.ids import new_id, parse_uuid, timestamp
-from flowdeploy.settings import settings
 from flowdeploy.store import deployments as store
 from flowdeploy.store import flows as flow_store
 from flowdeploy.store.models import DeploymentItem, TagItem
@@ -483,7 +483,7 @@ def set_tag(user_id: str, flow_id: int, tag: str, body: TagBody) -> dict[str, An
         deployment_id=deployment.id,
         description=body.description,
     )
-    limit = settings().max_tags_per_flow
+    limit = config.settings().max_tags_per_flow
     try:
         if not store.put_tag(item, deployment, limit):
             raise NotFound(f"deployment not found: {body.deployment_id}")
