@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# JavaScript the tests drive as a real client would (the Solana Actions SDK): npm ci from the lock.
+JS := tests/js
+JS_STAMP := $(JS)/node_modules/.installed
 TOOLS := .tools
 SAM := $(TOOLS)/sam/bin/sam
 PY313 := PYENV_VERSION=3.13.0 SAM_CLI_TELEMETRY=0
@@ -16,6 +19,10 @@ $(STAMP): pyproject.toml layers/common/requirements.txt
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+$(JS_STAMP): $(JS)/package.json $(JS)/package-lock.json
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(JS_STAMP)
+
 ## Set up and run the whole service locally on http://127.0.0.1:3000
 ## make dev PORT=3001: the API on another port (PORT=0: a free one)
 ## make dev SOLANA_PORT=0: the local Solana RPC on a free port instead of 8899
@@ -24,7 +31,7 @@ dev: $(STAMP)
 	$(BIN)/python -m flowdeploy.local $(if $(PORT),--port $(PORT)) $(if $(SOLANA_PORT),--solana-port $(SOLANA_PORT)) $(foreach p,$(PARAMS),--parameter $(p))
 
 ## Lint, type-check and run every test
-test: lint
+test: lint $(JS_STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
@@ -35,7 +42,7 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) $(JS_STAMP)
 	$(BIN)/python -m pytest -q tests/integration tests/e2e
 
 ## Measure cold starts, AWS round trips, engine overhead, load and memory: one table
@@ -76,4 +83,4 @@ build: $(SAM)
 	$(PY313) PATH="$(CURDIR)/$(TOOLS)/sam/bin:$$PATH" $(SAM) build
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache $(JS)/node_modules

@@ -22,6 +22,14 @@ DOCS_ROW_KEYS = [
     "fees",
     "solana_network",
 ]
+# Columns after the docs' row (issue 14: compute-unit price, the Solana Action's metadata).
+EXTRA_ROW_KEYS = [
+    "compute_unit_price",
+    "action_title",
+    "action_icon",
+    "action_description",
+    "action_label",
+]
 
 
 def interflow(node_id: str, flow_id: int) -> dict[str, Any]:
@@ -41,7 +49,8 @@ def test_the_deployment_row_has_exactly_the_docs_shape_and_defaults(api: Api) ->
     flow_id = api.create_flow(user)
     deployment_id = api.deploy(user, flow_id)
     row = api.call("GET", f"/deployment/{deployment_id}", user=user).body
-    assert list(row) == DOCS_ROW_KEYS
+    assert list(row) == DOCS_ROW_KEYS + EXTRA_ROW_KEYS
+    assert all(row[key] is None for key in EXTRA_ROW_KEYS)
     assert row["id"] == deployment_id
     assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?$", row["created_at"])
     assert row["user_id"] == user

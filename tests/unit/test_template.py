@@ -56,6 +56,28 @@ def test_each_table_has_the_keys_its_model_uses(table: str, model: Any) -> None:
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
 
 
+@pytest.mark.parametrize(
+    ("table", "models", "ttl"),
+    [
+        ("SignatureRequestsTable", ["SignatureRequestItem"], "remove_at"),
+        ("SignInTable", ["WalletUserItem", "UsedNonceItem"], "remove_at"),
+        ("ReadCacheTable", ["CachedReadItem"], "expires_at"),
+    ],
+)
+def test_the_tables_of_the_client_protocol_match_their_models_and_expire_items(
+    table: str, models: list[str], ttl: str
+) -> None:
+    from flowdeploy.store import models as declared
+
+    props = TEMPLATE.resources[table]["Properties"]
+    for name in models:
+        model = getattr(declared, name)
+        assert keys(props["KeySchema"]) == key_schema(model), name
+        assert model.Meta.table_name == table
+    assert props["TimeToLiveSpecification"] == {"AttributeName": ttl, "Enabled": True}
+    assert ttl in getattr(declared, models[-1]).get_attributes()
+
+
 def test_the_idempotency_table_has_the_keys_and_ttl_powertools_uses() -> None:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
@@ -70,12 +92,12 @@ def test_the_idempotency_table_has_the_keys_and_ttl_powertools_uses() -> None:
     assert start_env["IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
 
 
-def test_the_live_runs_table_has_the_keys_its_model_uses_and_both_starters_know_it() -> None:
+def test_the_live_runs_table_has_the_keys_its_model_uses_and_every_starter_knows_it() -> None:
     from flowdeploy.store.models import LiveRunsItem
 
     declared = TEMPLATE.tables()["LiveRunsTable"]
     assert keys(declared["KeySchema"]) == key_schema(LiveRunsItem)
-    for function in ("StartFunction", "TriggerFunction"):
+    for function in ("StartFunction", "TriggerFunction", "ActionsFunction"):
         env = TEMPLATE.functions()[function].environment
         assert env["LIVE_RUNS_TABLE"] == {"Ref": "LiveRunsTable"}
         assert env["MAX_LIVE_RUNS_PER_USER"] == {"Ref": "MaxLiveRunsPerUser"}
@@ -129,12 +151,41 @@ def test_the_documented_routes_go_to_the_documented_functions() -> None:
     assert routes[("POST", "/deployment/start")] == "StartFunction"
     assert routes[("GET", "/openapi.json")] == routes[("GET", "/docs")] == "DocsFunction"
     assert routes[("GET", "/")] == "DocsFunction"
+    assert routes[("GET", "/deployment/read")] == routes[("POST", "/deployment/read")]
+    assert routes[("GET", "/deployment/read")] == "ReadFunction"
+    actions = {(m, p) for (m, p), f in routes.items() if f == "ActionsFunction"}
+    assert actions == {
+        ("GET", "/actions.json"),
+        ("OPTIONS", "/actions.json"),
+        ("GET", "/actions/icon.svg"),
+        ("GET", "/action/{deployment_id}"),
+        ("OPTIONS", "/action/{deployment_id}"),
+        ("POST", "/action/{deployment_id}"),
+    }
+    special = {"/flow/deploy/{flow_id}", "/deployment/start", "/openapi.json", "/docs", "/"}
     others = {
         f
         for (m, p), f in routes.items()
-        if p not in {"/flow/deploy/{flow_id}", "/deployment/start", "/openapi.json", "/docs", "/"}
+        if p not in special | {"/deployment/read"} and (m, p) not in actions
     }
     assert others == {"ApiFunction"}
+
+
+def test_deployment_read_is_not_taken_for_a_deployment_id() -> None:
+    """API Gateway prefers the literal route; the local stack routes as it does."""
+    from flowdeploy.local.devserver import Gateway
+    from flowdeploy.local.stack import Functions
+
+    gateway = Gateway(TEMPLATE, Functions(TEMPLATE))
+    found = gateway.route("GET", "/deployment/read")
+    assert found is not None and found[0].function == "ReadFunction"
+    found = gateway.route("GET", "/deployment/0194e5ac-9103-7c52-971e-f71f83c5de2e")
+    assert found is not None and found[0].path == "/deployment/{deployment_id}"
+
+
+# Routes that take no credentials, as upstream's: a signature proves itself, and a sign-in
+# is how a wallet gets credentials.
+NO_CREDENTIALS = {"POST /signature/submit", "POST /auth/init", "POST /auth/confirm"}
 
 
 @pytest.mark.parametrize(
@@ -145,8 +196,15 @@ def test_every_route_of_the_template_has_a_handler(aws: dict[str, Any], route: A
     path = path.replace("{run_id}", "x").replace("{key_id}", "x").replace("{tag}", "x")
     path = path.replace("{wallet_id}", "x")
     status, _, body = Api().gateway.handle(route.method, path, {"host": "localhost"}, b"")
-    public = route.function == "DocsFunction"
-    assert status == (200 if public else 401), (route.route_key, body)
+    if route.function == "ActionsFunction":  # public: a wallet sends no credentials
+        expected = 404 if "{deployment_id}" in route.path else 200  # no deployment "x"
+        assert status == expected, (route.route_key, body)
+    elif route.function == "DocsFunction":
+        assert status == 200, (route.route_key, body)
+    elif route.route_key in NO_CREDENTIALS:  # the body is what they check first
+        assert status == 400 and b"body is required" in body, (route.route_key, body)
+    else:
+        assert status == 401, (route.route_key, body)
 
 
 @pytest.mark.parametrize("name", sorted(sample_events()))

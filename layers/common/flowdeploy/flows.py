@@ -75,6 +75,8 @@ class FlowBody(BaseModel):
     is_public: StrictBool = False
     start_shared: StrictBool = False
     start_unverified: StrictBool = False
+    # Deployments made from now on may be run synchronously by /deployment/read.
+    read_enabled: StrictBool = False
     current_network: SolanaNetwork = Field(default_factory=_default_network)
     environment: dict[str, Annotated[str, StringConstraints(max_length=4096)]] = Field(
         default_factory=dict

@@ -93,6 +93,19 @@ async def execute_queued_run(
     return result.status
 
 
+async def execute_claimed(
+    run: FlowRunItem,
+    deployment: DeploymentItem,
+    graphs: Mapping[int, FlowGraph],
+    entry: int,
+    deadline: float,
+) -> RunResult:
+    """Execute a run its caller already claimed and loaded (a read), and record it."""
+    result = await _execute(run, deployment, graphs, entry, deadline)
+    await _record_result(run.id, result)
+    return result
+
+
 async def _record_result(run_id: str, result: RunResult) -> None:
     """The final status, outputs and error; on a failed write, once more without outputs."""
     outputs = encode_map(result.outputs)
@@ -113,6 +126,7 @@ async def _record_result(run_id: str, result: RunResult) -> None:
             outputs=outputs,
             error=error,
             transaction=result.transaction,
+            simulation=result.simulation,
         )
     except Exception as failure:
         logger.exception("could not record the result of run %s; recording a failure", run_id)

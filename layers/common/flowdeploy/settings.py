@@ -29,6 +29,9 @@ class Settings:
     run_records_table: str
     api_keys_table: str
     wallets_table: str
+    signature_requests_table: str
+    sign_in_table: str
+    read_cache_table: str
     idempotency_table: str
     live_runs_table: str
     flow_run_queue_url: str
@@ -61,6 +64,19 @@ class Settings:
     max_tags_per_flow: int
     # Runs of one user's deployments that may be queued or running at once.
     max_live_runs_per_user: int
+    # How long POST /action/{id} waits for the run's transaction (API Gateway answers
+    # 503 after 30 s, so ActionsFunction's 29 s timeout bounds it).
+    action_wait_seconds: float
+    # How long GET /flow/output waits for a run to end before answering 504 (below API
+    # Gateway's 30 s integration limit).
+    flow_output_wait_seconds: float
+    # How long GET /flow/signature_request waits for a running run to ask for a signature
+    # before answering 404: v0.12.2 asks once, client-next gives each poll 5 s.
+    signature_request_wait_seconds: float
+    # The time a read (`/deployment/read`) may run before it is a 408.
+    read_timeout_seconds: float
+    # Access tokens issued by wallet sign-in and /auth/claim_token.
+    access_token_lifetime_seconds: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -72,6 +88,9 @@ class Settings:
             run_records_table=env.get("RUN_RECORDS_TABLE", "RunRecordsTable"),
             api_keys_table=env.get("API_KEYS_TABLE", "ApiKeysTable"),
             wallets_table=env.get("WALLETS_TABLE", "WalletsTable"),
+            signature_requests_table=env.get("SIGNATURE_REQUESTS_TABLE", "SignatureRequestsTable"),
+            sign_in_table=env.get("SIGN_IN_TABLE", "SignInTable"),
+            read_cache_table=env.get("READ_CACHE_TABLE", "ReadCacheTable"),
             idempotency_table=env.get("IDEMPOTENCY_TABLE", "IdempotencyTable"),
             live_runs_table=env.get("LIVE_RUNS_TABLE", "LiveRunsTable"),
             flow_run_queue_url=env.get("FLOW_RUN_QUEUE_URL", ""),
@@ -97,6 +116,11 @@ class Settings:
             conflict_retry_seconds=float(env.get("CONFLICT_RETRY_SECONDS", "10")),
             max_tags_per_flow=int(env.get("MAX_TAGS_PER_FLOW", "50")),
             max_live_runs_per_user=int(env.get("MAX_LIVE_RUNS_PER_USER", "10")),
+            action_wait_seconds=float(env.get("ACTION_WAIT_SECONDS", "25")),
+            flow_output_wait_seconds=float(env.get("FLOW_OUTPUT_WAIT_SECONDS", "25")),
+            signature_request_wait_seconds=float(env.get("SIGNATURE_REQUEST_WAIT_SECONDS", "3.5")),
+            read_timeout_seconds=float(env.get("READ_TIMEOUT_SECONDS", "20")),
+            access_token_lifetime_seconds=int(env.get("ACCESS_TOKEN_LIFETIME_SECONDS", "3600")),
         )
 
     @property

@@ -269,7 +269,8 @@ def test_a_returned_transaction_stops_the_run_keeping_outputs(
     )
     assert (outcome.status, outcome.error) == ("stopped", None)
     assert result.transaction == "AQID"
-    assert outcome.outputs == {"early": {"S": "kept"}}
+    # kept, and the transaction among the outputs too, where upstream's clients read it
+    assert outcome.outputs == {"early": {"S": "kept"}, "transaction": {"S": "AQID"}}
     statuses = outcome.memory.statuses()
     assert statuses["tx"] == "stopped"
     assert statuses["slow"] == "canceled"

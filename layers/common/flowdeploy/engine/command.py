@@ -32,11 +32,14 @@ class NodeError(Exception):
 
 class ReturnTransaction(Exception):
     """`output_instructions`: the run ends `stopped` with this transaction (base64) for the
-    caller's wallet to sign and send."""
+    caller's wallet to sign and send, and what simulating it said."""
 
-    def __init__(self, transaction: str) -> None:
-        super().__init__("returned its transaction for the action signer to sign")
+    def __init__(self, transaction: str, simulation: Mapping[str, object] | None = None) -> None:
+        failure = (simulation or {}).get("error")
+        note = f"; its simulation fails: {failure}" if failure else ""
+        super().__init__(f"returned its transaction for the action signer to sign{note}")
         self.transaction = transaction
+        self.simulation = dict(simulation) if simulation is not None else None
 
 
 class ConfigError(ValueError):

@@ -20,7 +20,7 @@ from flowdeploy.engine.command import NodeError, ReturnTransaction
 from flowdeploy.engine.convert import ConversionError
 from flowdeploy.engine.graph import FlowGraph, GraphNode
 from flowdeploy.ids import timestamp
-from flowdeploy.values import IValue
+from flowdeploy.values import STRING, IValue
 
 if TYPE_CHECKING:
     from flowdeploy.solana.session import SolanaSession
@@ -86,8 +86,12 @@ class RunResult:
     status: str
     outputs: dict[str, IValue]
     error: str | None
-    # output_instructions: the transaction (base64) the run stopped at, for the caller to sign
+    # output_instructions: the transaction (base64) the run stopped at, for the caller to sign,
+    # and what its simulation said
     transaction: str | None = None
+    simulation: dict[str, object] | None = None
+    # The run ended because it passed its deadline.
+    timed_out: bool = False
 
 
 class ExecutionFailed(Exception):
@@ -117,6 +121,8 @@ class Run:
         self.stop_reason: str | None = None
         self.end_reason: str | None = None
         self.transaction: str | None = None
+        self.simulation: dict[str, object] | None = None
+        self.expired = False
         self._solana_factory = solana
         self._solana: SolanaSession | None = None
 
@@ -129,9 +135,11 @@ class Run:
             outputs = await top.run()
         except ExecutionFailed as error:
             if self.transaction is not None:
-                return RunResult(STOPPED, top.outputs, None, self.transaction)
+                # Upstream's clients read it from the outputs (getFlowOutput): put it there too.
+                outputs = {"transaction": IValue(STRING, self.transaction), **top.outputs}
+                return RunResult(STOPPED, outputs, None, self.transaction, self.simulation)
             status = STOPPED if self.stop_reason is not None else FAILED
-            return RunResult(status, top.outputs, str(error))
+            return RunResult(status, top.outputs, str(error), timed_out=self.expired)
         finally:
             timer.cancel()
         return RunResult(SUCCEEDED, outputs, None)
@@ -142,10 +150,13 @@ class Run:
             self.stop_reason = reason
             self._top.end(reason)
 
-    def return_transaction(self, transaction: str, node_label: str) -> None:
+    def return_transaction(
+        self, transaction: str, node_label: str, simulation: dict[str, object] | None = None
+    ) -> None:
         """output_instructions: the run ends here, `stopped`, holding `transaction`."""
         if self._top is not None and self.stop_reason is None and self._top.failure is None:
             self.transaction = transaction
+            self.simulation = simulation
             self.stop_reason = f"{node_label} returned its transaction for signing"
             self._top.end(self.stop_reason)
 
@@ -157,6 +168,7 @@ class Run:
 
     def _expire(self) -> None:
         if self._top is not None:
+            self.expired = self._top.failure is None and self.stop_reason is None
             running = self._top.running_nodes()
             shown = f"; still running: {', '.join(running[:5])}" if running else ""
             self._top.end(f"the run passed its deadline of {self.deadline_seconds:g} s{shown}")
@@ -266,7 +278,7 @@ class _Execution:
             raise
         except ReturnTransaction as returned:
             self._record(node, NODE_STOPPED, inputs, None, str(returned), started)
-            self.run_.return_transaction(returned.transaction, node.label)
+            self.run_.return_transaction(returned.transaction, node.label, returned.simulation)
             return
         except (NodeError, ConversionError) as failure:
             error = str(failure)

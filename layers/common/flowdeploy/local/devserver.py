@@ -122,6 +122,8 @@ class Gateway:
             headers["access-control-allow-methods"] = ",".join(self.cors.get("AllowMethods", []))
             headers["access-control-allow-headers"] = ",".join(self.cors.get("AllowHeaders", []))
             headers["access-control-max-age"] = str(self.cors.get("MaxAge", 0))
+        elif self.cors.get("ExposeHeaders"):
+            headers["access-control-expose-headers"] = ",".join(self.cors["ExposeHeaders"])
         return headers
 
     def handle(
@@ -142,6 +144,10 @@ class Gateway:
             logging.getLogger("flowdeploy.local").exception("%s crashed", route.function)
             return 500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}'
         status, out_headers, payload = self.response(result)
+        if self.cors:  # API Gateway ignores a function's CORS headers once it has its own
+            out_headers = {
+                k: v for k, v in out_headers.items() if not k.startswith("access-control-")
+            }
         out_headers.update(self.cors_headers(origin, preflight=False))
         return status, out_headers, payload
 

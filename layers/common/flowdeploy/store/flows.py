@@ -29,6 +29,7 @@ def flow_row(item: FlowItem) -> dict[str, Any]:
         "is_public": item.is_public,
         "start_shared": item.start_shared,
         "start_unverified": item.start_unverified,
+        "read_enabled": bool(item.read_enabled),
         "current_network": item.current_network,
         "environment": item.environment or {},
         "created_at": item.created_at,
@@ -41,6 +42,7 @@ def _apply(item: FlowItem, document: dict[str, Any]) -> None:
     item.is_public = document["is_public"]
     item.start_shared = document["start_shared"]
     item.start_unverified = document["start_unverified"]
+    item.read_enabled = document["read_enabled"]
     item.current_network = document["current_network"]
     item.environment = document["environment"]
     item.graph = pack({"nodes": document["nodes"], "edges": document["edges"]})

@@ -80,6 +80,9 @@ class FlowItem(Model):
     is_public = BooleanAttribute(default=False)
     start_shared = BooleanAttribute(default=False)
     start_unverified = BooleanAttribute(default=False)
+    # Whether deployments of the flow may be read (`/deployment/read`): copied into each
+    # deployment's snapshot when it is deployed, as upstream keeps it on the flow.
+    read_enabled = BooleanAttribute(null=True)
     current_network = JSONAttribute(null=True)
     environment = JSONAttribute(null=True)
     # nodes + edges, packed: editors' documents are large and deeply nested.
@@ -139,6 +142,13 @@ class DeploymentItem(DeploymentsRecord, discriminator="deployment"):
     action_identity = UnicodeAttribute(null=True)
     fees = JSONAttribute(default=list)
     solana_network = JSONAttribute()
+    # Micro-lamports per compute unit of its transactions; null: from recent fees.
+    compute_unit_price = NumberAttribute(null=True)
+    # How the deployment shows as a Solana Action (Blink); null: defaults.
+    action_title = UnicodeAttribute(null=True)
+    action_icon = UnicodeAttribute(null=True)
+    action_description = UnicodeAttribute(null=True)
+    action_label = UnicodeAttribute(null=True)
     flow_ids = JSONAttribute(default=list)  # every flow in the snapshot, entrypoint first
     snapshot_parts = JSONAttribute(default=dict)  # flow id -> number of snapshot items
     wallet_ids = JSONAttribute(default=list)
@@ -278,11 +288,11 @@ class FlowRunItem(Model):
     lease_until = NumberAttribute(null=True)
     # output_instructions: the transaction (base64) the run stopped at, for the caller to sign.
     transaction = UnicodeAttribute(null=True)
-    # The open signature request of a running run ({id, pubkey, message, ...}), its id (for
-    # conditional writes) and the verified signature submitted for it.
-    signature_request = JSONAttribute(null=True)
+    # ... and what simulating it said: {err, error, logs, units_consumed, compute_unit_limit,
+    # compute_unit_price}; a failure is shown, never a reason to withhold the transaction.
+    simulation = JSONAttribute(null=True)
+    # The id of the running run's open signature request (SignatureRequestItem).
     signature_request_id = UnicodeAttribute(null=True)
-    submitted_signature = UnicodeAttribute(null=True)
     # Only while not final (SweepIndex): the status again, and for a queued run the epoch
     # second it was queued, for a running one the end of its worker's lease.
     sweep_status = UnicodeAttribute(null=True)
@@ -300,6 +310,36 @@ class LiveRunsItem(Model):
 
     user_id = UnicodeAttribute(hash_key=True)
     runs = UnicodeSetAttribute(null=True)
+
+
+# -- Signature requests ----------------------------------------------------------
+
+
+class SignatureRequestItem(Model):
+    """A signature a running run waits for, keyed by the integer id its answer names.
+
+    `POST /signature/submit` finds it with one GetItem and answers it with one conditional
+    UpdateItem; the run polls it. DynamoDB's TTL removes it a day after it expired.
+    """
+
+    class Meta:
+        table_name = _cfg.signature_requests_table
+
+    id = NumberAttribute(hash_key=True)  # 1 .. 2^53 - 1: exact as a JavaScript number
+    flow_run_id = UnicodeAttribute()
+    pubkey = UnicodeAttribute()
+    message = UnicodeAttribute()  # base64 of the bytes to sign
+    kind = UnicodeAttribute()  # "transaction_message" | "message"
+    time = NumberAttribute()  # created, epoch milliseconds
+    timeout = NumberAttribute()  # seconds the run waits
+    expires_at = NumberAttribute()  # epoch seconds: no answer is taken after this
+    # Signatures already made on this message (the fee payer's): [{"pubkey", "signature"}].
+    signatures = JSONAttribute(null=True)
+    # The verified answer, and the wallet's changed message (base64) if it sent one.
+    signature = UnicodeAttribute(null=True)
+    new_message = UnicodeAttribute(null=True)
+    closed = BooleanAttribute(null=True)  # the run stopped waiting
+    remove_at = NumberAttribute()  # TTL attribute, epoch seconds
 
 
 # -- Node runs and run logs (one table, one partition per run) -----------------
@@ -384,8 +424,12 @@ class WalletItem(WalletsRecord, discriminator="wallet"):
     name = UnicodeAttribute()
     pubkey = UnicodeAttribute()
     # KMS ciphertext of the 64-byte secret key (secret ‖ public), bound by its
-    # encryption context to this user_id and wallet id.
-    encrypted_secret = BinaryAttribute(legacy_encoding=False)
+    # encryption context to this user_id and wallet id. None: an adapter wallet (the key
+    # stays in the user's wallet app; it signs through signature requests).
+    encrypted_secret = BinaryAttribute(legacy_encoding=False, null=True)
+    # Upstream's descriptive wallet columns, from POST /wallets/upsert: adapter,
+    # description, icon.
+    details = JSONAttribute(null=True)
     created_at = UnicodeAttribute()
 
 
@@ -399,3 +443,53 @@ class WalletPubkeyItem(WalletsRecord, discriminator="pubkey"):
     @staticmethod
     def key(user_id: str, pubkey: str) -> tuple[str, str]:
         return user_id, f"PUBKEY#{pubkey}"
+
+
+# -- Wallet sign-in (one table: wallet users and used sign-in nonces) ------------------
+
+
+class WalletUserItem(Model):
+    """pk `USER#<pubkey>`: a wallet that signed in; its user id is derived from the key."""
+
+    class Meta:
+        table_name = _cfg.sign_in_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    last_sign_in_at = UnicodeAttribute()
+    sign_ins = NumberAttribute()
+
+    @staticmethod
+    def key(pubkey: str) -> str:
+        return f"USER#{pubkey}"
+
+
+class UsedNonceItem(Model):
+    """pk `NONCE#<nonce>`: a sign-in message already used; TTL removes it once expired."""
+
+    class Meta:
+        table_name = _cfg.sign_in_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    remove_at = NumberAttribute()
+
+    @staticmethod
+    def key(nonce: str) -> str:
+        return f"NONCE#{nonce}"
+
+
+# -- Read cache (`/deployment/read`) --------------------------------------------------
+
+
+class CachedReadItem(Model):
+    """One read's answer for 300 s, keyed by a hash of (deployment, caller scope, inputs)."""
+
+    class Meta:
+        table_name = _cfg.read_cache_table
+
+    key = UnicodeAttribute(hash_key=True)
+    body = JSONAttribute()  # the outputs as one IValue
+    etag = UnicodeAttribute()
+    cached_at = NumberAttribute()  # epoch seconds
+    expires_at = NumberAttribute()  # epoch seconds; TTL attribute (removed some time after)

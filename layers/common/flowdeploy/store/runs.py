@@ -14,6 +14,8 @@ from flowdeploy.store.models import FlowRunItem
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, STOPPED = "queued", "running", "succeeded", "failed", "stopped"
 FINAL = frozenset({SUCCEEDED, FAILED, STOPPED})
+# The origin of a run made by /deployment/read: it never signs or sends a transaction.
+READ_ORIGIN = "read"
 ABANDONED = "the worker running this flow stopped before recording its result"
 NEVER_PICKED_UP = "the run was never picked up from the queue (its message was lost)"
 # Every transition to a final status takes the run out of SweepIndex.
@@ -24,6 +26,16 @@ def insert(run: FlowRunItem) -> None:
     """Write a new queued run; SweepIndex watches it until it is final."""
     run.sweep_status = QUEUED
     run.sweep_at = int(time.time())
+    run.save(condition=FlowRunItem.id.does_not_exist())
+
+
+def insert_running(run: FlowRunItem, lease_until: float) -> None:
+    """Write a new run already claimed by the caller, which runs it now (a read)."""
+    run.status = RUNNING
+    run.started_at = timestamp()
+    run.lease_until = int(lease_until)
+    run.sweep_status = RUNNING
+    run.sweep_at = int(lease_until)
     run.save(condition=FlowRunItem.id.does_not_exist())
 
 
@@ -157,6 +169,7 @@ def finish(
     outputs: dict[str, Any] | None = None,
     error: str | None = None,
     transaction: str | None = None,
+    simulation: dict[str, Any] | None = None,
 ) -> FlowRunItem | None:
     """Put a running run in a final status; None if it was not running any more."""
     actions = [
@@ -171,51 +184,27 @@ def finish(
         actions.append(FlowRunItem.error.set(error))
     if transaction is not None:
         actions.append(FlowRunItem.transaction.set(transaction))
+    if simulation is not None:
+        actions.append(FlowRunItem.simulation.set(simulation))
     return _transition(run_id, RUNNING, actions)
 
 
-# -- Signature requests: a running run waits for a signature it cannot make ------
+# -- Signature requests: the id of a running run's open request --------------------
 
-_SIGNATURE_REQUEST_REMOVED = (
-    FlowRunItem.signature_request.remove(),
-    FlowRunItem.signature_request_id.remove(),
-    FlowRunItem.submitted_signature.remove(),
-)
+_SIGNATURE_REQUEST_REMOVED = (FlowRunItem.signature_request_id.remove(),)
 
 
-def open_signature_request(run_id: str, request: dict[str, object]) -> FlowRunItem | None:
-    """Publish `request` (with its "id") on a running run; None if the run is not running."""
-    return _transition(
-        run_id,
-        RUNNING,
-        [
-            FlowRunItem.signature_request.set(request),
-            FlowRunItem.signature_request_id.set(str(request["id"])),
-            FlowRunItem.submitted_signature.remove(),
-        ],
-    )
+def open_signature_request(run_id: str, request_id: int) -> FlowRunItem | None:
+    """Name `request_id` as the run's open request; None if the run is not running."""
+    return _transition(run_id, RUNNING, [FlowRunItem.signature_request_id.set(str(request_id))])
 
 
-def accept_signature(run_id: str, request_id: str, signature: str) -> bool:
-    """Store the (verified) signature for the open request `request_id`, once."""
-    return (
-        _transition(
-            run_id,
-            RUNNING,
-            [FlowRunItem.submitted_signature.set(signature)],
-            (FlowRunItem.signature_request_id == request_id)
-            & FlowRunItem.submitted_signature.does_not_exist(),
-        )
-        is not None
-    )
-
-
-def close_signature_request(run_id: str, request_id: str) -> None:
+def close_signature_request(run_id: str, request_id: int) -> None:
     """Withdraw the request `request_id` if it is still the run's open one."""
     run = FlowRunItem(id=run_id)
     applied(
         lambda: run.update(
             actions=list(_SIGNATURE_REQUEST_REMOVED),
-            condition=FlowRunItem.signature_request_id == request_id,
+            condition=FlowRunItem.signature_request_id == str(request_id),
         )
     )

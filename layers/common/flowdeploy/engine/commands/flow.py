@@ -24,6 +24,15 @@ class FlowInput(Command):
     def label(self) -> str:
         return self.config.string("label")
 
+    @cached_property
+    def declared_type(self) -> str:
+        """Upstream's config `type` (u64, decimal, pubkey, string…; "free" when absent)."""
+        return self.config.string("type", "free").strip().lower() or "free"
+
+    @property
+    def has_default(self) -> bool:
+        return any(self.config.value(key) is not None for key in ("default", "value"))
+
     def _default(self) -> IValue:
         for key in ("default", "value"):  # `value` is upstream's name for it
             found = self.config.value(key)
@@ -37,6 +46,7 @@ class FlowInput(Command):
 
     def check(self, graph: FlowGraph, node_id: str) -> None:
         self.label  # noqa: B018 - validates the config
+        self.declared_type  # noqa: B018
         self._default()
 
 

@@ -77,7 +77,7 @@ async def _send(
     try:
         signature = await session.execute(instructions, [signer], ctx.remaining_seconds)
     except TransactionReturned as returned:
-        raise ReturnTransaction(returned.transaction) from None
+        raise ReturnTransaction(returned.transaction, returned.simulation) from None
     except SolanaFailure as failure:
         raise NodeError(str(failure)) from None
     ctx.log("info", f"transaction {signature} confirmed")
