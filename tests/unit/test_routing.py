@@ -28,6 +28,8 @@ DEFAULT_FUNCTION = next(r.function for r in TEMPLATE.routes() if r.path == "$def
         ("GET", "/flow_run/x/stop", "POST"),
         ("POST", "/openapi.json", "GET"),
         ("PUT", "/docs", "GET"),
+        ("DELETE", "/deployment/read", "GET, POST"),
+        ("DELETE", "/signature/submit", "POST"),
     ],
 )
 def test_a_wrong_method_on_a_known_path_is_a_405_with_allow(
@@ -37,6 +39,18 @@ def test_a_wrong_method_on_a_known_path_is_a_405_with_allow(
     assert reply.status == 405, reply.body
     assert reply.headers["allow"] == allowed
     assert reply.body == {"error": f"{method} is not allowed on {path}; allowed: {allowed}"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [("PUT", "/actions.json", "GET, OPTIONS"), ("DELETE", "/action/x", "GET, OPTIONS, POST")],
+)
+def test_solana_actions_paths_answer_405_in_their_own_error_shape(
+    api: Api, method: str, path: str, allowed: str
+) -> None:
+    reply = api.call(method, path)
+    assert (reply.status, reply.headers["allow"]) == (405, allowed)
+    assert reply.body == {"message": f"{method} is not allowed on {path}; allowed: {allowed}"}
 
 
 def test_a_wrong_method_changes_nothing(api: Api) -> None:
