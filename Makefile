@@ -11,7 +11,7 @@ TOOLS := .tools
 SAM := $(TOOLS)/sam/bin/sam
 PY313 := PYENV_VERSION=3.13.0 SAM_CLI_TELEMETRY=0
 
-.PHONY: dev test lint unit integration bench token invoke events redrive validate build clean
+.PHONY: dev test lint unit integration bench token invoke events docs redrive validate build clean
 
 $(STAMP): pyproject.toml layers/common/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ invoke: $(STAMP)
 ## or make redrive ENDPOINT=<FLOWDEPLOY_AWS_ENDPOINT that make dev prints> (local stack)
 redrive: $(STAMP)
 	$(BIN)/python -m flowdeploy.local.redrive $(if $(STACK),--stack $(STACK)) $(if $(ENDPOINT),--endpoint $(ENDPOINT))
+
+## Regenerate the commands table of docs/flows.md from the command registry (GET /nodes)
+docs: $(STAMP)
+	$(BIN)/python -m flowdeploy.local.command_table docs/flows.md
 
 ## Regenerate events/ from flowdeploy.local.samples
 events: $(STAMP)

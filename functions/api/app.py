@@ -9,6 +9,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from flowdeploy import (
+    api_inputs,
     apikeys,
     deployments,
     flow_runs,
@@ -438,6 +439,103 @@ def stop_flow(run_id: str) -> dict[str, bool]:
 def list_flow_runs(deployment_id: str) -> dict[str, Any]:
     user_id = http.user(app)
     return flow_runs.list_runs(user_id, deployment_id, http.query(app, *paging.QUERY))
+
+
+@app.get(
+    "/flow_run/<run_id>/api_input",
+    **openapi.route(
+        "The run's api_input nodes waiting for a value, with the URL to POST it to",
+        tag="flow runs",
+        ok=list[openapi.WaitingApiInput],
+        errors=(404,),
+        auth=openapi.RUN_READER,
+    ),
+)
+def list_api_inputs(run_id: str) -> list[dict[str, Any]]:
+    return api_inputs.waiting(_readable_run(run_id))
+
+
+@app.post(
+    "/flow/submit/<key>",
+    **openapi.route(
+        "Give a waiting api_input node its value (upstream's route; the key is the credential)",
+        tag="flow runs",
+        ok=openapi.Submitted,
+        body=api_inputs.SubmitBody,
+        errors=(400, 404, 413, 415),
+        auth=openapi.PUBLIC,
+    ),
+)
+def submit_api_input(key: str) -> dict[str, bool]:
+    body = http.parse_body(app, api_inputs.SubmitBody)
+    api_inputs.answer(key, api_inputs.parse_submitted(body))
+    return {"success": True}
+
+
+@app.delete(
+    "/flow/submit/<key>",
+    **openapi.route(
+        "Cancel a waiting api_input node: it fails with `canceled by user`",
+        tag="flow runs",
+        ok=openapi.Submitted,
+        errors=(404,),
+        auth=openapi.PUBLIC,
+    ),
+)
+def cancel_api_input(key: str) -> dict[str, bool]:
+    api_inputs.answer(key, None)
+    return {"success": True}
+
+
+# -- Commands, export and import ---------------------------------------------------
+
+
+@app.get(
+    "/nodes",
+    **openapi.route(
+        "The commands flows can use, per document format: ports, types, config schema",
+        tag="flows",
+        ok=list[openapi.NodeDefinition],
+        errors=(400,),
+        auth=openapi.PUBLIC,
+        parameters=[openapi.query("format", "flowdeploy or spaceoperator (default: both)")],
+    ),
+)
+def list_nodes() -> list[dict[str, Any]]:
+    return flows.catalogue((app.current_event.query_string_parameters or {}).get("format"))
+
+
+@app.post(
+    "/data/export",
+    **openapi.route(
+        "Your flows, wallets (public keys) and key-value stores, in Space Operator's "
+        "ExportedUserData shape",
+        tag="flows",
+        ok=openapi.ExportedData,
+    ),
+)
+def export_data() -> dict[str, str]:
+    from flowdeploy import exports
+
+    return exports.export_user_data(http.user(app))
+
+
+@app.post(
+    "/data/import",
+    **openapi.route(
+        "Import a Space Operator export (ExportedUserData, e.g. docker/export.json) into "
+        "your account: flows get new ids, keypairs are encrypted, a second import of the "
+        "same export adds nothing",
+        tag="flows",
+        ok=openapi.ImportReport,
+        errors=(400, 413, 415),
+    ),
+)
+def import_data() -> dict[str, Any]:
+    from flowdeploy import imports
+
+    user_id = http.user(app)
+    return imports.import_user_data(user_id, http.parse_body(app, imports.ExportedUserData))
 
 
 # -- API keys ----------------------------------------------------------------

@@ -19,7 +19,8 @@ from tests.unit.api import Api
 from tests.unit.test_template import NO_CREDENTIALS
 
 # Every route that reads credentials (the routes that take none ignore them: a signature
-# proves itself, and a sign-in is how a wallet gets credentials).
+# proves itself, a sign-in is how a wallet gets credentials, an api_input URL is its own
+# credential and the command catalogue is public).
 ROUTES = [
     r
     for r in Template(ROOT / "template.yaml").routes()
@@ -30,6 +31,8 @@ ROUTES = [
 # Routes about the caller's own things, or naming a deployment in the query: not one
 # named in the path (reads of another user's deployment: tests/unit/test_reads.py).
 OWN = {
+    ("POST", "/data/export"),
+    ("POST", "/data/import"),
     ("POST", "/flow"),
     ("GET", "/flow"),
     ("POST", "/apikey"),

@@ -187,3 +187,20 @@ def test_json_sent_as_curl_does_by_default_is_read(api: Api) -> None:
     form = {"content-type": "application/x-www-form-urlencoded"}
     reply = api.call("POST", "/flow", user=new_user(), headers=form, raw_body=b'{"name": "x"}')
     assert reply.status == 201
+
+
+def test_a_literal_the_command_would_refuse_is_a_400_when_the_flow_is_saved(api: Api) -> None:
+    # issue 16 item 9, over HTTP; every rule's cases are in tests/unit/engine/test_validation.py
+    body = {
+        "name": "x",
+        "nodes": [{"id": "w", "data": {"node_id": "wait", "config": {"seconds": 901}}}],
+    }
+    reply = api.call("POST", "/flow", user=new_user(), json_body=body)
+    assert (reply.status, reply.body) == (
+        400,
+        {
+            "error": "node 'w' (wait): input 'seconds': must be 0 to 270 seconds (the run's "
+            "deadline), got 901"
+        },
+    )
+    assert count_items("FlowsTable") == 0

@@ -185,7 +185,15 @@ def test_deployment_read_is_not_taken_for_a_deployment_id() -> None:
 
 # Routes that take no credentials, as upstream's: a signature proves itself, and a sign-in
 # is how a wallet gets credentials.
-NO_CREDENTIALS = {"POST /signature/submit", "POST /auth/init", "POST /auth/confirm"}
+NO_CREDENTIALS = {
+    "POST /signature/submit",
+    "POST /auth/init",
+    "POST /auth/confirm",
+    # upstream's api_input URL: its key is the credential
+    "POST /flow/submit/{key}",
+    "DELETE /flow/submit/{key}",
+    "GET /nodes",  # the command catalogue is public
+}
 
 
 @pytest.mark.parametrize(
@@ -194,13 +202,15 @@ NO_CREDENTIALS = {"POST /signature/submit", "POST /auth/init", "POST /auth/confi
 def test_every_route_of_the_template_has_a_handler(aws: dict[str, Any], route: Any) -> None:
     path = route.path.replace("{flow_id}", "1").replace("{deployment_id}", "x")
     path = path.replace("{run_id}", "x").replace("{key_id}", "x").replace("{tag}", "x")
-    path = path.replace("{wallet_id}", "x")
+    path = path.replace("{wallet_id}", "x").replace("{key}", "x")
     status, _, body = Api().gateway.handle(route.method, path, {"host": "localhost"}, b"")
     if route.function == "ActionsFunction":  # public: a wallet sends no credentials
         expected = 404 if "{deployment_id}" in route.path else 200  # no deployment "x"
         assert status == expected, (route.route_key, body)
-    elif route.function == "DocsFunction":
+    elif route.function == "DocsFunction" or route.route_key == "GET /nodes":
         assert status == 200, (route.route_key, body)
+    elif route.route_key == "DELETE /flow/submit/{key}":  # no api_input waits at key "x"
+        assert status == 404, (route.route_key, body)
     elif route.route_key in NO_CREDENTIALS:  # the body is what they check first
         assert status == 400 and b"body is required" in body, (route.route_key, body)
     else:

@@ -267,6 +267,7 @@ def _node_row(item: NodeRunItem) -> dict[str, Any]:
         "error": item.error,
         "started_at": item.started_at,
         "finished_at": item.finished_at,
+        "times": int(item.times or 0),
     }
 
 

@@ -29,6 +29,7 @@ class Settings:
     run_records_table: str
     api_keys_table: str
     wallets_table: str
+    kv_store_table: str
     signature_requests_table: str
     sign_in_table: str
     read_cache_table: str
@@ -64,6 +65,10 @@ class Settings:
     max_tags_per_flow: int
     # Runs of one user's deployments that may be queued or running at once.
     max_live_runs_per_user: int
+    # The API's base URL: api_input nodes publish `<api_url>/flow/submit/<key>`.
+    api_url: str
+    # How deep nested flows may go at run time (a flow calling itself counts each level).
+    flow_max_nesting: int
     # How long POST /action/{id} waits for the run's transaction (API Gateway answers
     # 503 after 30 s, so ActionsFunction's 29 s timeout bounds it).
     action_wait_seconds: float
@@ -88,6 +93,7 @@ class Settings:
             run_records_table=env.get("RUN_RECORDS_TABLE", "RunRecordsTable"),
             api_keys_table=env.get("API_KEYS_TABLE", "ApiKeysTable"),
             wallets_table=env.get("WALLETS_TABLE", "WalletsTable"),
+            kv_store_table=env.get("KV_STORE_TABLE", "KvStoreTable"),
             signature_requests_table=env.get("SIGNATURE_REQUESTS_TABLE", "SignatureRequestsTable"),
             sign_in_table=env.get("SIGN_IN_TABLE", "SignInTable"),
             read_cache_table=env.get("READ_CACHE_TABLE", "ReadCacheTable"),
@@ -116,6 +122,8 @@ class Settings:
             conflict_retry_seconds=float(env.get("CONFLICT_RETRY_SECONDS", "10")),
             max_tags_per_flow=int(env.get("MAX_TAGS_PER_FLOW", "50")),
             max_live_runs_per_user=int(env.get("MAX_LIVE_RUNS_PER_USER", "10")),
+            api_url=env.get("API_URL", "http://127.0.0.1:3000").rstrip("/"),
+            flow_max_nesting=int(env.get("FLOW_MAX_NESTING", "16")),
             action_wait_seconds=float(env.get("ACTION_WAIT_SECONDS", "25")),
             flow_output_wait_seconds=float(env.get("FLOW_OUTPUT_WAIT_SECONDS", "25")),
             signature_request_wait_seconds=float(env.get("SIGNATURE_REQUEST_WAIT_SECONDS", "3.5")),

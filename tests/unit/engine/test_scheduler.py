@@ -124,9 +124,19 @@ def test_a_node_error_fails_the_run_and_nothing_else_starts() -> None:
 
 
 def test_a_node_failure_is_the_runs_error() -> None:
-    outcome = run(flow(node("n", "http_request", url="ftp://example.com/")))
+    outcome = run(
+        flow(
+            node("in", "flow_input", label="url"),
+            node("n", "http_request"),
+            edges=[edge("in", "n", into="url")],
+        ),
+        {"url": {"S": "ftp://example.com/"}},
+    )
     assert outcome.status == "failed"
-    assert "url must start with http:// or https://" in (outcome.error or "")
+    assert outcome.error == (
+        "node 'n' (http_request) failed: input 'url': must be an http:// or https:// URL, "
+        "got 'ftp://example.com/'"
+    )
 
 
 CHILD = flow(

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, create_model
 
-from flowdeploy.flows import SolanaNetwork
+from flowdeploy.flows import UPSTREAM_COLUMNS, SolanaNetwork
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.models import SecurityScheme
@@ -112,7 +112,7 @@ class FlowCreated(_Shape):
     flow_id: int
 
 
-class Flow(_Shape):
+class _Flow(_Shape):
     id: int
     user_id: str
     name: str
@@ -126,6 +126,16 @@ class Flow(_Shape):
     environment: dict[str, str]
     created_at: str
     updated_at: str
+
+
+# The flow as stored: a Space Operator flow also has its other columns (uuid, description,
+# viewport, ...) exactly as they were sent.
+Flow = create_model(
+    "Flow",
+    __base__=_Flow,
+    __doc__="A flow; Space Operator's other columns are there when they were sent.",
+    **{name: (Any, None) for name in sorted(UPSTREAM_COLUMNS)},  # type: ignore[call-overload]
+)
 
 
 class FlowSummary(_Shape):
@@ -354,6 +364,7 @@ class NodeRun(_Shape):
     error: str | None
     started_at: str | None
     finished_at: str
+    times: int
 
 
 class NodeRunPage(_Shape):
@@ -404,6 +415,65 @@ class Wallet(_Shape):
 class WalletPage(_Shape):
     wallets: list[Wallet]
     next: str | None
+
+
+class PortDefinition(BaseModel):
+    model_config = ConfigDict(extra="allow", defer_build=True)
+
+    name: str
+
+
+class NodePorts(_Shape):
+    inputs: list[PortDefinition]
+    outputs: list[PortDefinition]
+
+
+class NodeDefinition(_Shape):
+    """A command: upstream's node-definition shape, for the document format named."""
+
+    name: str
+    format: str
+    description: str
+    dynamic_ports: bool
+    ports: NodePorts
+    config_schema: dict[str, Any]
+
+
+class WaitingApiInput(_Shape):
+    """An api_input node waiting: POST `{"value": <IValue>}` to `url` (DELETE cancels)."""
+
+    node_id: str
+    times: int
+    url: str
+    created_at: str
+    expires_at: str
+
+
+class Submitted(_Shape):
+    success: bool
+
+
+class ImportReport(BaseModel):
+    """What `POST /data/import` did with each wallet, flow and store, and why it skipped."""
+
+    model_config = ConfigDict(extra="allow", defer_build=True)
+
+    source_user_id: str
+    wallets: list[dict[str, Any]]
+    flows: list[dict[str, Any]]
+    kvstore: list[dict[str, Any]]
+    missing_commands: dict[str, list[str]]
+    not_imported: dict[str, str]
+
+
+class ExportedData(BaseModel):
+    """Upstream's `ExportedUserData`: the user id and one `;`-separated table per key."""
+
+    model_config = ConfigDict(extra="allow", defer_build=True)
+
+    user_id: str
+    flows: str
+    wallets: str
 
 
 # -- Routes ------------------------------------------------------------------

@@ -34,6 +34,7 @@ from flowdeploy.local.stack import (
     schedules,
 )
 from flowdeploy.local.template import Route, Template
+from flowdeploy.settings import settings
 
 TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded")
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
@@ -305,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     # Metrics are CloudWatch EMF lines on stdout: noise on a terminal.
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
+    _publish_api_url(f"http://{args.host}:{server.server_address[1]}")
     workers: list[Any] = [*pollers(template, functions, names), *schedules(template, functions)]
     for worker in workers:
         worker.start()
@@ -327,6 +329,12 @@ def main(argv: list[str] | None = None) -> int:
         moto.stop()
         solana.stop()
     return 0
+
+
+def _publish_api_url(url: str) -> None:
+    """api_input nodes publish URLs under the API's address, known only once it listens."""
+    os.environ["API_URL"] = url
+    settings.cache_clear()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pynamodb.attributes import (
     BooleanAttribute,
     DiscriminatorAttribute,
     JSONAttribute,
+    MapAttribute,
     NumberAttribute,
     UnicodeAttribute,
     UnicodeSetAttribute,
@@ -57,11 +58,12 @@ FLOW_SUMMARY = (
 
 
 class UserFlowsIndex(GlobalSecondaryIndex["FlowItem"]):
-    """A user's flows by id (the counter item has no user_id: it is not in the index)."""
+    """A user's flows by id, with what `GET /flow` lists and what export and import read
+    (`source`); the counter item has no user and is not in it."""
 
     class Meta:
         index_name = "UserFlowsIndex"
-        projection = IncludeProjection(list(FLOW_SUMMARY))
+        projection = IncludeProjection([*FLOW_SUMMARY, "source"])
 
     user_id = UnicodeAttribute(hash_key=True)
     id = NumberAttribute(range_key=True)
@@ -89,6 +91,11 @@ class FlowItem(Model):
     graph = BinaryAttribute(legacy_encoding=False, null=True)
     created_at = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute(null=True)
+    # Where an imported flow came from ("<exporting user>/<its uuid or id>"): a second
+    # import of the same export updates this flow instead of adding another.
+    source = UnicodeAttribute(null=True)
+
+    by_user = UserFlowsIndex()
 
     by_user = UserFlowsIndex()
 
@@ -293,6 +300,9 @@ class FlowRunItem(Model):
     simulation = JSONAttribute(null=True)
     # The id of the running run's open signature request (SignatureRequestItem).
     signature_request_id = UnicodeAttribute(null=True)
+    # api_input nodes waiting for a value: token -> {node_id, times, url, created_at,
+    # expires_at, state (waiting | submitted | canceled), value (IValue JSON text)}.
+    api_inputs: MapAttribute[str, Any] = MapAttribute(null=True)
     # Only while not final (SweepIndex): the status again, and for a queued run the epoch
     # second it was queued, for a running one the end of its worker's lease.
     sweep_status = UnicodeAttribute(null=True)
@@ -362,6 +372,7 @@ class NodeRunItem(Model):
     error = UnicodeAttribute(null=True)
     started_at = UnicodeAttribute(null=True)
     finished_at = UnicodeAttribute()
+    times = NumberAttribute(default=0)  # the node's run number inside a foreach loop
 
 
 class RunLogItem(Model):
@@ -443,6 +454,57 @@ class WalletPubkeyItem(WalletsRecord, discriminator="pubkey"):
     @staticmethod
     def key(user_id: str, pubkey: str) -> tuple[str, str]:
         return user_id, f"PUBKEY#{pubkey}"
+
+
+# -- Key-value stores (kv_* nodes; one table) ------------------------------------------
+
+
+class KvRecord(Model):
+    class Meta:
+        table_name = _cfg.kv_store_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    kind = DiscriminatorAttribute()
+
+
+class KvQuotaItem(KvRecord, discriminator="quota"):
+    """pk `USER#<user>`, sk `QUOTA`: the user's store count and bytes, kept in step with
+    every write (each write's transaction conditions on the limits)."""
+
+    store_count = NumberAttribute(default=0)
+    size = NumberAttribute(default=0)
+
+    @staticmethod
+    def key(user_id: str) -> tuple[str, str]:
+        return f"USER#{user_id}", "QUOTA"
+
+
+class KvStoreItem(KvRecord, discriminator="store"):
+    """pk `USER#<user>`, sk `STORE#<name>`: one store. Its items live under the store's
+    `generation`, so a deleted and re-created store never sees the old items."""
+
+    name = UnicodeAttribute()
+    generation = UnicodeAttribute()
+    size = NumberAttribute(default=0)
+    item_count = NumberAttribute(default=0)
+    created_at = UnicodeAttribute()
+
+    @staticmethod
+    def key(user_id: str, name: str) -> tuple[str, str]:
+        return f"USER#{user_id}", f"STORE#{name}"
+
+    def items_pk(self) -> str:
+        return f"ITEMS#{self.generation}"
+
+
+class KvValueItem(KvRecord, discriminator="item"):
+    """pk `ITEMS#<store generation>`, sk the key: one item, its value as IValue JSON."""
+
+    value = UnicodeAttribute()
+    size = NumberAttribute()
+    version = NumberAttribute(default=0)
+    updated_at = UnicodeAttribute()
 
 
 # -- Wallet sign-in (one table: wallet users and used sign-in nonces) ------------------

@@ -208,3 +208,52 @@ def close_signature_request(run_id: str, request_id: int) -> None:
             condition=FlowRunItem.signature_request_id == str(request_id),
         )
     )
+
+
+# -- api_input requests: one entry per waiting node, in the run item's `api_inputs` map ---
+
+WAITING, SUBMITTED, CANCELED = "waiting", "submitted", "canceled"
+
+
+def open_api_input(run_id: str, token: str, request: dict[str, object]) -> bool:
+    """Publish a waiting api_input request on a running run; False if it is not running."""
+    run = FlowRunItem(id=run_id)
+    running = FlowRunItem.status == RUNNING
+    if not applied(
+        lambda: run.update(
+            actions=[FlowRunItem.api_inputs.set(FlowRunItem.api_inputs | {})], condition=running
+        )
+    ):
+        return False
+    entry = FlowRunItem.api_inputs[token]
+    return applied(
+        lambda: run.update(
+            actions=[entry.set({**request, "state": WAITING})],
+            condition=running & entry.does_not_exist(),
+        )
+    )
+
+
+def answer_api_input(run_id: str, token: str, state: str, value: str | None = None) -> bool:
+    """Submit (or cancel) the waiting request `token`, once; False if none is waiting."""
+    entry = FlowRunItem.api_inputs[token]
+    actions = [entry["state"].set(state)]
+    if value is not None:
+        actions.append(entry["value"].set(value))
+    run = FlowRunItem(id=run_id)
+    return applied(
+        lambda: run.update(
+            actions=actions,
+            condition=(FlowRunItem.status == RUNNING) & (entry["state"] == WAITING),
+        )
+    )
+
+
+def close_api_input(run_id: str, token: str) -> None:
+    run = FlowRunItem(id=run_id)
+    entry = FlowRunItem.api_inputs[token]
+    applied(lambda: run.update(actions=[entry.remove()], condition=entry.exists()))
+
+
+def api_inputs_of(run: FlowRunItem) -> dict[str, dict[str, Any]]:
+    return dict(run.api_inputs.as_dict()) if run.api_inputs is not None else {}  # type: ignore[no-untyped-call]
