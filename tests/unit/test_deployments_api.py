@@ -170,7 +170,7 @@ def test_a_flow_that_calls_itself_deploys_as_upstreams_collatz_does(api: Api) ->
     )
     reply = api.call("POST", f"/flow/deploy/{flow_id}", user=user)
     assert reply.status == 200, reply.body
-    [deployment] = api.call("GET", f"/flow/{flow_id}/deployments", user=user).body
+    [deployment] = api.call("GET", f"/flow/{flow_id}/deployments", user=user).body["deployments"]
     assert deployment["id"] == reply.body["deployment_id"]
 
 
