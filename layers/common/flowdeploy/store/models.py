@@ -349,6 +349,9 @@ class SignatureRequestItem(Model):
     signature = UnicodeAttribute(null=True)
     new_message = UnicodeAttribute(null=True)
     closed = BooleanAttribute(null=True)  # the run stopped waiting
+    # The transaction's signature, when the signer's wallet sent it itself and the run found
+    # it on chain before any answer: the request is closed then, and a late answer is a 409.
+    landed_signature = UnicodeAttribute(null=True)
     remove_at = NumberAttribute()  # TTL attribute, epoch seconds
 
 
