@@ -24,10 +24,11 @@ $(JS_STAMP): $(JS)/package.json $(JS)/package-lock.json
 	touch $(JS_STAMP)
 
 ## Set up and run the whole service locally on http://127.0.0.1:3000
-## make dev [PARAMS="TriggerQueueEnabled=true ..."]: template parameters, as sam deploy takes them
+## make dev PORT=3001: the API on another port (PORT=0: a free one)
 ## make dev SOLANA_PORT=0: the local Solana RPC on a free port instead of 8899
+## make dev [PARAMS="TriggerQueueEnabled=true ..."]: template parameters, as sam deploy takes them
 dev: $(STAMP)
-	$(BIN)/python -m flowdeploy.local $(if $(SOLANA_PORT),--solana-port $(SOLANA_PORT)) $(foreach p,$(PARAMS),--parameter $(p))
+	$(BIN)/python -m flowdeploy.local $(if $(PORT),--port $(PORT)) $(if $(SOLANA_PORT),--solana-port $(SOLANA_PORT)) $(foreach p,$(PARAMS),--parameter $(p))
 
 ## Lint, type-check and run every test
 test: lint $(JS_STAMP)
@@ -49,7 +50,8 @@ integration: $(STAMP) $(JS_STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(SECTIONS)
 
-## make token USER=<uuid> [HOURS=24]: an access token for the local stack
+## make token USER=<uuid> [HOURS=24]: an access token for the local stack (without USER: for a
+## new random user, named on stderr)
 token: $(STAMP)
 	@$(BIN)/python -m flowdeploy.local.token $(if $(filter command line,$(origin USER)),$(USER)) --hours $(or $(HOURS),24)
 

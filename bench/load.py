@@ -50,8 +50,10 @@ def local_stack() -> Iterator[str]:
     """`make dev` on a free port; its base URL."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FLOW", "JWT_"))}
     env.pop("RUN_TOKEN_SECRET", None)
+    # One user starts every run: let all of them be live at once (MaxLiveRunsPerUser).
+    room = f"MaxLiveRunsPerUser={STARTS + CONCURRENCY}"
     process = subprocess.Popen(
-        [sys.executable, "-m", "flowdeploy.local", "--port", "0"],
+        [sys.executable, "-m", "flowdeploy.local", "--port", "0", "--parameter", room],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -145,11 +147,17 @@ def measure() -> list[Row]:
         waited = time.perf_counter()
         statuses: dict[str, int] = {}
         while time.perf_counter() - waited < RUNS_TIMEOUT:
-            _, runs, _ = request(url, "GET", f"/deployment/{deployment_id}/flow_runs", token)
             statuses = {}
-            for run in runs:
-                if run["id"] in started:
-                    statuses[run["status"]] = statuses.get(run["status"], 0) + 1
+            page = f"/deployment/{deployment_id}/flow_runs"
+            while page:
+                _, runs, _ = request(url, "GET", page, token)
+                for run in runs["flow_runs"]:
+                    if run["id"] in started:
+                        statuses[run["status"]] = statuses.get(run["status"], 0) + 1
+                following = runs["next"]
+                page = (
+                    f"/deployment/{deployment_id}/flow_runs?after={following}" if following else ""
+                )
             if statuses.get("succeeded", 0) == len(started) or not (
                 statuses.get("queued") or statuses.get("running")
             ):

@@ -83,7 +83,7 @@ def test_importing_the_same_export_again_adds_nothing(api: Api) -> None:
     assert flow_ids(second) == flow_ids(first)
     assert {f["status"] for f in second["flows"] if "flow_id" in f} == {"unchanged"}
     assert second["wallets"][0]["status"] == "unchanged"
-    assert len(api.call("GET", "/wallet", user=user).body) == 1
+    assert len(api.call("GET", "/wallet", user=user).body["wallets"]) == 1
     exported = api.call("POST", "/data/export", user=user).body
     assert len(frames.read(exported["flows"], "flows")) == len(RUNNABLE)
 
@@ -219,7 +219,7 @@ def test_a_keypair_that_is_not_the_wallets_key_is_refused(api: Api) -> None:
     [wallet] = reply.body["wallets"]
     assert wallet["status"] == "skipped"
     assert wallet["reason"] == "public_key is not the public key of keypair"
-    assert api.call("GET", "/wallet", user=user).body == []
+    assert api.call("GET", "/wallet", user=user).body["wallets"] == []
     skipped = {f["name"]: f.get("reason", "") for f in reply.body["flows"]}
     assert "which was not imported" in skipped["Simple Transfer"]
 
