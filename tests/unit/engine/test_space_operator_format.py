@@ -162,9 +162,9 @@ def test_scoped_command_names_are_read_as_upstream_reads_them() -> None:
             "does not (this service's format): a flow is in one format",
         ),
         (
-            lambda d: d["nodes"][1]["data"].update(node_id="rhai_script_1x1"),
-            "node 's': command 'rhai_script_1x1' is a script node (native); script nodes "
-            "(rhai, Deno) do not run here yet",
+            lambda d: d["nodes"][1].update(type="bun"),
+            "node 's': command 'to_string' is a bun node; not supported: bun nodes (JavaScript "
+            "runs here in Deno nodes, of type deno)",
         ),
         (
             lambda d: d["nodes"][1]["data"].update(node_id="concat"),

@@ -122,6 +122,8 @@ def _nodes(document: Document) -> dict[str, GraphNode]:
     nodes: dict[str, GraphNode] = {}
     for spec in document.nodes:
         name = spec.command
+        if spec.node_type in SCRIPT_NODE_TYPES:
+            raise FlowInvalid(_unknown(spec.id, name, spec.node_type, document.format))
         command = NODE_TYPES.get(spec.node_type) if document.format == SPACE_OPERATOR else None
         if command is None:
             command = registry.get(name) if isinstance(name, str) else None

@@ -147,9 +147,7 @@ def _rhai_command(inputs: int, outputs: int) -> type[RhaiScript]:
 
 
 # Every arity upstream defines (crates/rhai-script/node-definitions): 0-5 inputs, 1-5 outputs.
-RHAI_COMMANDS = {
-    (i, o): register(_rhai_command(i, o)) for i in range(6) for o in range(1, 6)
-}
+RHAI_COMMANDS = {(i, o): register(_rhai_command(i, o)) for i in range(6) for o in range(1, 6)}
 
 
 @register_node_type("deno")
@@ -207,7 +205,12 @@ class DenoScript(Command):
                 for port in self.input_ports()
             ],
             "outputs": [
-                {"id": port.name, "name": port.name, "type": port.type, "optional": not port.required}
+                {
+                    "id": port.name,
+                    "name": port.name,
+                    "type": port.type,
+                    "optional": not port.required,
+                }
                 for port in self.output_ports()
             ],
             "config": config,

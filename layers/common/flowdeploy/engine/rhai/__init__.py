@@ -149,5 +149,3 @@ def run(
         if value.tag != NULL:
             produced[outputs[0]] = value
     return produced
-
-

@@ -95,16 +95,16 @@ class Ctx:
         self.log = log
 
 
-class _Break(Exception):  # noqa: N818 - control flow, not an error
+class _Break(Exception):
     def __init__(self, value: Any) -> None:
         self.value = value
 
 
-class _Continue(Exception):  # noqa: N818
+class _Continue(Exception):
     pass
 
 
-class _Return(Exception):  # noqa: N818
+class _Return(Exception):
     def __init__(self, value: Any) -> None:
         self.value = value
 
@@ -202,7 +202,7 @@ def _parser() -> Any:
     )
 
 
-def Tree(data: str, children: list[Any]) -> Any:  # noqa: N802 - lark's name
+def Tree(data: str, children: list[Any]) -> Any:
     from lark import Tree as LarkTree
 
     return LarkTree(data, children)
@@ -218,7 +218,7 @@ def _parse(source: str, start: str) -> Any:
     except UnexpectedCharacters as error:
         raise ScriptInvalid(
             f"syntax error at line {error.line}, column {error.column}: unexpected "
-            f"{source[error.pos_in_stream : error.pos_in_stream + 1]!r}"
+            f"{source[error.pos_in_stream or 0 : (error.pos_in_stream or 0) + 1]!r}"
         ) from None
     except UnexpectedInput as error:
         token = getattr(error, "token", None)
@@ -375,9 +375,7 @@ class _Compiler:
             scope.vars[name] = clone(value(ctx, scope))
             scope.consts.discard(name)
             if len(scope.vars) > ctx.budget.limits.variables:
-                raise LimitExceeded(
-                    f"over {ctx.budget.limits.variables} variables in one block"
-                )
+                raise LimitExceeded(f"over {ctx.budget.limits.variables} variables in one block")
             return UNIT
 
         return run
@@ -773,9 +771,7 @@ class _Compiler:
         def run(ctx: Ctx, scope: Scope) -> Any:
             def call(ctx: Ctx, args: list[Any]) -> Any:
                 if len(args) != len(names):
-                    raise RhaiError(
-                        f"the closure takes {len(names)} argument(s), got {len(args)}"
-                    )
+                    raise RhaiError(f"the closure takes {len(names)} argument(s), got {len(args)}")
                 inner = Scope(scope)
                 for param, arg in zip(names, args, strict=True):
                     inner.vars[param] = clone(arg)
@@ -909,7 +905,9 @@ class _Compiler:
             ctx.budget.step()
             if name in ("call", "curry") and isinstance(value, FnPtr):
                 if name == "curry":
-                    return FnPtr(value.name, value.function, [*value.curried, *values], value.params)
+                    return FnPtr(
+                        value.name, value.function, [*value.curried, *values], value.params
+                    )
                 return call_value(ctx, value, values)
             if isinstance(value, dict) and isinstance(value.get(name), FnPtr):
                 return call_value(ctx, value[name], values)
@@ -932,7 +930,6 @@ class _Compiler:
 
     def args(self, node: Any) -> list[Code]:
         return [self.expr(child) for child in node.children]
-
 
 
 def _closing_brace(text: str, start: int) -> int:

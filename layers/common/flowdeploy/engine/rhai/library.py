@@ -155,7 +155,9 @@ def set_item(container: Any, key: Any, value: Any) -> None:
     elif isinstance(container, dict):
         container[_string(key, "an object map key")] = value
     elif isinstance(container, bytearray):
-        container[_position(_int(key, "a blob index"), len(container))] = _int(value, "a byte") & 255
+        container[_position(_int(key, "a blob index"), len(container))] = (
+            _int(value, "a byte") & 255
+        )
     else:
         raise RhaiError(f"cannot set an element of {type_name(container)}")
 
@@ -403,7 +405,7 @@ def _abs_int(value: int) -> int:
 def _sign(value: Any) -> int:
     if isinstance(value, float) and math.isnan(value):
         raise RhaiError("Sign of NaN is undefined")
-    return (value > 0) - (value < 0)
+    return int(value > 0) - int(value < 0)
 
 
 def _float_int(value: float) -> float:
@@ -417,7 +419,9 @@ _numeric("floor", None, lambda x: float(math.floor(x)) if math.isfinite(x) else 
 _numeric("ceiling", None, lambda x: float(math.ceil(x)) if math.isfinite(x) else x,
          lambda d: d.to_integral_value(rounding="ROUND_CEILING"))  # fmt: skip
 _numeric("int", None, _float_int, lambda d: d.to_integral_value(rounding="ROUND_DOWN"))
-_numeric("fraction", None, lambda x: x - _float_int(x), lambda d: d - d.to_integral_value("ROUND_DOWN"))
+_numeric(
+    "fraction", None, lambda x: x - _float_int(x), lambda d: d - d.to_integral_value("ROUND_DOWN")
+)
 _numeric("sqrt", None, lambda x: math.sqrt(x) if x >= 0 else math.nan, None)
 _numeric("exp", None, lambda x: math.exp(min(x, 709.0)), None)
 _numeric("ln", None, lambda x: math.log(x) if x > 0 else math.nan, None)

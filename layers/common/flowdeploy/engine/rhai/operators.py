@@ -113,8 +113,10 @@ def _float_op(op: str, x: float, y: float) -> Any:
         return x * y
     if op == "/":
         if y == 0:
-            return math.nan if x == 0 or math.isnan(x) else math.copysign(math.inf, x) * (
-                math.copysign(1, y)
+            return (
+                math.nan
+                if x == 0 or math.isnan(x)
+                else math.copysign(math.inf, x) * (math.copysign(1, y))
             )
         return x / y
     if op == "%":
