@@ -9,6 +9,7 @@ is loaded when the first script is compiled.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -17,6 +18,7 @@ from flowdeploy import base58
 from flowdeploy.engine.rhai.compiler import Program, Scope, ScriptInvalid, compile_source
 from flowdeploy.engine.rhai.runtime import (
     LIMITS,
+    RECURSION_LIMIT,
     UNIT,
     Budget,
     Char,
@@ -59,6 +61,10 @@ __all__ = [
     "run",
     "to_ivalue",
 ]
+
+
+if sys.getrecursionlimit() < RECURSION_LIMIT:
+    sys.setrecursionlimit(RECURSION_LIMIT)
 
 
 def from_ivalue(value: IValue) -> Any:

@@ -32,6 +32,7 @@ from flowdeploy.engine.rhai.runtime import (
     RhaiError,
     Thrown,
     clone,
+    running,
     to_text,
     truthy,
     type_name,
@@ -239,6 +240,7 @@ class Program:
 
     def run(self, scope: Scope, budget: Budget, log: Callable[[str], None]) -> Any:
         ctx = Ctx(budget, self.functions, log)
+        running(budget)
         try:
             return self.body(ctx, scope)
         except _Return as returned:
@@ -247,6 +249,8 @@ class Program:
             raise RhaiError("break or continue outside a loop") from None
         except RecursionError:
             raise LimitExceeded("the script nests too deeply") from None
+        finally:
+            running(None)
 
 
 def compile_source(source: str) -> Program:
@@ -258,7 +262,7 @@ def compile_source(source: str) -> Program:
     try:
         body = compiler.stmts(tree.children[0], top=True)
     except RecursionError:
-        raise ScriptInvalid(f"expressions nest deeper than {MAX_EXPR_DEPTH} levels") from None
+        raise ScriptInvalid(f"the script nests deeper than {MAX_EXPR_DEPTH} levels") from None
     return Program(body, compiler.functions)
 
 
@@ -662,8 +666,8 @@ class _Compiler:
             raise ScriptInvalid(f"unexpected {node}")
         self.depth += 1
         try:
-            if self.depth > MAX_EXPR_DEPTH * 3:
-                raise ScriptInvalid(f"expressions nest deeper than {MAX_EXPR_DEPTH} levels")
+            if self.depth > MAX_EXPR_DEPTH:
+                raise ScriptInvalid(f"the script nests deeper than {MAX_EXPR_DEPTH} levels")
             handler = getattr(self, node.data, None)
             if handler is None:
                 raise _unsupported(node.data.replace("_", " "))

@@ -10,6 +10,7 @@ Range. Arrays, maps and blobs have value semantics, as in Rhai: binding one copi
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,8 +38,13 @@ class Limits:
 
 
 LIMITS = Limits()
-# Expression nesting allowed in source (upstream's engine: 32), checked when compiling.
-MAX_EXPR_DEPTH = 32
+# How deep a script's syntax tree may nest (a chain of 100 `+` is 100 deep; upstream's engine
+# allows expressions 32 deep), checked when compiling: with the call depth it bounds the
+# interpreter's own recursion (call_depth x MAX_EXPR_DEPTH Python frames at most).
+MAX_EXPR_DEPTH = 128
+# Python frames the interpreter may need: calls 64 deep into bodies 128 deep. Pure Python
+# calls take no C stack (Python 3.11+), so this only moves the RecursionError guard.
+RECURSION_LIMIT = 12_000
 MAX_SOURCE_CHARS = 100_000
 
 
@@ -125,12 +131,13 @@ class Budget:
         self.cancelled = cancelled
 
     def step(self, count: int = 1) -> None:
+        before = self.steps
         self.steps += count
         if self.steps > self.limits.steps:
             raise LimitExceeded(
                 f"the script went past its limit of {self.limits.steps:,} operations"
             )
-        if self.steps & 1023 == 0:
+        if self.steps >> 10 != before >> 10:
             self.check_clock()
 
     def check_clock(self) -> None:
@@ -158,12 +165,11 @@ class Budget:
                     f"{self.limits.string_chars:,}"
                 )
         elif isinstance(value, list | dict | bytearray):
-            total = _items(value, self.limits.collection_items)
-            if total > self.limits.collection_items:
+            if len(value) > self.limits.collection_items:
                 kind = {list: "an array", dict: "an object map"}.get(type(value), "a blob")
                 raise LimitExceeded(
-                    f"{kind} holding over {self.limits.collection_items:,} items (nested "
-                    "ones counted) is over the limit"
+                    f"{kind} of {len(value):,} items is over the limit of "
+                    f"{self.limits.collection_items:,}"
                 )
         return value
 
@@ -227,12 +233,31 @@ def is_numeric(value: Any) -> bool:
     return type(value) in (int, float, Decimal) or isinstance(value, Wide)
 
 
+_RUNNING = threading.local()  # the Budget of the script running on this thread
+
+
+def running(budget: Budget | None) -> None:
+    _RUNNING.budget = budget
+
+
 def clone(value: Any) -> Any:
-    """A copy of an array, map or blob (value semantics); other values are immutable."""
+    """A copy of an array, map or blob (value semantics); other values are immutable. Each
+    item copied costs the running script one operation, so copies cannot outgrow its
+    operations limit (nor its memory)."""
+    if not isinstance(value, list | dict | bytearray):
+        return value
+    copied = _copy(value)
+    budget: Budget | None = getattr(_RUNNING, "budget", None)
+    if budget is not None:
+        budget.step(_items(copied, budget.limits.steps))
+    return copied
+
+
+def _copy(value: Any) -> Any:
     if isinstance(value, list):
-        return [clone(item) for item in value]
+        return [_copy(item) for item in value]
     if isinstance(value, dict):
-        return {key: clone(item) for key, item in value.items()}
+        return {key: _copy(item) for key, item in value.items()}
     if isinstance(value, bytearray):
         return bytearray(value)
     return value
@@ -256,7 +281,7 @@ def checked_int(value: int, text: Callable[[], str]) -> int:
 def decimal(value: Decimal, what: Callable[[], str]) -> Decimal:
     """`value` fitted to rust_decimal: rounded (half even) to at most 28 decimals and to its
     96-bit mantissa; RhaiError(what()) when the integer part does not fit."""
-    if not value.is_finite() or abs(value) > DECIMAL_MAX:
+    if not value.is_finite() or value.copy_abs() > DECIMAL_MAX:
         raise RhaiError(what())
     exponent = value.as_tuple().exponent
     assert isinstance(exponent, int)
