@@ -158,19 +158,19 @@ class Budget:
 
     def sized(self, value: Any) -> Any:
         """`value`, or LimitExceeded when it is a string or collection over its limit."""
-        if isinstance(value, str):
-            if len(value) > self.limits.string_chars:
-                raise LimitExceeded(
-                    f"a string of {len(value):,} characters is over the limit of "
-                    f"{self.limits.string_chars:,}"
-                )
-        elif isinstance(value, list | dict | bytearray):
-            if len(value) > self.limits.collection_items:
-                kind = {list: "an array", dict: "an object map"}.get(type(value), "a blob")
-                raise LimitExceeded(
-                    f"{kind} of {len(value):,} items is over the limit of "
-                    f"{self.limits.collection_items:,}"
-                )
+        if isinstance(value, str) and len(value) > self.limits.string_chars:
+            raise LimitExceeded(
+                f"a string of {len(value):,} characters is over the limit of "
+                f"{self.limits.string_chars:,}"
+            )
+        if isinstance(value, list | dict | bytearray) and (
+            len(value) > self.limits.collection_items
+        ):
+            kind = {list: "an array", dict: "an object map"}.get(type(value), "a blob")
+            raise LimitExceeded(
+                f"{kind} of {len(value):,} items is over the limit of "
+                f"{self.limits.collection_items:,}"
+            )
         return value
 
 
