@@ -257,14 +257,19 @@ class DenoScript(Command):
         try:
             outputs, logs = await deno.run(sandbox, self.source, request)
         except deno.ScriptFailed as error:
+            _log(ctx, error.logs)
             raise NodeError(str(error)) from None
-        for line in logs:
-            ctx.log(_level(line.get("level")), str(line.get("content", "")))
+        _log(ctx, logs)
         for port in self.output_ports():
             value = outputs.get(port.name)
             if port.required and (value is None or value.tag == NULL):
                 raise NodeError(f"finished without its {port.name!r} output")
         return outputs
+
+
+def _log(ctx: NodeContext, logs: list[dict[str, str]]) -> None:
+    for line in logs:
+        ctx.log(_level(line.get("level")), str(line.get("content", "")))
 
 
 def _level(level: object) -> str:

@@ -39,7 +39,12 @@ STDERR_KEPT = 4_000
 
 
 class ScriptFailed(Exception):
-    """The JavaScript node failed; the message says why (its error, or the limit it hit)."""
+    """The JavaScript node failed; the message says why (its error, or the limit it hit),
+    `logs` what it logged before."""
+
+    def __init__(self, message: str, logs: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.logs = logs or []
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,14 +205,15 @@ def _kill(process: asyncio.subprocess.Process) -> None:
 def _reply(
     sandbox: Sandbox, returncode: int | None, stdout: bytes, stderr: bytes
 ) -> tuple[dict[str, IValue], list[dict[str, str]]]:
-    problem = stderr.decode(errors="replace")[-STDERR_KEPT:].strip()
+    errors = stderr.decode(errors="replace")
+    problem = errors[:STDERR_KEPT].strip()
     lines = stdout.decode(errors="replace").strip().splitlines()
     try:
         reply = json.loads(lines[-1]) if lines else None
     except ValueError:
         reply = None
     if not isinstance(reply, dict):
-        if "out of memory" in problem or "heap limit" in problem:
+        if "out of memory" in errors or "heap limit" in errors:
             raise ScriptFailed(
                 f"the JavaScript node went over its memory limit of {sandbox.memory_mb} MB"
             )
@@ -222,7 +228,7 @@ def _reply(
         message = str(reply["Err"])
         if "allocation failed" in message:
             message += f" (the memory limit is {sandbox.memory_mb} MB)"
-        raise ScriptFailed(message)
+        raise ScriptFailed(message, logs)
     outputs = reply.get("Ok")
     if not isinstance(outputs, dict):
         raise ScriptFailed("the JavaScript node returned no outputs object")
@@ -238,4 +244,4 @@ def _reply(
 def _clean(text: str) -> str:
     """Deno's error text without its colour codes and the script folder's path."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", text)
-    return text.replace(str(_work_root()) + "/", "")
+    return re.sub(rf"(file://)?{re.escape(str(_work_root()))}/[0-9a-f]+/", "", text)
