@@ -172,7 +172,7 @@ export default class Fails extends BaseCommand {
         "node 'js' (deno) failed: Error: ctx.kv is not available in script runtimes; use "
         "kv_read_item/kv_write_item nodes"
     )
-    assert [(line.level, line.content) for line in ran.memory.logs][0] == (
+    assert next((line.level, line.content) for line in ran.memory.logs) == (
         "info",
         'about to fail {"a":"x"}',
     )

@@ -120,6 +120,10 @@ def test_transfer_sol_runs_its_rhai_nodes_and_collatz_then_sends_both_transfers(
     run = read(api, started).body
     assert run["status"] == "succeeded", run["error"]
     assert len(base58.decode(run["outputs"]["signature"]["B6"])) == 64
-    nodes = read(api, started, "/nodes").body["nodes"]
+    nodes, after = [], ""
+    while after is not None:
+        page = read(api, started, f"/nodes{after and f'?after={after}'}").body
+        nodes += page["nodes"]
+        after = page["next"]
     scripts = [n for n in nodes if n["command"] == "rhai_script_1x1" and "/" not in n["node_id"]]
     assert sorted(n["outputs"]["u"]["D"] for n in scripts) == ["0.19", "0.191"]
