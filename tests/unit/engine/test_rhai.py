@@ -266,3 +266,16 @@ def test_a_busy_script_does_not_stall_the_other_nodes() -> None:
 def test_print_goes_to_the_run_log() -> None:
     ran = run(rhai_flow("print(`a is ${a}`); a"), {"a": {"S": "x"}})
     assert [line.content for line in ran.memory.logs] == ["a is x"]
+
+
+def test_the_engine_loads_no_script_runtime_until_a_flow_has_a_script_node() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, flowdeploy.engine; "
+        "print([m for m in ('lark', 'flowdeploy.engine.rhai', 'flowdeploy.engine.deno') "
+        "if m in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

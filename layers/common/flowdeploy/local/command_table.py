@@ -38,9 +38,9 @@ def rows() -> list[str]:
     seen: set[int] = set()
     families: dict[str, dict[str, Any]] = {}
     for registry in REGISTRIES.values():
-        for command in registry.values():
-            if command.family is not None:
-                families.setdefault(command.family, {})[command.name] = command
+        for member in registry.values():
+            if member.family is not None:
+                families.setdefault(member.family, {})[member.name] = member
     names = sorted({name for registry in REGISTRIES.values() for name in registry})
     for name in names:
         for document_format in FORMATS:
