@@ -69,6 +69,13 @@ class Settings:
     api_url: str
     # How deep nested flows may go at run time (a flow calling itself counts each level).
     flow_max_nesting: int
+    # How many nested flow runs one run may start in all (bounds recursive flows' work).
+    flow_max_nested_runs: int
+    # JavaScript nodes: the Deno executable (else `deno` on PATH), each node run's wall
+    # clock limit and V8 heap limit.
+    deno_path: str | None
+    js_node_timeout_seconds: float
+    js_node_memory_mb: int
     # How long POST /action/{id} waits for the run's transaction (API Gateway answers
     # 503 after 30 s, so ActionsFunction's 29 s timeout bounds it).
     action_wait_seconds: float
@@ -123,7 +130,11 @@ class Settings:
             max_tags_per_flow=int(env.get("MAX_TAGS_PER_FLOW", "50")),
             max_live_runs_per_user=int(env.get("MAX_LIVE_RUNS_PER_USER", "10")),
             api_url=env.get("API_URL", "http://127.0.0.1:3000").rstrip("/"),
-            flow_max_nesting=int(env.get("FLOW_MAX_NESTING", "16")),
+            flow_max_nesting=int(env.get("FLOW_MAX_NESTING", "256")),
+            flow_max_nested_runs=int(env.get("FLOW_MAX_NESTED_RUNS", "10000")),
+            deno_path=env.get("DENO_PATH") or None,
+            js_node_timeout_seconds=float(env.get("JS_NODE_TIMEOUT_SECONDS", "10")),
+            js_node_memory_mb=int(env.get("JS_NODE_MEMORY_MB", "128")),
             action_wait_seconds=float(env.get("ACTION_WAIT_SECONDS", "25")),
             flow_output_wait_seconds=float(env.get("FLOW_OUTPUT_WAIT_SECONDS", "25")),
             signature_request_wait_seconds=float(env.get("SIGNATURE_REQUEST_WAIT_SECONDS", "3.5")),

@@ -220,6 +220,10 @@ def function_environment(template: Template, names: dict[str, Any]) -> dict[str,
     env.pop("JWT_SECRET_PARAMETER", None)
     env.pop("RUN_TOKEN_SECRET_ARN", None)
     # Local flows may call local services; on AWS http_request refuses private addresses.
+    if "DENO_PATH" in env:  # the layer's /opt/bin/deno on AWS; here the one `make` installs
+        env["DENO_PATH"] = os.environ.get("DENO_PATH") or str(
+            repository_root() / ".tools" / "deno" / "deno"
+        )
     env.setdefault("HTTP_ALLOW_PRIVATE", "true")
     env.setdefault("POWERTOOLS_SERVICE_NAME", "flowdeploy")
     env.setdefault("POWERTOOLS_METRICS_NAMESPACE", "flowdeploy")
