@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -118,7 +119,9 @@ def test_a_page_query_the_route_cannot_read_is_a_400(api: Api, query: str, messa
     assert (reply.status, reply.body) == (400, {"error": message})
 
 
-@pytest.mark.parametrize("path", LIST_PATHS)
+@pytest.mark.parametrize(
+    "path", LIST_PATHS, ids=[re.sub("/[0-9a-f-]{36}/", "/{id}/", p) for p in LIST_PATHS]
+)
 def test_every_list_route_reads_its_page_query_first(api: Api, path: str) -> None:
     owner = new_user()
     if path.startswith("/flow_run/"):  # a run's records need the run
