@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
+from flowdeploy.settings import settings
 from flowdeploy.store import queue
 from flowdeploy.store import runs as run_store
 from flowdeploy.sweeper import sweep
@@ -19,7 +20,8 @@ from tests.unit.api import Api, count_items, queued_messages, sqs_event
 from tests.unit.engine.flows import edge, node
 
 QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/FlowRunQueue"
-QUEUED_TIMEOUT = 7200  # FLOW_RUN_QUEUED_TIMEOUT_SECONDS's default
+# FlowRunQueue's retention + visibility timeout (template.yaml Mappings), 4.5 hours
+QUEUED_TIMEOUT = settings().flow_run_queued_timeout_seconds
 ONE_NODE = {
     "nodes": [node("c", "const", value={"S": "x"}), node("out", "flow_output", label="out")],
     "edges": [edge("c", "out", "output")],

@@ -19,7 +19,7 @@ from flowdeploy.store.models import (
     FlowRunItem,
     WalletsRecord,
 )
-from tests.conftest import ROOT
+from tests.conftest import CALL_RECORDS, ROOT
 from tests.unit.api import Api
 
 TEMPLATE = Template(ROOT / "template.yaml")
@@ -93,6 +93,89 @@ def test_the_queue_redrives_to_a_dead_letter_queue_after_three_receives() -> Non
     }
 
 
+def test_every_delivery_of_a_run_message_happens_before_the_sweeper_gives_up_on_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flowdeploy.settings import Settings
+
+    timing = TEMPLATE.mappings["FlowRunQueue"]["Timing"]
+    visibility, retention = timing["VisibilityTimeoutSeconds"], timing["RetentionSeconds"]
+    queue = TEMPLATE.resolve(TEMPLATE.queues()["FlowRunQueue"], {"FlowRunDeadLetterQueue.Arn": ""})
+    assert (queue["VisibilityTimeout"], queue["MessageRetentionPeriod"]) == (visibility, retention)
+    most_receives = TEMPLATE.doc["Parameters"]["FlowRunMaxReceives"]["MaxValue"]
+    assert most_receives * visibility < retention, "the last delivery must come before expiry"
+    sweeper_env = TEMPLATE.functions()["SweeperFunction"].environment
+    timing_env = ("FLOW_RUN_QUEUE_RETENTION_SECONDS", "FLOW_RUN_VISIBILITY_TIMEOUT_SECONDS")
+    for name in timing_env:
+        monkeypatch.setenv(name, str(TEMPLATE.resolve(sweeper_env[name], {})))
+    threshold = Settings.from_env().flow_run_queued_timeout_seconds
+    assert threshold == retention + visibility > most_receives * visibility
+    for name in timing_env:
+        monkeypatch.delenv(name)
+    assert Settings.from_env().flow_run_queued_timeout_seconds == threshold, "local default"
+
+
+def test_stateful_resources_outlive_the_stack_and_are_never_replaced() -> None:
+    kept = {
+        name
+        for name, resource in TEMPLATE.doc["Resources"].items()
+        if resource.get("DeletionPolicy") == "Retain"
+        and resource.get("UpdateReplacePolicy") == "Retain"
+    }
+    stateful = {
+        name
+        for name, resource in TEMPLATE.doc["Resources"].items()
+        if resource["Type"]
+        in {
+            "AWS::DynamoDB::Table",
+            "AWS::KMS::Key",
+            "AWS::SecretsManager::Secret",
+            "AWS::S3::Bucket",
+        }
+    }
+    # Powertools idempotency records live 24 hours: nothing there is worth keeping.
+    assert stateful - kept == {"IdempotencyTable"}
+    for name, resource in TEMPLATE.doc["Resources"].items():
+        if resource["Type"] in {"AWS::SQS::Queue", "AWS::DynamoDB::Table"} and name not in kept:
+            assert resource.get("DeletionPolicy") == resource.get("UpdateReplacePolicy") == "Delete"
+
+
+def test_alarms_notify_the_optional_topic() -> None:
+    alarms = TEMPLATE.doc["Resources"]
+    topic = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    found = [r for r in alarms.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert found
+    for alarm in found:
+        assert alarm["Properties"]["AlarmActions"] == alarm["Properties"]["OKActions"] == topic
+    assert TEMPLATE.parameter_defaults()["AlarmTopicArn"] == ""
+    with_topic = Template(
+        ROOT / "template.yaml", {"AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:ops"}
+    )
+    resolved = with_topic.resolve(
+        alarms["FlowRunDeadLetterAlarm"]["Properties"]["AlarmActions"], {}
+    )
+    assert resolved == ["arn:aws:sns:us-east-1:123456789012:ops"]
+
+
+def test_run_concurrency_and_api_throttling_are_parameters() -> None:
+    (source,) = TEMPLATE.functions()["RunFunction"].sqs_queues
+    assert (source.queue, source.batch, source.max_concurrency) == ("FlowRunQueue", 10, 10)
+    assert TEMPLATE.functions()["RunFunction"].reserved_concurrency is None
+    assert TEMPLATE.throttling() == (100.0, 200)
+    tuned = Template(
+        ROOT / "template.yaml",
+        {
+            "FlowRunMaxConcurrency": "3",
+            "RunFunctionReservedConcurrency": "5",
+            "ApiThrottlingRateLimit": "7",
+            "ApiThrottlingBurstLimit": "9",
+        },
+    )
+    run = tuned.functions()["RunFunction"]
+    assert (run.sqs_queues[0].max_concurrency, run.reserved_concurrency) == (3, 5)
+    assert tuned.throttling() == (7.0, 9)
+
+
 def test_functions_run_python_3_13_on_arm64_with_the_shared_layer() -> None:
     globals_ = TEMPLATE.doc["Globals"]["Function"]
     assert (globals_["Runtime"], globals_["Architectures"]) == ("python3.13", ["arm64"])
@@ -132,7 +215,15 @@ def test_each_sample_event_runs_with_make_invoke(name: str) -> None:
     function, _ = sample_events()[name]
     parameters = [f"--parameter={k}={v}" for k, v in SAMPLE_PARAMETERS.get(name, {}).items()]
     done = subprocess.run(
-        [sys.executable, "-m", "flowdeploy.local.invoke", function, f"events/{name}", *parameters],
+        [
+            sys.executable,
+            "-m",
+            "flowdeploy.local.invoke",
+            function,
+            f"events/{name}",
+            *parameters,
+            f"--record-calls={CALL_RECORDS}",
+        ],
         cwd=ROOT,
         env={k: v for k, v in os.environ.items() if k != "JWT_SECRET"},
         capture_output=True,

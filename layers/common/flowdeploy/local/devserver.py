@@ -23,15 +23,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from flowdeploy.local import ACCOUNT, calls
+from flowdeploy.local.environments import Functions, LambdaError
+from flowdeploy.local.event_sources import pollers, schedules
 from flowdeploy.local.stack import (
-    ACCOUNT,
-    Functions,
+    canonical_aliases,
     fake_credentials,
     function_environment,
-    pollers,
     provision,
+    provision_jwt_parameter,
     repository_root,
-    schedules,
 )
 from flowdeploy.local.template import Route, Template
 
@@ -96,13 +97,40 @@ def api_event(
     return event
 
 
+INTERNAL_ERROR = b'{"message":"Internal Server Error"}'
+TOO_MANY_REQUESTS = b'{"message":"Too Many Requests"}'
+
+
+class TokenBucket:
+    """API Gateway's throttling: `rate` requests a second on average, bursts of `burst`."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.capacity = float(burst)
+        self.tokens = float(burst)
+        self.updated = time.monotonic()
+        self.lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+            if self.tokens < 1:
+                return False
+            self.tokens -= 1
+            return True
+
+
 class Gateway:
-    """API Gateway's part: routing, CORS, and turning responses back into HTTP."""
+    """API Gateway's part: routing, CORS, throttling, and turning responses back into HTTP."""
 
     def __init__(self, template: Template, functions: Functions) -> None:
         self.routes = template.routes()
         self.cors = template.cors()
         self.functions = functions
+        throttle = template.throttling()
+        self.bucket = TokenBucket(*throttle) if throttle else None
 
     def route(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self.routes:
@@ -134,13 +162,17 @@ class Gateway:
         found = self.route(method, path)
         if found is None:
             return 404, {"content-type": "application/json"}, b'{"message":"Not Found"}'
+        if self.bucket is not None and not self.bucket.take():
+            return 429, {"content-type": "application/json"}, TOO_MANY_REQUESTS
         route, params = found
         event = api_event(method, target, headers, body, route, params)
         try:
             result = self.functions.invoke(route.function, event)
-        except Exception:
-            logging.getLogger("flowdeploy.local").exception("%s crashed", route.function)
-            return 500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}'
+        except LambdaError as error:
+            # Lambda's error (an exception, a timeout, a response over 6 MB) reaches the
+            # client as API Gateway's generic 500; the detail is in the log only.
+            logging.getLogger("flowdeploy.local").error("%s: %s", route.function, error)
+            return 500, {"content-type": "application/json"}, INTERNAL_ERROR
         status, out_headers, payload = self.response(result)
         out_headers.update(self.cors_headers(origin, preflight=False))
         return status, out_headers, payload
@@ -217,7 +249,48 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="override a template parameter, e.g. TriggerQueueEnabled=true",
     )
+    parser.add_argument(
+        "--record-calls",
+        type=Path,
+        metavar="DIR",
+        help="write each function's AWS calls, as IAM requests, to DIR (the IAM test reads them)",
+    )
     return parser.parse_args(argv)
+
+
+def local_variables(endpoint: str, solana_url: str) -> dict[str, str]:
+    """What the local stack adds to every function's environment (documented as such)."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        # Flows created locally use the local cluster; on AWS the default stays devnet.
+        "DEFAULT_SOLANA_URL": solana_url,
+        "DEFAULT_SOLANA_CLUSTER": "localnet",
+        # Local flows may call local services; on AWS http_request refuses private addresses.
+        "HTTP_ALLOW_PRIVATE": "true",
+        # Metrics are CloudWatch EMF lines on stdout: noise on a terminal.
+        "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
+    }
+
+
+def start_functions(
+    template: Template, record_calls: Path | None, solana_url: str
+) -> tuple[dict[str, Any], Functions]:
+    """The template's resources in moto (names for resolving), and its functions, each
+    invoked in execution environments of its own with its own environment."""
+    if record_calls:
+        calls.record_to(record_calls)
+    names = provision(template)
+    provision_jwt_parameter(template)
+    local = local_variables(os.environ["AWS_ENDPOINT_URL"], solana_url)
+    specs = template.functions()
+    aliases = canonical_aliases(template, names)
+    functions = Functions(
+        specs,
+        {name: function_environment(template, spec, names, local) for name, spec in specs.items()},
+        record_calls=record_calls,
+        resource_aliases=lambda: aliases,
+    )
+    return names, functions
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,14 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["AWS_ENDPOINT_URL"] = f"http://{moto_host}:{moto_port}"
 
     template = Template(args.template, parameters)
-    names = provision(template)
-    os.environ.update(function_environment(template, names))
-    # Flows created locally use the local cluster; on AWS the default stays devnet.
-    os.environ.update(DEFAULT_SOLANA_URL=solana.url, DEFAULT_SOLANA_CLUSTER="localnet")
-    # Metrics are CloudWatch EMF lines on stdout: noise on a terminal.
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-
-    functions = Functions(template)
+    names, functions = start_functions(template, args.record_calls, solana.url)
     gateway = Gateway(template, functions)
     try:
         server = make_server(gateway, args.host, args.port)
@@ -271,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"flowdeploy local stack\n"
         f"  API            {base_url}\n"
-        f"  AWS services   {os.environ['AWS_ENDPOINT_URL']} (moto, in memory: DynamoDB, SQS, KMS)\n"
+        f"  AWS services   {os.environ['AWS_ENDPOINT_URL']} (moto, in memory: DynamoDB, SQS, KMS,"
+        f" SSM, Secrets Manager)\n"
         f'  Solana RPC     {solana.url} (LiteSVM, in memory; cluster "localnet")\n'
         f"  access token   make token USER=<user uuid>\n"
         f"  stop           Ctrl-C\n"
@@ -293,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         for worker in workers:
             worker.stopping.set()
         server.shutdown()
+        functions.close()
         moto.stop()
         solana.stop()
     return 0
