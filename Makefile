@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 TOOLS := .tools
 SAM := $(TOOLS)/sam/bin/sam
 PY313 := PYENV_VERSION=3.13.0 SAM_CLI_TELEMETRY=0
+# The IAM policy evaluator tests/test_iam_policies.py runs (npm, pinned by its lock file)
+IAM_SIMULATOR := tests/iam/node_modules/.package-lock.json
 
 .PHONY: dev test lint unit integration bench token invoke events redrive validate build clean
 
@@ -23,8 +25,12 @@ dev: $(STAMP)
 	$(BIN)/python -m flowdeploy.local $(if $(SOLANA_PORT),--solana-port $(SOLANA_PORT)) $(foreach p,$(PARAMS),--parameter $(p))
 
 ## Lint, type-check and run every test
-test: lint
+test: lint $(IAM_SIMULATOR)
 	$(BIN)/python -m pytest -q
+
+$(IAM_SIMULATOR): tests/iam/package.json tests/iam/package-lock.json
+	npm ci --prefix tests/iam --no-audit --no-fund --silent
+	touch $@
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -37,7 +43,7 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/python -m pytest -q tests/integration tests/e2e
 
-## Measure cold starts, AWS round trips, engine overhead, load and memory: one table
+## Measure cold starts, AWS round trips, engine overhead, load, memory and make dev's memory
 ## make bench [SECTIONS="cold_start engine ..."]; never part of make test
 bench: $(STAMP)
 	$(BIN)/python -m bench $(SECTIONS)
@@ -74,4 +80,4 @@ build: $(SAM)
 	$(PY313) PATH="$(CURDIR)/$(TOOLS)/sam/bin:$$PATH" $(SAM) build
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache tests/iam/node_modules

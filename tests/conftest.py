@@ -57,6 +57,11 @@ atexit.register(shutil.rmtree, CALL_RECORDS, ignore_errors=True)
 calls.record_to(CALL_RECORDS)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked after_everything judge what the others did: they go last."""
+    items.sort(key=lambda item: item.get_closest_marker("after_everything") is not None)
+
+
 def token_for(user_id: str, secret: str = JWT_SECRET, lifetime: int = 3600) -> str:
     from flowdeploy.auth import issue_access_token
 

@@ -148,6 +148,25 @@ def test_a_run_whose_message_and_cleanup_both_failed_is_failed_by_the_sweeper(
     assert watched() == set()
 
 
+def test_the_scheduled_sweeper_function_fails_a_run_queued_past_the_queues_retention(
+    api: Api, deployed: tuple[str, int, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    import flowdeploy.sweeper
+    from flowdeploy.local.event_sources import scheduled_event
+
+    owner, flow_id, _ = deployed
+    with injected(Fault("SendMessage", "ServiceUnavailable"), Fault("DeleteItem", THROTTLED)):
+        assert api.call("POST", f"/deployment/start?flow={flow_id}", user=owner).status == 503
+    (orphan,) = watched()
+    later = time.time() + QUEUED_TIMEOUT + 1
+    monkeypatch.setattr(flowdeploy.sweeper, "time", SimpleNamespace(time=lambda: later))
+    swept = api.functions.invoke("SweeperFunction", scheduled_event("SweeperFunction"))
+    assert swept == {"failed": {"running": [], "queued": [orphan]}}
+    assert status(orphan) == ("failed", run_store.NEVER_PICKED_UP)
+
+
 def test_a_send_whose_reply_was_lost_runs_nothing_for_the_refused_start(
     api: Api, one_node: tuple[str, str]
 ) -> None:

@@ -130,7 +130,10 @@ class Gateway:
         self.cors = template.cors()
         self.functions = functions
         throttle = template.throttling()
-        self.bucket = TokenBucket(*throttle) if throttle else None
+        # Default route settings limit each route on its own, as API Gateway applies them.
+        self.buckets = (
+            {r.route_key: TokenBucket(*throttle) for r in self.routes} if throttle else {}
+        )
 
     def route(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self.routes:
@@ -162,9 +165,10 @@ class Gateway:
         found = self.route(method, path)
         if found is None:
             return 404, {"content-type": "application/json"}, b'{"message":"Not Found"}'
-        if self.bucket is not None and not self.bucket.take():
-            return 429, {"content-type": "application/json"}, TOO_MANY_REQUESTS
         route, params = found
+        bucket = self.buckets.get(route.route_key)
+        if bucket is not None and not bucket.take():
+            return 429, {"content-type": "application/json"}, TOO_MANY_REQUESTS
         event = api_event(method, target, headers, body, route, params)
         try:
             result = self.functions.invoke(route.function, event)

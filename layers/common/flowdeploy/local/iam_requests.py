@@ -57,8 +57,12 @@ def parameter_arn(name: str) -> str:
     return f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{name.lstrip('/')}"
 
 
+UNKNOWN_STACK_ID = "00000000-0000-0000-0000-000000000000"
+
+
 def stack_arn(name: str) -> str:
-    return f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{name}/*"
+    """A stack named in a call: its id (the ARN's last part) is unknown there, so a zero one."""
+    return f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{name}/{UNKNOWN_STACK_ID}"
 
 
 _TRANSACT_WRITE = {
@@ -121,6 +125,24 @@ def _dynamodb(operation: str, params: Mapping[str, Any], names: Names) -> list[I
 
 
 def _sqs(operation: str, params: Mapping[str, Any], names: Names) -> list[IamRequest]:
+    if operation == "StartMessageMoveTask":
+        # SQS moves the messages with the caller's permissions (SQS developer guide,
+        # "dead-letter queue redrive"): receive and delete on the source, send to the target.
+        source = names.canonical(str(params["SourceArn"]))
+        found = [
+            IamRequest(f"sqs:{action}", source)
+            for action in (
+                "StartMessageMoveTask",
+                "ReceiveMessage",
+                "DeleteMessage",
+                "GetQueueAttributes",
+            )
+        ]
+        if "DestinationArn" in params:
+            found.append(
+                IamRequest("sqs:SendMessage", names.canonical(str(params["DestinationArn"])))
+            )
+        return found
     action = f"sqs:{_SQS_SINGLE.get(operation, operation)}"
     if "QueueUrl" in params:
         name = urlsplit(str(params["QueueUrl"])).path.rstrip("/").rsplit("/", 1)[-1]
