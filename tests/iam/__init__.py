@@ -109,6 +109,9 @@ def canonical_names(template: Template) -> dict[str, Any]:
             names[f"{name}.Arn"] = key_arn(name)
         elif kind == "AWS::SecretsManager::Secret":
             names[name] = secret_arn(name)
+        elif kind == "AWS::S3::Bucket":
+            names[name] = name.lower()  # the local stack's bucket name (provision)
+            names[f"{name}.Arn"] = f"arn:aws:s3:::{name.lower()}"
         elif kind in {"AWS::Serverless::Function", "AWS::Lambda::Function"}:
             names[f"{name}.Arn"] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
         else:

@@ -84,7 +84,7 @@ def load_handler(
     return found
 
 
-def checked_response(function: str, payload: str) -> Any:
+def checked_response(payload: str) -> Any:
     """The handler's JSON response, or Lambda's error when it is too large to return."""
     size = len(payload.encode())
     if size > MAX_RESPONSE_BYTES:
@@ -132,7 +132,7 @@ class InProcessPool:
             raise LambdaError(
                 "Runtime.MarshalError", f"Unable to marshal response: {error}"
             ) from error
-        return checked_response(self.spec.name, payload)
+        return checked_response(payload)
 
     def close(self) -> None:
         return None
@@ -221,7 +221,7 @@ class ProcessPool:
                 "%s failed: %s: %s", self.spec.name, detail["errorType"], detail["errorMessage"]
             )
             raise LambdaError(detail["errorType"], detail["errorMessage"])
-        return checked_response(self.spec.name, detail)
+        return checked_response(detail)
 
     def retire_idle(self, longer_than: float) -> int:
         """Stop environments idle for longer than `longer_than` seconds, as Lambda does."""
@@ -249,6 +249,12 @@ def fork_server() -> ForkServerContext:
     return context
 
 
+def _start_fork_server() -> None:
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+
+
 class Functions:
     """Every function of the template, ready to invoke by name.
 
@@ -269,6 +275,8 @@ class Functions:
         context = fork_server() if environments is not None else None
         if context is not None:
             threading.Thread(target=self._recycle, daemon=True, name="recycle").start()
+            # Its imports take seconds: start it now, not on the first request.
+            threading.Thread(target=_start_fork_server, daemon=True).start()
         for name, spec in self.specs.items():
             limit = min(MAX_INSTANCES, spec.reserved_concurrency or MAX_INSTANCES)
             if context is None or environments is None:

@@ -169,6 +169,30 @@ def _kms(operation: str, params: Mapping[str, Any], names: Names) -> list[IamReq
     return [IamRequest(f"kms:{operation}", names.canonical(key), context)]
 
 
+# S3 operations whose IAM action is not named after them.
+_S3_ACTIONS = {
+    "ListObjectsV2": "ListBucket",
+    "ListObjects": "ListBucket",
+    "HeadObject": "GetObject",
+    "HeadBucket": "ListBucket",
+    "DeleteObjects": "DeleteObject",
+}
+
+
+def _s3(operation: str, params: Mapping[str, Any], names: Names) -> list[IamRequest]:
+    if "Bucket" not in params:
+        return []
+    arn = names.canonical(f"arn:aws:s3:::{params['Bucket']}")
+    if "Key" in params:
+        arn = f"{arn}/{params['Key']}"
+    elif operation == "DeleteObjects":
+        return [
+            IamRequest("s3:DeleteObject", f"{arn}/{item['Key']}")
+            for item in params.get("Delete", {}).get("Objects", [])
+        ]
+    return [IamRequest(f"s3:{_S3_ACTIONS.get(operation, operation)}", arn)]
+
+
 _SERVICES: dict[str, Any] = {
     "dynamodb": _dynamodb,
     "sqs": _sqs,
@@ -176,4 +200,5 @@ _SERVICES: dict[str, Any] = {
     "ssm": _one("ssm", "Name", parameter_arn),
     "secretsmanager": _one("secretsmanager", "SecretId", lambda arn: arn),
     "cloudformation": _one("cloudformation", "StackName", stack_arn),
+    "s3": _s3,
 }
