@@ -31,9 +31,11 @@ log = logging.getLogger("flowdeploy.local")
 
 # Lambda refuses a synchronous response larger than this ("6 MB"), whatever the handler did.
 MAX_RESPONSE_BYTES = 6_291_556
-MAX_INSTANCES = 16  # per function, when the template reserves no concurrency for it
-# Execution environments idle longer than this are stopped, as Lambda recycles them.
-IDLE_ENVIRONMENT_SECONDS = 300.0
+# Per function, when the template reserves no concurrency for it. Each environment process
+# holds 60-90 MB of its own: a bound for a laptop (AWS scales each function to 1,000).
+MAX_INSTANCES = 10
+# Execution environments idle longer than this are stopped, as Lambda recycles them (later).
+IDLE_ENVIRONMENT_SECONDS = 60.0
 INIT_TIMEOUT_SECONDS = 60.0  # generous: imports on a busy machine; Lambda allows 10 s
 
 
@@ -293,7 +295,7 @@ class Functions:
         return self.pools[name].invoke(event)
 
     def _recycle(self) -> None:
-        while not self._closed.wait(IDLE_ENVIRONMENT_SECONDS / 5):
+        while not self._closed.wait(IDLE_ENVIRONMENT_SECONDS / 4):
             for pool in list(self.pools.values()):
                 if isinstance(pool, ProcessPool):
                     pool.retire_idle(IDLE_ENVIRONMENT_SECONDS)

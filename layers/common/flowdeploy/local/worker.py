@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -60,6 +61,8 @@ def error_payload(error: BaseException) -> dict[str, Any]:
 
 def serve(connection: Connection, config: WorkerConfig) -> None:
     """Init, then answer ("invoke", event, request id, seconds left) messages until closed."""
+    # Ctrl-C on `make dev` reaches the whole process group; the stack stops its environments.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.clear()
     os.environ.update(config.environment)
     os.chdir(config.code_uri)
