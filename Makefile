@@ -4,19 +4,26 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# JavaScript the tests drive as a real client would (the Solana Actions SDK): npm ci from the lock.
+JS := tests/js
+JS_STAMP := $(JS)/node_modules/.installed
 TOOLS := .tools
 SAM := $(TOOLS)/sam/bin/sam
 PY313 := PYENV_VERSION=3.13.0 SAM_CLI_TELEMETRY=0
 # The IAM policy evaluator tests/test_iam_policies.py runs (npm, pinned by its lock file)
 IAM_SIMULATOR := tests/iam/node_modules/.package-lock.json
 
-.PHONY: dev test lint unit integration bench token invoke events redrive validate build clean
+.PHONY: dev test lint unit integration bench token invoke events docs redrive validate build clean
 
 $(STAMP): pyproject.toml layers/common/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(JS_STAMP): $(JS)/package.json $(JS)/package-lock.json
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(JS_STAMP)
 
 ## Set up and run the whole service locally on http://127.0.0.1:3000
 ## make dev [PARAMS="TriggerQueueEnabled=true ..."]: template parameters, as sam deploy takes them
@@ -25,7 +32,7 @@ dev: $(STAMP)
 	$(BIN)/python -m flowdeploy.local $(if $(SOLANA_PORT),--solana-port $(SOLANA_PORT)) $(foreach p,$(PARAMS),--parameter $(p))
 
 ## Lint, type-check and run every test
-test: lint $(IAM_SIMULATOR)
+test: lint $(JS_STAMP) $(IAM_SIMULATOR)
 	$(BIN)/python -m pytest -q
 
 $(IAM_SIMULATOR): tests/iam/package.json tests/iam/package-lock.json
@@ -40,7 +47,7 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) $(JS_STAMP)
 	$(BIN)/python -m pytest -q tests/integration tests/e2e
 
 ## Measure cold starts, AWS round trips, engine overhead, load, memory and make dev's memory
@@ -61,6 +68,10 @@ invoke: $(STAMP)
 redrive: $(STAMP)
 	$(BIN)/python -m flowdeploy.local.redrive $(if $(STACK),--stack $(STACK)) $(if $(ENDPOINT),--endpoint $(ENDPOINT))
 
+## Regenerate the commands table of docs/flows.md from the command registry (GET /nodes)
+docs: $(STAMP)
+	$(BIN)/python -m flowdeploy.local.command_table docs/flows.md
+
 ## Regenerate events/ from flowdeploy.local.samples
 events: $(STAMP)
 	$(BIN)/python -c 'from pathlib import Path; from flowdeploy.local.samples import write_events; [print(p) for p in write_events(Path("events"))]'
@@ -80,4 +91,4 @@ build: $(SAM)
 	$(PY313) PATH="$(CURDIR)/$(TOOLS)/sam/bin:$$PATH" $(SAM) build
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache tests/iam/node_modules
+	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache $(JS)/node_modules tests/iam/node_modules

@@ -22,6 +22,8 @@ HANDLERS: dict[str, tuple[Path, str, float | None]] = {
     "DeployFunction": (ROOT / "functions" / "deploy", "app", 1.3),
     "StartFunction": (ROOT / "functions" / "start", "app", 1.3),
     "ApiFunction": (ROOT / "functions" / "api", "app", 1.3),
+    # Loads the engine only when a read misses the cache, never at init.
+    "ReadFunction": (ROOT / "functions" / "read", "app", 1.3),
     "RunFunction": (ROOT / "functions" / "run", "app", 1.6),
     "TriggerFunction": (ROOT / "functions" / "trigger", "app", None),
     "DocsFunction": (ROOT / "functions", "docs.app", None),

@@ -113,6 +113,58 @@ def measure() -> list[Row]:
                 _shown(run),
             )
         )
+        rows += _signature_and_output_rows(api, user)
+    return rows
+
+
+def _signature_and_output_rows(api: Any, user: str) -> list[Row]:
+    """POST /signature/submit (no credentials: it must be cheap), and the reads that
+    GET /flow/output spends per second of waiting (a simulated clock: exact, and fast)."""
+    from solders.keypair import Keypair
+
+    from flowdeploy import run_output, signature_requests
+    from flowdeploy.local.calls import counting
+    from tests.unit.test_round_trips import running_run
+
+    signer, message = Keypair(), b"\x80 a transaction message"
+    request_id = signature_requests.open_request(
+        running_run(api, user), str(signer.pubkey()), message, 30
+    )
+    body = {"id": request_id, "signature": str(signer.sign_message(message))}
+    with counting() as submit:
+        assert api.call("POST", "/signature/submit", json_body=body).status == 200
+    rows = [
+        Row(
+            "round trips",
+            "POST /signature/submit",
+            f"{_kinds(submit)[0]} read + {_kinds(submit)[1]} write",
+            "≤ 1 + 1, no Query/Scan",
+            submit == Counter({"dynamodb:GetItem": 1, "dynamodb:UpdateItem": 1}),
+            _shown(submit),
+        )
+    ]
+    now = [0.0]
+    clock, sleep = run_output._clock, run_output._sleep
+    run_output._clock = lambda: now[0]
+    run_output._sleep = lambda seconds: now.__setitem__(0, now[0] + seconds)
+    try:
+        run_id = running_run(api, user)
+        with counting() as waited:
+            assert api.call("GET", f"/flow/output/{run_id}", user=user).status == 504
+    finally:
+        run_output._clock, run_output._sleep = clock, sleep
+    seconds = now[0]
+    reads = waited["dynamodb:GetItem"]
+    rows.append(
+        Row(
+            "round trips",
+            f"GET /flow/output waiting {seconds:g} s for a run: reads per second",
+            f"{reads / seconds:.2f}",
+            "≤ 1.2 (polls back off to 1 s)",
+            reads / seconds <= 1.2,
+            f"{reads} GetItem in {seconds:g} s",
+        )
+    )
     return rows
 
 

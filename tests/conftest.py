@@ -35,6 +35,7 @@ os.environ.update(
     FLOW_RUNS_TABLE="FlowRunsTable",
     API_KEYS_TABLE="ApiKeysTable",
     WALLETS_TABLE="WalletsTable",
+    KV_STORE_TABLE="KvStoreTable",
     # The key's alias: the key id is new in every moto context, its alias is not.
     WALLET_KEY_ID="alias/flowdeploy/wallets",
     FLOW_RUN_QUEUE_URL="https://sqs.us-east-1.amazonaws.com/123456789012/FlowRunQueue",

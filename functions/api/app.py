@@ -8,10 +8,22 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from flowdeploy import apikeys, deployments, flow_runs, flows, http, wallets
+from flowdeploy import (
+    api_inputs,
+    apikeys,
+    deployments,
+    flow_runs,
+    flows,
+    http,
+    run_output,
+    sign_in,
+    signature_requests,
+    wallets,
+)
 from flowdeploy.deployments import parse_flow_id
 from flowdeploy.http import openapi
 from flowdeploy.observability import logger
+from flowdeploy.settings import settings
 
 app = http.make_app()
 
@@ -182,6 +194,14 @@ def _readable_run(run_id: str) -> flow_runs.FlowRunItem:
     return flow_runs.readable_run(run_id, credentials, caller)
 
 
+# Kept back from the function's remaining time to answer after waiting on a run.
+ANSWER_MARGIN = 3.0
+
+
+def _time_left() -> float:
+    return float(app.lambda_context.get_remaining_time_in_millis()) / 1000
+
+
 _PAGING = [
     openapi.query("limit", "records per page (nodes: 1-100, logs: 1-500; default the most)"),
     openapi.query("after", "the `next` of the previous page"),
@@ -240,42 +260,142 @@ def list_run_logs(run_id: str) -> dict[str, Any]:
         "Stop a run: a queued one at once, a running one within a second",
         tag="flow runs",
         ok=openapi.FlowRun,
-        errors=(404, 409),
+        body=flow_runs.StopFlowParams,
+        optional_body=True,
+        errors=(400, 404, 409, 413, 415),
         auth=openapi.RUN_READER,
     ),
 )
 def stop_flow_run(run_id: str) -> dict[str, Any]:
-    return flow_runs.stop_run(_readable_run(run_id), http.credentials(app))
+    run = _readable_run(run_id)
+    params = http.parse_body(app, flow_runs.StopFlowParams, optional=True)
+    return flow_runs.stop_run(run, http.credentials(app), params.reason)
 
 
 @app.get(
     "/flow_run/<run_id>/signature_request",
     **openapi.route(
-        "The signature a running run waits for: the message (base64) and the signer's key",
-        tag="flow runs",
+        "The signature a running run waits for (upstream's shape); waits up to 3.5 s for the "
+        "run to ask, then 404",
+        tag="signatures",
         ok=openapi.SignatureRequest,
         errors=(404,),
         auth=openapi.RUN_READER,
     ),
 )
 def get_signature_request(run_id: str) -> dict[str, Any]:
-    return flow_runs.pending_signature_request(_readable_run(run_id))
+    run = _readable_run(run_id)
+    wait = min(settings().signature_request_wait_seconds, _time_left() - ANSWER_MARGIN)
+    return signature_requests.pending_request(run, wait)
 
 
 @app.post(
     "/flow_run/<run_id>/signature",
     **openapi.route(
         "Answer the run's signature request: verified, then the run sends its transaction",
-        tag="flow runs",
+        tag="signatures",
         ok=openapi.SignatureAccepted,
-        body=flow_runs.SignatureBody,
+        body=signature_requests.RunSignatureParams,
         errors=(400, 404, 409, 413, 415),
         auth=openapi.RUN_READER,
     ),
 )
-def submit_signature(run_id: str) -> dict[str, Any]:
+def submit_run_signature(run_id: str) -> dict[str, Any]:
     run = _readable_run(run_id)
-    return flow_runs.submit_signature(run, http.parse_body(app, flow_runs.SignatureBody))
+    params = http.parse_body(
+        app, signature_requests.RunSignatureParams, max_bytes=signature_requests.MAX_SUBMIT_BYTES
+    )
+    request_id = signature_requests.submit_for_run(run, params)
+    return {"success": True, "signature_request_id": request_id}
+
+
+# -- Upstream's run routes (the Space Operator clients): the same domain functions ------
+
+
+@app.get(
+    "/flow/signature_request/<run_id>",
+    **openapi.route(
+        "The signature a running run waits for; waits up to 3.5 s for the run to ask, then 404",
+        description="Space Operator clients: getSignatureRequest / handle.signatureRequest().",
+        tag="signatures",
+        ok=openapi.SignatureRequest,
+        errors=(404,),
+        auth=openapi.RUN_READER,
+    ),
+)
+def get_upstream_signature_request(run_id: str) -> dict[str, Any]:
+    run = _readable_run(run_id)
+    wait = min(settings().signature_request_wait_seconds, _time_left() - ANSWER_MARGIN)
+    return signature_requests.pending_request(run, wait)
+
+
+@app.post(
+    "/signature/submit",
+    **openapi.route(
+        "Answer a signature request by its id; no credentials: the signature proves itself",
+        description=(
+            "Verified against the request's key and message before it is stored. `new_msg` "
+            "(base64) only when the wallet changed the message and kept its logic (e.g. added "
+            "compute-budget instructions); the signature must then be of the new message. "
+            "Space Operator clients: submitSignature / signAndSubmitSignature."
+        ),
+        tag="signatures",
+        ok=openapi.Success,
+        body=signature_requests.SubmitSignatureParams,
+        errors=(400, 404, 409, 413, 415, 503),
+        auth=openapi.PUBLIC,
+    ),
+)
+def submit_signature() -> dict[str, bool]:
+    params = http.parse_body(
+        app,
+        signature_requests.SubmitSignatureParams,
+        max_bytes=signature_requests.MAX_SUBMIT_BYTES,
+    )
+    signature_requests.submit(params.id, params.signature, params.new_msg)
+    return {"success": True}
+
+
+@app.get(
+    "/flow/output/<run_id>",
+    **openapi.route(
+        "Wait until the run is final (up to about 25 s), then its outputs as one IValue map",
+        description=(
+            "A run still going after the wait is a 504 (ask again); a failed or stopped run "
+            "is a 422 whose error is the run's. With output_instructions the transaction for "
+            "the wallet is the output `transaction`. Space Operator clients: getFlowOutput / "
+            "handle.output()."
+        ),
+        tag="flow runs",
+        ok=openapi.IValueOutput,
+        errors=(404, 422, 504),
+        auth=openapi.RUN_READER,
+    ),
+)
+def get_flow_output(run_id: str) -> dict[str, Any]:
+    run = _readable_run(run_id)
+    budget = min(settings().flow_output_wait_seconds, _time_left() - ANSWER_MARGIN)
+    return run_output.output_value(run_output.wait_until_final(run, max(0.0, budget)))
+
+
+@app.post(
+    "/flow/stop/<run_id>",
+    **openapi.route(
+        "Stop a run; `reason` is recorded on it",
+        description="Space Operator clients: stopFlow / handle.stop().",
+        tag="flow runs",
+        ok=openapi.Success,
+        body=flow_runs.StopFlowParams,
+        optional_body=True,
+        errors=(400, 404, 409, 413, 415),
+        auth=openapi.RUN_READER,
+    ),
+)
+def stop_flow(run_id: str) -> dict[str, bool]:
+    run = _readable_run(run_id)
+    params = http.parse_body(app, flow_runs.StopFlowParams, optional=True)
+    flow_runs.stop_run(run, http.credentials(app), params.reason)
+    return {"success": True}
 
 
 @app.get(
@@ -289,6 +409,103 @@ def submit_signature(run_id: str) -> dict[str, Any]:
 )
 def list_flow_runs(deployment_id: str) -> list[dict[str, Any]]:
     return flow_runs.list_runs(http.user(app), deployment_id)
+
+
+@app.get(
+    "/flow_run/<run_id>/api_input",
+    **openapi.route(
+        "The run's api_input nodes waiting for a value, with the URL to POST it to",
+        tag="flow runs",
+        ok=list[openapi.WaitingApiInput],
+        errors=(404,),
+        auth=openapi.RUN_READER,
+    ),
+)
+def list_api_inputs(run_id: str) -> list[dict[str, Any]]:
+    return api_inputs.waiting(_readable_run(run_id))
+
+
+@app.post(
+    "/flow/submit/<key>",
+    **openapi.route(
+        "Give a waiting api_input node its value (upstream's route; the key is the credential)",
+        tag="flow runs",
+        ok=openapi.Submitted,
+        body=api_inputs.SubmitBody,
+        errors=(400, 404, 413, 415),
+        auth=openapi.PUBLIC,
+    ),
+)
+def submit_api_input(key: str) -> dict[str, bool]:
+    body = http.parse_body(app, api_inputs.SubmitBody)
+    api_inputs.answer(key, api_inputs.parse_submitted(body))
+    return {"success": True}
+
+
+@app.delete(
+    "/flow/submit/<key>",
+    **openapi.route(
+        "Cancel a waiting api_input node: it fails with `canceled by user`",
+        tag="flow runs",
+        ok=openapi.Submitted,
+        errors=(404,),
+        auth=openapi.PUBLIC,
+    ),
+)
+def cancel_api_input(key: str) -> dict[str, bool]:
+    api_inputs.answer(key, None)
+    return {"success": True}
+
+
+# -- Commands, export and import ---------------------------------------------------
+
+
+@app.get(
+    "/nodes",
+    **openapi.route(
+        "The commands flows can use, per document format: ports, types, config schema",
+        tag="flows",
+        ok=list[openapi.NodeDefinition],
+        errors=(400,),
+        auth=openapi.PUBLIC,
+        parameters=[openapi.query("format", "flowdeploy or spaceoperator (default: both)")],
+    ),
+)
+def list_nodes() -> list[dict[str, Any]]:
+    return flows.catalogue((app.current_event.query_string_parameters or {}).get("format"))
+
+
+@app.post(
+    "/data/export",
+    **openapi.route(
+        "Your flows, wallets (public keys) and key-value stores, in Space Operator's "
+        "ExportedUserData shape",
+        tag="flows",
+        ok=openapi.ExportedData,
+    ),
+)
+def export_data() -> dict[str, str]:
+    from flowdeploy import exports
+
+    return exports.export_user_data(http.user(app))
+
+
+@app.post(
+    "/data/import",
+    **openapi.route(
+        "Import a Space Operator export (ExportedUserData, e.g. docker/export.json) into "
+        "your account: flows get new ids, keypairs are encrypted, a second import of the "
+        "same export adds nothing",
+        tag="flows",
+        ok=openapi.ImportReport,
+        errors=(400, 413, 415),
+    ),
+)
+def import_data() -> dict[str, Any]:
+    from flowdeploy import imports
+
+    user_id = http.user(app)
+    return imports.import_user_data(user_id, http.parse_body(app, imports.ExportedUserData))
 
 
 # -- API keys ----------------------------------------------------------------
@@ -359,6 +576,78 @@ def list_wallets() -> list[dict[str, str]]:
 def delete_wallet(wallet_id: str) -> Response[str]:
     wallets.delete_wallet(http.user(app), wallet_id)
     return Response(status_code=204, body="")
+
+
+@app.post(
+    "/wallets/upsert",
+    **openapi.route(
+        "Add or update a wallet, upstream's way: public_key only (an adapter wallet) or a "
+        "keypair the server holds",
+        description="Space Operator clients: upsertWallet / wallets.upsert. Answers the rows.",
+        tag="wallets",
+        ok=list[openapi.WalletRow],
+        status=201,
+        body=wallets.UpsertWalletBody,
+        errors=(400, 403, 404, 409, 413, 415),
+    ),
+)
+def upsert_wallet() -> tuple[list[dict[str, Any]], int]:
+    user_id = http.user(app)
+    wallet = wallets.upsert_wallet(user_id, http.parse_body(app, wallets.UpsertWalletBody))
+    return [wallets.upstream_row(wallet)], 201
+
+
+# -- Wallet sign-in and tokens -------------------------------------------------------
+
+
+@app.post(
+    "/auth/init",
+    **openapi.route(
+        "Start a wallet sign-in: the message to sign (site, wallet, nonce, expiry in 5 min)",
+        tag="sign-in",
+        ok=openapi.AuthMessage,
+        body=sign_in.InitAuthParams,
+        errors=(400, 413, 415),
+        auth=openapi.PUBLIC,
+    ),
+)
+def init_auth() -> dict[str, str]:
+    params = http.parse_body(app, sign_in.InitAuthParams, max_bytes=sign_in.MAX_TOKEN_LENGTH)
+    domain = app.current_event.request_context.domain_name or ""
+    return {"msg": sign_in.init(params.pubkey, domain)}
+
+
+@app.post(
+    "/auth/confirm",
+    **openapi.route(
+        "Finish a wallet sign-in with `<message>.<base58 signature>`: a session whose "
+        "access_token this API accepts; the wallet is the same user every time",
+        description="A message works once and for 5 minutes; anything else is a 401.",
+        tag="sign-in",
+        ok=openapi.ConfirmedAuth,
+        body=sign_in.ConfirmAuthParams,
+        errors=(400, 401, 413, 415, 503),
+        auth=openapi.PUBLIC,
+    ),
+)
+def confirm_auth() -> dict[str, Any]:
+    params = http.parse_body(
+        app, sign_in.ConfirmAuthParams, max_bytes=sign_in.MAX_TOKEN_LENGTH + 64
+    )
+    return sign_in.confirm(params.token)
+
+
+@app.post(
+    "/auth/claim_token",
+    **openapi.route(
+        "An access token for the user of the API key sent (no refresh token: claim again)",
+        tag="sign-in",
+        ok=openapi.ClaimedToken,
+        auth=openapi.API_KEY,
+    ),
+)
+def claim_token() -> dict[str, Any]:
+    return sign_in.claim_token(http.caller(app))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

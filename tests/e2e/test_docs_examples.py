@@ -116,6 +116,10 @@ def test_the_inserted_rows_are_the_docs_rows(stack: Stack, docs: dict[str, str])
     get = f"curl {DOCS_HOST}/deployment/$ID"
     row = json.loads(curl(stack, get, AUTH_TOKEN, {**docs, "ID": deployment_id}))
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?", row["created_at"])
+    # The docs' row, then the columns issue 14 added (null until the owner sets them).
+    extra = ("compute_unit_price", "action_title", "action_icon", "action_description")
+    extra += ("action_label",)
+    assert {key: row.pop(key) for key in extra} == dict.fromkeys(extra)
     assert row == {
         "id": deployment_id,
         "created_at": row["created_at"],  # the docs' "2025-02-08 13:07:59.35528" format

@@ -16,20 +16,33 @@ from flowdeploy.store import deployments as deployment_store
 from flowdeploy.store import runs as run_store
 from tests.conftest import JWT_SECRET, ROOT, new_user, token_for
 from tests.unit.api import Api
+from tests.unit.test_template import NO_CREDENTIALS
 
+# Every route that reads credentials (the routes that take none ignore them: a signature
+# proves itself, a sign-in is how a wallet gets credentials, an api_input URL is its own
+# credential and the command catalogue is public).
 ROUTES = [
     r
     for r in Template(ROOT / "template.yaml").routes()
-    if r.path != "$default" and r.function not in {"DocsFunction"}
+    if r.path != "$default"
+    and r.function not in {"DocsFunction", "ActionsFunction"}
+    and r.route_key not in NO_CREDENTIALS
 ]
-# Routes about the caller's own things, not one named in the path.
+# Routes about the caller's own things, or naming a deployment in the query: not one
+# named in the path (reads of another user's deployment: tests/unit/test_reads.py).
 OWN = {
+    ("POST", "/data/export"),
+    ("POST", "/data/import"),
     ("POST", "/flow"),
     ("POST", "/apikey"),
     ("GET", "/apikey"),
     ("POST", "/wallet"),
     ("GET", "/wallet"),
+    ("POST", "/wallets/upsert"),
+    ("POST", "/auth/claim_token"),
     ("POST", "/deployment/start"),
+    ("GET", "/deployment/read"),
+    ("POST", "/deployment/read"),
 }
 OWNER_ONLY = [r for r in ROUTES if (r.method, r.path) not in OWN]
 WALLET = "5B1yr3JTyijfCfrsvHTgSkVEQWNMCE7w6f1WQkuBzAfK"

@@ -24,6 +24,14 @@ DOCS_ROW_KEYS = [
     "fees",
     "solana_network",
 ]
+# Columns after the docs' row (issue 14: compute-unit price, the Solana Action's metadata).
+EXTRA_ROW_KEYS = [
+    "compute_unit_price",
+    "action_title",
+    "action_icon",
+    "action_description",
+    "action_label",
+]
 
 
 def interflow(node_id: str, flow_id: int) -> dict[str, Any]:
@@ -43,7 +51,8 @@ def test_the_deployment_row_has_exactly_the_docs_shape_and_defaults(api: Api) ->
     flow_id = api.create_flow(user)
     deployment_id = api.deploy(user, flow_id)
     row = api.call("GET", f"/deployment/{deployment_id}", user=user).body
-    assert list(row) == DOCS_ROW_KEYS
+    assert list(row) == DOCS_ROW_KEYS + EXTRA_ROW_KEYS
+    assert all(row[key] is None for key in EXTRA_ROW_KEYS)
     assert row["id"] == deployment_id
     assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?$", row["created_at"])
     assert row["user_id"] == user
@@ -151,7 +160,8 @@ def test_deploying_a_flow_that_calls_another_users_flow_is_a_400(api: Api) -> No
     assert count_items("DeploymentsTable") == 0
 
 
-def test_a_flow_that_calls_itself_is_refused_at_deploy(api: Api) -> None:
+def test_a_flow_that_calls_itself_deploys_as_upstreams_collatz_does(api: Api) -> None:
+    # Recursion is bounded when a run goes deeper than the nesting limit (engine tests).
     user = new_user()
     flow_id = api.create_flow(user)
     api.call(
@@ -161,14 +171,12 @@ def test_a_flow_that_calls_itself_is_refused_at_deploy(api: Api) -> None:
         json_body={"name": "loop", "nodes": [interflow("me", flow_id)]},
     )
     reply = api.call("POST", f"/flow/deploy/{flow_id}", user=user)
-    assert (reply.status, reply.body) == (
-        400,
-        {"error": f"interflow recursion: flow {flow_id} -> flow {flow_id}"},
-    )
-    assert count_items("DeploymentsTable") == 0
+    assert reply.status == 200, reply.body
+    [deployment] = api.call("GET", f"/flow/{flow_id}/deployments", user=user).body
+    assert deployment["id"] == reply.body["deployment_id"]
 
 
-def test_recursion_through_another_flow_is_refused_at_deploy(api: Api) -> None:
+def test_recursion_through_another_flow_deploys_both_flows(api: Api) -> None:
     user = new_user()
     first = api.create_flow(user)
     second = api.create_flow(user, nodes=[interflow("back", first)])
@@ -179,10 +187,9 @@ def test_recursion_through_another_flow_is_refused_at_deploy(api: Api) -> None:
         json_body={"name": "a", "nodes": [interflow("on", second)]},
     )
     reply = api.call("POST", f"/flow/deploy/{first}", user=user)
-    assert (reply.status, reply.body) == (
-        400,
-        {"error": f"interflow recursion: flow {first} -> flow {second} -> flow {first}"},
-    )
+    assert reply.status == 200, reply.body
+    deployment = store.get(reply.body["deployment_id"])
+    assert deployment is not None and sorted(deployment.flow_ids) == sorted([first, second])
 
 
 def test_a_deployment_too_large_for_one_transaction_writes_its_snapshot_first(

@@ -142,3 +142,20 @@ def test_a_flow_too_large_to_store_is_a_413(api: Api) -> None:
     assert reply.status == 413
     assert "too large" in reply.body["error"]
     assert count_items("FlowsTable") == 0
+
+
+def test_a_literal_the_command_would_refuse_is_a_400_when_the_flow_is_saved(api: Api) -> None:
+    # issue 16 item 9, over HTTP; every rule's cases are in tests/unit/engine/test_validation.py
+    body = {
+        "name": "x",
+        "nodes": [{"id": "w", "data": {"node_id": "wait", "config": {"seconds": 901}}}],
+    }
+    reply = api.call("POST", "/flow", user=new_user(), json_body=body)
+    assert (reply.status, reply.body) == (
+        400,
+        {
+            "error": "node 'w' (wait): input 'seconds': must be 0 to 240 seconds (the run's "
+            "deadline), got 901"
+        },
+    )
+    assert count_items("FlowsTable") == 0

@@ -120,3 +120,64 @@ def test_a_patch_of_start_fields_is_one_read_and_one_transaction_with_its_tags(
     reply = api.call("PATCH", f"/deployment/{deployment_id}", user=user, json_body=body)
     assert reply.status == 200
     assert calls == {"dynamodb:GetItem": 1, "dynamodb:TransactWriteItems": 1}
+
+
+def running_run(api: Api, user: str) -> str:
+    """A run written as running, as a worker holds it (no worker polls it here)."""
+    import time
+
+    from flowdeploy.ids import new_id, timestamp
+    from flowdeploy.store import runs
+    from flowdeploy.store.models import FlowRunItem
+
+    run = FlowRunItem(
+        id=new_id(), flow_id=1, user_id=user, caller={}, inputs={},
+        created_at=timestamp(), updated_at=timestamp(),
+    )  # fmt: skip
+    runs.insert_running(run, time.time() + 60)
+    return run.id
+
+
+def test_submitting_a_signature_is_one_read_and_one_conditional_write(
+    calls: Counter[str],
+) -> None:
+    """POST /signature/submit takes no credentials: it must cost little and never scan."""
+    from solders.keypair import Keypair
+
+    from flowdeploy import signature_requests
+
+    api, user, signer = Api(), new_user(), Keypair()
+    message = b"\x80 a transaction message"
+    run_id = running_run(api, user)
+    request_id = signature_requests.open_request(run_id, str(signer.pubkey()), message, 30)
+    body = {"id": request_id, "signature": str(signer.sign_message(message))}
+    calls.clear()
+    assert api.call("POST", "/signature/submit", json_body=body).status == 200
+    assert calls == {"dynamodb:GetItem": 1, "dynamodb:UpdateItem": 1}
+    calls.clear()
+    assert api.call("POST", "/signature/submit", json_body=body).status == 409
+    assert calls == {"dynamodb:GetItem": 1}
+
+
+def test_waiting_for_an_output_reads_about_once_a_second(
+    calls: Counter[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GET /flow/output polls the run with a backoff to 1 s: 25 s of waiting cost 29 reads.
+    The clock is simulated: sleeping advances it, so the count is exact and the test fast."""
+    from flowdeploy import run_output
+
+    now = [1000.0]
+    monkeypatch.setattr(run_output, "_clock", lambda: now[0])
+    monkeypatch.setattr(run_output, "_sleep", lambda seconds: now.__setitem__(0, now[0] + seconds))
+    api, user = Api(), new_user()
+    run_id = running_run(api, user)
+    calls.clear()
+    reply = api.call("GET", f"/flow/output/{run_id}", user=user)
+    assert reply.status == 504, reply.body
+    assert reply.body == {
+        "error": f"flow run {run_id} is still running after 25 s; request its output again"
+    }
+    reads = calls["dynamodb:GetItem"]
+    # The run as authorised, then after 0.1 0.2 0.4 0.8 s, 23 pauses of 1 s, and the last 0.5 s.
+    assert reads == 1 + 4 + 23 + 1
+    assert reads / 25 < 1.2

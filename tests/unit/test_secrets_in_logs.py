@@ -17,6 +17,12 @@ from flowdeploy.observability import logger as powertools_logger
 from flowdeploy.store import queue
 from tests.conftest import JWT_SECRET, new_user, token_for
 from tests.unit.api import Api, sqs_event
+from tests.unit.test_import_export import WALLET, wallet_row, with_wallets
+
+
+def export_with_wallets(*wallets: list[str]) -> dict[str, Any]:
+    """docker/export.json with these (public key, keypair) wallets."""
+    return with_wallets(*(wallet_row(pubkey, keypair) for pubkey, keypair in wallets))
 
 
 def test_no_secret_appears_in_the_logs_of_a_full_run(
@@ -33,6 +39,12 @@ def test_no_secret_appears_in_the_logs_of_a_full_run(
         assert api.call("POST", "/wallet", headers=auth, json_body=imported).status == 201
         bad_half = {"name": "x", "keypair": wallet_secret[:-2] + "11"}
         assert api.call("POST", "/wallet", headers=auth, json_body=bad_half).status == 400
+        # A keypair in a Space Operator export, imported, and one that does not match its key.
+        exported_secret = base58.encode(bytes(Keypair()))
+        exported = export_with_wallets(
+            [str(Keypair().pubkey()), exported_secret], [WALLET, base58.encode(bytes(Keypair()))]
+        )
+        assert api.call("POST", "/data/import", headers=auth, json_body=exported).status == 200
         created = api.call("POST", "/apikey", headers=auth, json_body={"name": "ci"}).body
         api_key = created["key"]
         flow_id = api.create_flow(owner)
@@ -67,6 +79,7 @@ def test_no_secret_appears_in_the_logs_of_a_full_run(
         "JWT secret": JWT_SECRET,
         "run token secret": os.environ["RUN_TOKEN_SECRET"],
         "wallet secret key": wallet_secret,
+        "exported wallet secret key": exported_secret,
     }
     captured = capsys.readouterr()
     logs = captured.out + captured.err + caplog.text

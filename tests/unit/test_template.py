@@ -56,6 +56,28 @@ def test_each_table_has_the_keys_its_model_uses(table: str, model: Any) -> None:
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
 
 
+@pytest.mark.parametrize(
+    ("table", "models", "ttl"),
+    [
+        ("SignatureRequestsTable", ["SignatureRequestItem"], "remove_at"),
+        ("SignInTable", ["WalletUserItem", "UsedNonceItem"], "remove_at"),
+        ("ReadCacheTable", ["CachedReadItem"], "expires_at"),
+    ],
+)
+def test_the_tables_of_the_client_protocol_match_their_models_and_expire_items(
+    table: str, models: list[str], ttl: str
+) -> None:
+    from flowdeploy.store import models as declared
+
+    props = TEMPLATE.resources[table]["Properties"]
+    for name in models:
+        model = getattr(declared, name)
+        assert keys(props["KeySchema"]) == key_schema(model), name
+        assert model.Meta.table_name == table
+    assert props["TimeToLiveSpecification"] == {"AttributeName": ttl, "Enabled": True}
+    assert ttl in getattr(declared, models[-1]).get_attributes()
+
+
 def test_the_idempotency_table_has_the_keys_and_ttl_powertools_uses() -> None:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
@@ -116,28 +138,20 @@ def test_every_delivery_of_a_run_message_happens_before_the_sweeper_gives_up_on_
 
 
 def test_stateful_resources_outlive_the_stack_and_are_never_replaced() -> None:
-    kept = {
-        name
-        for name, resource in TEMPLATE.doc["Resources"].items()
-        if resource.get("DeletionPolicy") == "Retain"
-        and resource.get("UpdateReplacePolicy") == "Retain"
-    }
-    stateful = {
-        name
-        for name, resource in TEMPLATE.doc["Resources"].items()
-        if resource["Type"]
-        in {
-            "AWS::DynamoDB::Table",
-            "AWS::KMS::Key",
-            "AWS::SecretsManager::Secret",
-            "AWS::S3::Bucket",
-        }
-    }
-    # Powertools idempotency records live 24 hours: nothing there is worth keeping.
-    assert stateful - kept == {"IdempotencyTable"}
     for name, resource in TEMPLATE.doc["Resources"].items():
-        if resource["Type"] in {"AWS::SQS::Queue", "AWS::DynamoDB::Table"} and name not in kept:
-            assert resource.get("DeletionPolicy") == resource.get("UpdateReplacePolicy") == "Delete"
+        kind = resource["Type"]
+        policies = (resource.get("DeletionPolicy"), resource.get("UpdateReplacePolicy"))
+        if kind in {"AWS::KMS::Key", "AWS::SecretsManager::Secret", "AWS::S3::Bucket"}:
+            assert policies == ("Retain", "Retain"), name
+        elif kind == "AWS::DynamoDB::Table":
+            # Data that expires by itself (TTL: idempotency records, caches) may go with the
+            # stack, said explicitly; users' data is kept.
+            expires = "TimeToLiveSpecification" in resource["Properties"]
+            assert policies == ("Retain", "Retain") or (
+                expires and policies == ("Delete", "Delete")
+            ), name
+        elif kind == "AWS::SQS::Queue":
+            assert policies == ("Delete", "Delete"), name
 
 
 def test_alarms_notify_the_optional_topic() -> None:
@@ -161,7 +175,9 @@ def test_run_concurrency_and_api_throttling_are_parameters() -> None:
     (source,) = TEMPLATE.functions()["RunFunction"].sqs_queues
     assert (source.queue, source.batch, source.max_concurrency) == ("FlowRunQueue", 10, 10)
     assert TEMPLATE.functions()["RunFunction"].reserved_concurrency is None
-    assert TEMPLATE.throttling() == (100.0, 200)
+    limits = TEMPLATE.route_throttling()
+    assert limits["POST /flow/deploy/{flow_id}"] == limits["$default"] == (100.0, 200)
+    assert limits["POST /signature/submit"] == (100.0, 100), "RouteSettings override it"
     tuned = Template(
         ROOT / "template.yaml",
         {
@@ -173,7 +189,7 @@ def test_run_concurrency_and_api_throttling_are_parameters() -> None:
     )
     run = tuned.functions()["RunFunction"]
     assert (run.sqs_queues[0].max_concurrency, run.reserved_concurrency) == (3, 5)
-    assert tuned.throttling() == (7.0, 9)
+    assert tuned.route_throttling()["POST /flow/deploy/{flow_id}"] == (7.0, 9)
 
 
 def test_functions_run_python_3_13_on_arm64_with_the_shared_layer() -> None:
@@ -190,12 +206,47 @@ def test_the_documented_routes_go_to_the_documented_functions() -> None:
     assert routes[("POST", "/flow/deploy/{flow_id}")] == "DeployFunction"
     assert routes[("POST", "/deployment/start")] == "StartFunction"
     assert routes[("GET", "/openapi.json")] == routes[("GET", "/docs")] == "DocsFunction"
+    assert routes[("GET", "/deployment/read")] == routes[("POST", "/deployment/read")]
+    assert routes[("GET", "/deployment/read")] == "ReadFunction"
+    actions = {(m, p) for (m, p), f in routes.items() if f == "ActionsFunction"}
+    assert actions == {
+        ("GET", "/actions.json"),
+        ("OPTIONS", "/actions.json"),
+        ("GET", "/actions/icon.svg"),
+        ("GET", "/action/{deployment_id}"),
+        ("OPTIONS", "/action/{deployment_id}"),
+        ("POST", "/action/{deployment_id}"),
+    }
+    special = {"/flow/deploy/{flow_id}", "/deployment/start", "/openapi.json", "/docs"}
     others = {
         f
         for (m, p), f in routes.items()
-        if p not in {"/flow/deploy/{flow_id}", "/deployment/start", "/openapi.json", "/docs"}
+        if p not in special | {"/deployment/read"} and (m, p) not in actions
     }
     assert others == {"ApiFunction"}
+
+
+def test_deployment_read_is_not_taken_for_a_deployment_id() -> None:
+    """API Gateway prefers the literal route; the local stack routes as it does."""
+    from flowdeploy.local.devserver import Gateway
+    gateway = Gateway(TEMPLATE)  # routing only: no function runs
+    found = gateway.route("GET", "/deployment/read")
+    assert found is not None and found[0].function == "ReadFunction"
+    found = gateway.route("GET", "/deployment/0194e5ac-9103-7c52-971e-f71f83c5de2e")
+    assert found is not None and found[0].path == "/deployment/{deployment_id}"
+
+
+# Routes that take no credentials, as upstream's: a signature proves itself, and a sign-in
+# is how a wallet gets credentials.
+NO_CREDENTIALS = {
+    "POST /signature/submit",
+    "POST /auth/init",
+    "POST /auth/confirm",
+    # upstream's api_input URL: its key is the credential
+    "POST /flow/submit/{key}",
+    "DELETE /flow/submit/{key}",
+    "GET /nodes",  # the command catalogue is public
+}
 
 
 @pytest.mark.parametrize(
@@ -204,10 +255,19 @@ def test_the_documented_routes_go_to_the_documented_functions() -> None:
 def test_every_route_of_the_template_has_a_handler(aws: dict[str, Any], route: Any) -> None:
     path = route.path.replace("{flow_id}", "1").replace("{deployment_id}", "x")
     path = path.replace("{run_id}", "x").replace("{key_id}", "x").replace("{tag}", "x")
-    path = path.replace("{wallet_id}", "x")
+    path = path.replace("{wallet_id}", "x").replace("{key}", "x")
     status, _, body = Api().gateway.handle(route.method, path, {"host": "localhost"}, b"")
-    public = route.function == "DocsFunction"
-    assert status == (200 if public else 401), (route.route_key, body)
+    if route.function == "ActionsFunction":  # public: a wallet sends no credentials
+        expected = 404 if "{deployment_id}" in route.path else 200  # no deployment "x"
+        assert status == expected, (route.route_key, body)
+    elif route.function == "DocsFunction" or route.route_key == "GET /nodes":
+        assert status == 200, (route.route_key, body)
+    elif route.route_key == "DELETE /flow/submit/{key}":  # no api_input waits at key "x"
+        assert status == 404, (route.route_key, body)
+    elif route.route_key in NO_CREDENTIALS:  # the body is what they check first
+        assert status == 400 and b"body is required" in body, (route.route_key, body)
+    else:
+        assert status == 401, (route.route_key, body)
 
 
 @pytest.mark.parametrize("name", sorted(sample_events()))

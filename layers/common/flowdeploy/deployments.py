@@ -6,6 +6,7 @@ The permission rule and the 404 rule of the docs page live here, once.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -169,10 +170,12 @@ def _require_wallets(user_id: str, used: set[str]) -> None:
 def _require_identity_wallet(user_id: str, identity: str) -> None:
     from flowdeploy.wallets import wallet_for_pubkey
 
-    if wallet_for_pubkey(user_id, identity) is None:
+    wallet = wallet_for_pubkey(user_id, identity)
+    if wallet is None or not wallet.holds_secret:
+        held = "no wallet" if wallet is None else "only an adapter wallet (no secret key)"
         raise BadRequest(
-            f"action_identity {identity}: you hold no wallet with this public key; the "
-            "identity memo is signed with it (add it with POST /wallet)"
+            f"action_identity {identity}: you hold {held} with this public key; the "
+            "identity memo is signed with it (add its keypair with POST /wallet)"
         )
 
 
@@ -198,9 +201,7 @@ class DeploymentRef:
             if deployment_id is None:
                 raise BadRequest(f"id must be a deployment id (a UUID), got {query['id']!r}")
             return cls(id=deployment_id)
-        raise BadRequest(
-            "say which deployment to start: ?id=<deployment id> or ?flow=<flow id>[&tag=<tag>]"
-        )
+        raise BadRequest("say which deployment: ?id=<deployment id> or ?flow=<flow id>[&tag=<tag>]")
 
     def __str__(self) -> str:
         return self.id if self.id is not None else f"{self.flow}:{self.tag}"
@@ -277,6 +278,20 @@ def find_startable(ref: DeploymentRef, caller: Caller) -> Startable:
     return found
 
 
+def find_deployment(ref: DeploymentRef, caller: Caller) -> DeploymentItem:
+    """The whole deployment `ref` names, if `caller` may start it (and so read it); 404
+    alike for missing and refused, as for a start."""
+    if ref.id is not None:
+        deployment = store.get(ref.id)
+    else:
+        assert ref.flow is not None
+        tag = store.get_tag(ref.flow, ref.tag)
+        deployment = store.get(tag.deployment_id) if tag is not None else None
+    if deployment is None or not admits(deployment.start_permission, deployment.user_id, caller):
+        raise NotFound(f"deployment not found: {ref}")
+    return deployment
+
+
 # -- Reading (owner only) ----------------------------------------------------
 
 
@@ -292,6 +307,14 @@ def deployment_row(item: DeploymentItem) -> dict[str, Any]:
         "action_identity": item.action_identity,
         "fees": item.fees,
         "solana_network": item.solana_network,
+        # Columns beyond the docs' row (issue 14): null until the owner sets them.
+        "compute_unit_price": (
+            int(item.compute_unit_price) if item.compute_unit_price is not None else None
+        ),
+        "action_title": item.action_title,
+        "action_icon": item.action_icon,
+        "action_description": item.action_description,
+        "action_label": item.action_label,
     }
 
 
@@ -345,6 +368,9 @@ READ_ONLY_COLUMNS = ("id", "created_at", "user_id", "entrypoint")
 NOT_NULL_COLUMNS = ("start_permission", "output_instructions", "fees", "solana_network")
 MAX_FEES = 16
 MAX_LAMPORTS = 2**64 - 1
+# 100 lamports per compute unit: 0.14 SOL for a whole 1.4M-unit transaction.
+MAX_COMPUTE_UNIT_PRICE = 100_000_000
+MAX_ICON_URL = 2048
 MAX_TAGS_PER_FLOW = 50
 
 
@@ -354,8 +380,18 @@ def _pubkey(value: str) -> str:
     return value
 
 
+def _http_url(value: str) -> str:
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname or " " in value:
+        raise PydanticCustomError(
+            "http_url", "must be an absolute http(s) URL of an image (SVG, PNG or WebP)"
+        )
+    return value
+
+
 Pubkey = Annotated[str, AfterValidator(_pubkey)]
 Lamports = Annotated[StrictInt, Field(gt=0, le=MAX_LAMPORTS)]
+ActionText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
 class DeploymentChanges(BaseModel):
@@ -368,6 +404,13 @@ class DeploymentChanges(BaseModel):
     action_identity: Pubkey | None = None
     fees: list[tuple[Pubkey, Lamports]] | None = Field(default=None, max_length=MAX_FEES)
     solana_network: SolanaNetwork | None = None
+    compute_unit_price: Annotated[StrictInt, Field(ge=0, le=MAX_COMPUTE_UNIT_PRICE)] | None = None
+    action_title: Annotated[ActionText, StringConstraints(max_length=200)] | None = None
+    action_icon: (
+        Annotated[str, StringConstraints(max_length=MAX_ICON_URL), AfterValidator(_http_url)] | None
+    ) = None
+    action_description: Annotated[ActionText, StringConstraints(max_length=2000)] | None = None
+    action_label: Annotated[ActionText, StringConstraints(max_length=64)] | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -38,6 +38,12 @@ class NotFound(ApiError):
     status = 404
 
 
+class RequestTimeout(ApiError):
+    """The request's own work (a read of a deployment) took longer than its budget."""
+
+    status = 408
+
+
 class Conflict(ApiError):
     status = 409
 
@@ -48,12 +54,27 @@ class ConcurrentChange(Conflict):
     retry_after = 1
 
 
+class Unprocessable(ApiError):
+    """Well-formed, but its result cannot be given: the run it asks about failed, was
+    stopped or ended without a transaction; the message says why."""
+
+    status = 422
+
+
 class PayloadTooLarge(ApiError):
     status = 413
 
 
 class UnsupportedMediaType(ApiError):
     status = 415
+
+
+class GatewayTimeout(ApiError):
+    """What the request waits for (a run, its transaction) did not happen within the time
+    an HTTP answer may take; the work goes on: ask again."""
+
+    status = 504
+    retry_after = 1
 
 
 class ServiceUnavailable(ApiError):

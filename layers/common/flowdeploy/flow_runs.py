@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from flowdeploy import base58
@@ -134,6 +140,7 @@ def run_row(run: FlowRunItem) -> dict[str, Any]:
         "finished_at": run.finished_at,
         "stop_requested": run.stop_requested,
         "transaction": run.transaction,
+        "simulation": run.simulation,
     }
 
 
@@ -163,10 +170,29 @@ def list_runs(user_id: str, deployment_id: str) -> list[dict[str, Any]]:
     return [run_row(run) for run in store.of_deployment(deployment.id)]
 
 
-def stop_run(run: FlowRunItem, credentials: Credentials) -> dict[str, Any]:
-    """Stop a queued run at once, or ask the worker running it to stop; 409 once it is final."""
+MAX_STOP_REASON = 1_000
+
+
+class StopFlowParams(BaseModel):
+    """Upstream's `POST /flow/stop/{run}` body: `reason` is recorded on the run;
+    `timeout_millies` is accepted (the run stops within a second here either way)."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    timeout_millies: Annotated[StrictInt, Field(ge=0, le=2**32 - 1)] = 0
+    reason: Annotated[str, StringConstraints(max_length=MAX_STOP_REASON)] | None = None
+
+
+def stop_run(
+    run: FlowRunItem, credentials: Credentials, reason: str | None = None
+) -> dict[str, Any]:
+    """Stop a queued run at once, or ask the worker running it to stop; 409 once it is final.
+
+    The run records who stopped it and, when given, why.
+    """
     who = "the run token's holder" if (credentials.bearer or "").startswith("fr-") else "its owner"
-    stopped = store.request_stop(run.id, f"stopped by {who}")
+    stated = (reason or "").strip()
+    stopped = store.request_stop(run.id, f"stopped by {who}" + (f": {stated}" if stated else ""))
     if stopped is None:
         current = store.get(run.id)
         status = current.status if current is not None else "gone"
@@ -209,6 +235,7 @@ def node_runs(run: FlowRunItem, query: Mapping[str, str]) -> dict[str, Any]:
                 "error": item.error,
                 "started_at": item.started_at,
                 "finished_at": item.finished_at,
+                "times": int(item.times or 0),
             }
             for item in items
         ],
@@ -233,58 +260,3 @@ def run_logs(run: FlowRunItem, query: Mapping[str, str]) -> dict[str, Any]:
         ],
         "next": following,
     }
-
-
-# -- Signature requests: the run waits for a key the server does not hold ----------
-
-
-class SignatureBody(BaseModel):
-    """`POST /flow_run/{id}/signature`: the signer's ed25519 signature of the request's
-    message, base58; `id` (optional) names the request being answered."""
-
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-
-    signature: str = Field(min_length=1, max_length=base58.MAX_TEXT_LENGTH)
-    id: str | None = Field(default=None, max_length=64)
-
-
-def pending_signature_request(run: FlowRunItem) -> dict[str, Any]:
-    """The run's open signature request; 404 when it has none."""
-    request = run.signature_request if run.status == store.RUNNING else None
-    if request is None or run.submitted_signature:
-        raise NotFound(f"flow run {run.id} has no pending signature request")
-    return dict(request)
-
-
-def submit_signature(run: FlowRunItem, body: SignatureBody) -> dict[str, Any]:
-    """Accept a signature for the run's open request once it verifies; 400 if it does not,
-    409 if there is no request to answer (it timed out, was answered, or the run ended)."""
-    from solders.pubkey import Pubkey
-    from solders.signature import Signature
-
-    request = run.signature_request if run.status == store.RUNNING else None
-    if request is None:
-        raise Conflict(f"flow run {run.id} has no pending signature request")
-    if body.id is not None and body.id != request["id"]:
-        raise Conflict(f"signature request {body.id} is not the run's pending request")
-    if run.submitted_signature:
-        raise Conflict(f"signature request {request['id']} was already answered")
-    expires = datetime.fromisoformat(request["expires_at"]).replace(tzinfo=UTC)
-    if datetime.now(UTC) >= expires:
-        raise Conflict(f"signature request {request['id']} expired at {request['expires_at']}")
-    try:
-        raw = base58.decode(body.signature)
-    except ValueError as error:
-        raise BadRequest(f"signature: not base58: {error}") from None
-    if len(raw) != 64:
-        raise BadRequest(f"signature: an ed25519 signature is 64 bytes, got {len(raw)}")
-    signature = Signature.from_bytes(raw)
-    message = base64.b64decode(request["message"])
-    if not signature.verify(Pubkey.from_string(request["pubkey"]), message):
-        raise BadRequest(
-            f"signature verification failed: not {request['pubkey']}'s signature of the "
-            "requested message"
-        )
-    if not store.accept_signature(run.id, request["id"], str(signature)):
-        raise Conflict(f"signature request {request['id']} is no longer pending")
-    return {"success": True, "signature_request_id": request["id"]}

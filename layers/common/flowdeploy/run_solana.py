@@ -1,5 +1,5 @@
 """What a run's Solana session is made of in RunFunction: the deployment's network, fees and
-identity, the owner's wallets, and signature requests kept on the run item.
+identity, the owner's wallets, and signature requests (`flowdeploy.signature_requests`).
 
 Imported only when a run reaches its first Solana node (solders is heavy for a cold start).
 """
@@ -7,20 +7,22 @@ Imported only when a run reaches its first Solana node (solders is heavy for a c
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
-from datetime import UTC, datetime, timedelta
 
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 
-from flowdeploy import wallets
-from flowdeploy.ids import new_id, timestamp
+from flowdeploy import signature_requests, wallets
 from flowdeploy.settings import settings
 from flowdeploy.solana import CLUSTERS
 from flowdeploy.solana.rpc import RpcError, SolanaRpc
-from flowdeploy.solana.session import SolanaFailure, SolanaSession, SolanaSettings
+from flowdeploy.solana.session import (
+    SignatureAnswer,
+    SolanaFailure,
+    SolanaSession,
+    SolanaSettings,
+)
 from flowdeploy.solana.transaction import Fee
 from flowdeploy.store import runs as run_store
 from flowdeploy.store.models import DeploymentItem, FlowRunItem
@@ -49,6 +51,12 @@ def session_for(run: FlowRunItem, deployment: DeploymentItem) -> SolanaSession:
         action_signer=Pubkey.from_string(run.action_signer) if run.action_signer else None,
         output_instructions=bool(run.output_instructions),
         signature_timeout=config.signature_request_timeout_seconds,
+        compute_unit_price=(
+            int(deployment.compute_unit_price)
+            if deployment.compute_unit_price is not None
+            else None
+        ),
+        read_only=run.origin == run_store.READ_ORIGIN,
     )
     try:
         rpc = SolanaRpc(url, timeout=config.solana_rpc_timeout_seconds)
@@ -60,22 +68,29 @@ def session_for(run: FlowRunItem, deployment: DeploymentItem) -> SolanaSession:
 
 
 class OwnerWallets:
-    """The deployment owner's server wallets; secrets are decrypted one at a time, on use."""
+    """The deployment owner's wallets; secrets are decrypted one at a time, on use."""
 
     def __init__(self, user_id: str) -> None:
         self.user_id = user_id
 
-    def keypair(self, wallet_id: str) -> Keypair:
+    def _wallet(self, wallet_id: str) -> wallets.Wallet:
         wallet = wallets.get_wallet(self.user_id, wallet_id)
         if wallet is None:
             raise SolanaFailure(
                 f"wallet {wallet_id} does not exist (any more) for the deployment's owner"
             )
-        return self._decrypt(wallet)
+        return wallet
+
+    def keypair(self, wallet_id: str) -> Keypair | None:
+        wallet = self._wallet(wallet_id)
+        return self._decrypt(wallet) if wallet.holds_secret else None
+
+    def pubkey(self, wallet_id: str) -> Pubkey:
+        return Pubkey.from_string(self._wallet(wallet_id).pubkey)
 
     def keypair_for_pubkey(self, pubkey: Pubkey) -> Keypair | None:
         wallet = wallets.wallet_for_pubkey(self.user_id, str(pubkey))
-        return None if wallet is None else self._decrypt(wallet)
+        return None if wallet is None or not wallet.holds_secret else self._decrypt(wallet)
 
     def _decrypt(self, wallet: wallets.Wallet) -> Keypair:
         try:
@@ -85,51 +100,59 @@ class OwnerWallets:
 
 
 class StoredSignatureBroker:
-    """Signature requests on the run item: `GET /flow_run/{id}/signature_request` shows the
-    open one, `POST /flow_run/{id}/signature` stores a verified answer, and the run polls."""
+    """Signature requests in the SignatureRequests table: the signer reads the open one
+    (`GET /flow/signature_request/{run}`), answers it (`POST /signature/submit`), and the
+    run polls it."""
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
 
-    async def request_signature(self, pubkey: Pubkey, message: bytes, timeout: float) -> Signature:
-        created = datetime.now(UTC)
-        request_id = new_id()
-        request: dict[str, object] = {
-            "id": request_id,
-            "pubkey": str(pubkey),
-            "message": base64.b64encode(message).decode(),
-            "timeout": timeout,
-            "created_at": timestamp(created),
-            "expires_at": timestamp(created + timedelta(seconds=timeout)),
-        }
-        opened = await asyncio.to_thread(run_store.open_signature_request, self.run_id, request)
-        if opened is None:
-            raise SolanaFailure("the run is no longer running; no signature was requested")
+    async def request_signature(
+        self,
+        pubkey: Pubkey,
+        message: bytes,
+        timeout: float,
+        presigners: dict[Pubkey, Signature],
+    ) -> SignatureAnswer:
+        try:
+            request_id = await asyncio.to_thread(
+                signature_requests.open_request,
+                self.run_id,
+                str(pubkey),
+                message,
+                timeout,
+                [(str(key), str(signature)) for key, signature in presigners.items()],
+            )
+        except signature_requests.RunNotRunning:
+            raise SolanaFailure(
+                "the run is no longer running; no signature was requested"
+            ) from None
         loop = asyncio.get_running_loop()
         until = loop.time() + timeout
         try:
             while loop.time() < until:
                 await asyncio.sleep(min(SIGNATURE_POLL_SECONDS, max(0.0, until - loop.time())))
-                signature = await self._submitted(request_id)
-                if signature is not None:
-                    return signature
+                answer = await self._answer(request_id)
+                if answer is not None:
+                    return answer
             raise SolanaFailure(
                 f"no signature from {pubkey} within {timeout:g} s; the transaction was not sent"
             )
         finally:
             try:
-                await asyncio.to_thread(run_store.close_signature_request, self.run_id, request_id)
-            except Exception:  # the final status write removes it too
+                await asyncio.to_thread(signature_requests.close_request, self.run_id, request_id)
+            except Exception:  # the final status write removes it from the run too
                 logger.warning(
                     "could not close signature request of run %s", self.run_id, exc_info=True
                 )
 
-    async def _submitted(self, request_id: str) -> Signature | None:
+    async def _answer(self, request_id: int) -> SignatureAnswer | None:
         try:
-            run = await asyncio.to_thread(run_store.get, self.run_id)
+            answer = await asyncio.to_thread(signature_requests.answer_of, request_id)
         except Exception:  # a failed poll only delays the answer
             logger.warning("could not poll run %s for a signature", self.run_id, exc_info=True)
             return None
-        if run is None or run.signature_request_id != request_id or not run.submitted_signature:
+        if answer is None:
             return None
-        return Signature.from_string(run.submitted_signature)
+        signature, new_message = answer
+        return SignatureAnswer(Signature.from_string(signature), new_message)

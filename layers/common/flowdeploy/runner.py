@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from flowdeploy.engine import FlowGraph, FlowInvalid, LogLine, NodeRun, Run, build_flow_set
 from flowdeploy.engine.scheduler import FAILED, STOPPED, RunResult, clip
+from flowdeploy.engine.services import RunInfo, RunServices
 from flowdeploy.settings import settings
 from flowdeploy.store import deployments as deployment_store
 from flowdeploy.store import run_records
@@ -93,6 +94,19 @@ async def execute_queued_run(
     return result.status
 
 
+async def execute_claimed(
+    run: FlowRunItem,
+    deployment: DeploymentItem,
+    graphs: Mapping[int, FlowGraph],
+    entry: int,
+    deadline: float,
+) -> RunResult:
+    """Execute a run its caller already claimed and loaded (a read), and record it."""
+    result = await _execute(run, deployment, graphs, entry, deadline)
+    await _record_result(run.id, result)
+    return result
+
+
 async def _record_result(run_id: str, result: RunResult) -> None:
     """The final status, outputs and error; on a failed write, once more without outputs."""
     outputs = encode_map(result.outputs)
@@ -113,6 +127,7 @@ async def _record_result(run_id: str, result: RunResult) -> None:
             outputs=outputs,
             error=error,
             transaction=result.transaction,
+            simulation=result.simulation,
         )
     except Exception as failure:
         logger.exception("could not record the result of run %s; recording a failure", run_id)
@@ -169,6 +184,8 @@ async def _execute(
         deadline_seconds=deadline,
         http_allow_private=settings().http_allow_private,
         solana=solana,
+        services=_services(run, deployment),
+        max_depth=settings().flow_max_nesting,
     )
     try:
         inputs = decode_map(run.inputs or {}, "inputs")
@@ -189,6 +206,22 @@ async def _execute(
                 break
             await asyncio.sleep(RETRY_PAUSE_SECONDS * (attempt + 1))
     return result
+
+
+def _services(run: FlowRunItem, deployment: DeploymentItem) -> RunServices:
+    """The run's facts and its owner's stores, for flow_run_info, kv_* and api_input."""
+    from flowdeploy.api_inputs import StoredApiInputs
+    from flowdeploy.kvstore import OwnerStores
+
+    caller = run.caller or {}
+    started_by = caller.get("user_id") or caller.get("pubkey") or run.user_id
+    network = dict(deployment.solana_network or {})
+    read = run.origin == store.READ_ORIGIN  # a read waits for no one and changes nothing
+    return RunServices(
+        info=RunInfo(run.id, run.user_id, str(started_by), str(network.get("cluster") or "")),
+        kvstore=OwnerStores(run.user_id, read_only=read),
+        api_inputs=None if read else StoredApiInputs(run.id),
+    )
 
 
 async def _watch_for_stop(run_id: str, engine: Run) -> None:

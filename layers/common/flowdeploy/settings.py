@@ -29,6 +29,10 @@ class Settings:
     run_records_table: str
     api_keys_table: str
     wallets_table: str
+    kv_store_table: str
+    signature_requests_table: str
+    sign_in_table: str
+    read_cache_table: str
     idempotency_table: str
     flow_run_queue_url: str
     # The KMS key that encrypts server-held wallets' secret keys (id, ARN or alias).
@@ -56,6 +60,23 @@ class Settings:
     signature_request_timeout_seconds: float
     # Each Solana JSON-RPC call's time limit (retried calls get it each).
     solana_rpc_timeout_seconds: float
+    # The API's base URL: api_input nodes publish `<api_url>/flow/submit/<key>`.
+    api_url: str
+    # How deep nested flows may go at run time (a flow calling itself counts each level).
+    flow_max_nesting: int
+    # How long POST /action/{id} waits for the run's transaction (API Gateway answers
+    # 503 after 30 s, so ActionsFunction's 29 s timeout bounds it).
+    action_wait_seconds: float
+    # How long GET /flow/output waits for a run to end before answering 504 (below API
+    # Gateway's 30 s integration limit).
+    flow_output_wait_seconds: float
+    # How long GET /flow/signature_request waits for a running run to ask for a signature
+    # before answering 404: v0.12.2 asks once, client-next gives each poll 5 s.
+    signature_request_wait_seconds: float
+    # The time a read (`/deployment/read`) may run before it is a 408.
+    read_timeout_seconds: float
+    # Access tokens issued by wallet sign-in and /auth/claim_token.
+    access_token_lifetime_seconds: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -67,6 +88,10 @@ class Settings:
             run_records_table=env.get("RUN_RECORDS_TABLE", "RunRecordsTable"),
             api_keys_table=env.get("API_KEYS_TABLE", "ApiKeysTable"),
             wallets_table=env.get("WALLETS_TABLE", "WalletsTable"),
+            kv_store_table=env.get("KV_STORE_TABLE", "KvStoreTable"),
+            signature_requests_table=env.get("SIGNATURE_REQUESTS_TABLE", "SignatureRequestsTable"),
+            sign_in_table=env.get("SIGN_IN_TABLE", "SignInTable"),
+            read_cache_table=env.get("READ_CACHE_TABLE", "ReadCacheTable"),
             idempotency_table=env.get("IDEMPOTENCY_TABLE", "IdempotencyTable"),
             flow_run_queue_url=env.get("FLOW_RUN_QUEUE_URL", ""),
             wallet_key_id=env.get("WALLET_KEY_ID", LOCAL_WALLET_KEY_ALIAS),
@@ -91,6 +116,13 @@ class Settings:
                 env.get("SIGNATURE_REQUEST_TIMEOUT_SECONDS", "60")
             ),
             solana_rpc_timeout_seconds=float(env.get("SOLANA_RPC_TIMEOUT_SECONDS", "10")),
+            api_url=env.get("API_URL", "http://127.0.0.1:3000").rstrip("/"),
+            flow_max_nesting=int(env.get("FLOW_MAX_NESTING", "16")),
+            action_wait_seconds=float(env.get("ACTION_WAIT_SECONDS", "25")),
+            flow_output_wait_seconds=float(env.get("FLOW_OUTPUT_WAIT_SECONDS", "25")),
+            signature_request_wait_seconds=float(env.get("SIGNATURE_REQUEST_WAIT_SECONDS", "3.5")),
+            read_timeout_seconds=float(env.get("READ_TIMEOUT_SECONDS", "20")),
+            access_token_lifetime_seconds=int(env.get("ACCESS_TOKEN_LIFETIME_SECONDS", "3600")),
         )
 
     @property

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from flowdeploy.engine import LogLine, NodeRun, Run, RunResult, build_flow_set
+from flowdeploy.engine.services import RunServices
 from flowdeploy.values import IValue, decode_map, encode_map
 
 
@@ -56,10 +57,18 @@ def run(
     others: dict[int, dict[str, Any]] | None = None,
     deadline: float = 10,
     allow_private: bool = True,
+    services: RunServices | None = None,
 ) -> Outcome:
     """Run flow 1 (`document`), with flows `others` available to interflow nodes."""
     return asyncio.run(
-        run_async(document, inputs, others=others, deadline=deadline, allow_private=allow_private)
+        run_async(
+            document,
+            inputs,
+            others=others,
+            deadline=deadline,
+            allow_private=allow_private,
+            services=services,
+        )
     )
 
 
@@ -71,17 +80,26 @@ async def run_async(
     deadline: float = 10,
     allow_private: bool = True,
     engine: list[Run] | None = None,
+    services: RunServices | None = None,
 ) -> Outcome:
     graphs = build_flow_set({1: document, **(others or {})}, 1)
     memory = Memory()
-    flow_run = Run(graphs, memory, deadline_seconds=deadline, http_allow_private=allow_private)
+    flow_run = Run(
+        graphs,
+        memory,
+        deadline_seconds=deadline,
+        http_allow_private=allow_private,
+        services=services,
+    )
     if engine is not None:
         engine.append(flow_run)
     result = await flow_run.execute(1, decode_map(inputs or {}, "inputs"))
     return Outcome(result, memory)
 
 
-def one_node(command: str, inputs: dict[str, Any], **config: Any) -> Outcome:
+def one_node(
+    command: str, inputs: dict[str, Any], services: RunServices | None = None, **config: Any
+) -> Outcome:
     """Run one `command` node whose inputs come from flow inputs of the same names and whose
     outputs all become flow outputs of the same names."""
     from flowdeploy.engine import REGISTRY
@@ -94,7 +112,7 @@ def one_node(command: str, inputs: dict[str, Any], **config: Any) -> Outcome:
     for port in REGISTRY[command].outputs:
         nodes.append(node(f"out-{port.name}", "flow_output", label=port.name))
         edges.append(edge("n", f"out-{port.name}", port.name, "input"))
-    return run(flow(*nodes, edges=edges), inputs)
+    return run(flow(*nodes, edges=edges), inputs, services=services)
 
 
 def value(doc: dict[str, Any]) -> IValue:

@@ -69,7 +69,7 @@ ADD = [node("x", "const", value=1), node("s", "add", b=1)]
         ),
         (
             flow(node("x", "compare", a=1, b=2, operator="=<")),
-            "node 'x' (compare): config 'operator': use one of ==, !=, <, <=, >, >=",
+            "node 'x' (compare): input 'operator': use one of ==, !=, <, <=, >, >=",
         ),
         (flow(node("i", "interflow")), "node 'i' (interflow): config 'flow_id': is required"),
     ],

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from flowdeploy.engine import FlowGraph, FlowInvalid
 from flowdeploy.engine.http_client import is_public
+from flowdeploy.values import IValue
 from tests.unit.engine.flows import edge, flow, node, run
 
 
@@ -170,19 +172,43 @@ def test_a_refused_connection_is_a_node_error() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("config", "message"),
-    [
-        ({"url": "file:///etc/passwd"}, "url must start with http:// or https://"),
-        ({"url": "http://x", "method": "BREW"}, "input 'method': use one of"),
-        ({"url": "http://x", "headers": {"a\r\nb": "c"}}, "is not a valid header"),
-        ({"url": "http://x", "timeout": 0}, "input 'timeout': must be above 0"),
-    ],
-)
-def test_bad_request_inputs_are_node_errors(config: dict[str, Any], message: str) -> None:
-    outcome = request(**config)
+BAD_INPUTS = [
+    ({"url": "file:///etc/passwd"}, "input 'url': must be an http:// or https:// URL"),
+    ({"url": "http://x", "method": "BREW"}, "input 'method': use one of"),
+    ({"url": "http://x", "timeout": 0}, "input 'timeout': must be above 0"),
+    ({"url": "http://x", "timeout": 1e6}, "input 'timeout': must be above 0"),
+]
+
+
+@pytest.mark.parametrize(("config", "message"), BAD_INPUTS)
+def test_bad_request_inputs_arriving_at_run_time_are_node_errors(
+    config: dict[str, Any], message: str
+) -> None:
+    # The same values through flow inputs: only known when the run starts.
+    nodes = [node("req", "http_request"), node("out", "flow_output", label="status")]
+    edges = [edge("req", "out", "status")]
+    for name in config:
+        nodes.append(node(f"in-{name}", "flow_input", label=name))
+        edges.append(edge(f"in-{name}", "req", into=name))
+    inputs = {name: IValue.from_python(value).to_json() for name, value in config.items()}
+    outcome = run(flow(*nodes, edges=edges), inputs)
     assert outcome.status == "failed"
     assert message in (outcome.error or "")
+
+
+@pytest.mark.parametrize(("config", "message"), BAD_INPUTS)
+def test_bad_literal_request_inputs_are_refused_when_the_flow_is_saved(
+    config: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(FlowInvalid) as refused:
+        FlowGraph.build(flow(node("req", "http_request", **config)))
+    assert refused.value.message.startswith(f"node 'req' (http_request): {message}")
+
+
+def test_a_bad_header_is_a_node_error() -> None:
+    outcome = request(url="http://x", headers={"a\r\nb": "c"})
+    assert outcome.status == "failed"
+    assert "is not a valid header" in (outcome.error or "")
 
 
 def test_credentials_follow_a_redirect_only_within_one_origin(

@@ -124,9 +124,19 @@ def test_a_node_error_fails_the_run_and_nothing_else_starts() -> None:
 
 
 def test_a_node_failure_is_the_runs_error() -> None:
-    outcome = run(flow(node("n", "http_request", url="ftp://example.com/")))
+    outcome = run(
+        flow(
+            node("in", "flow_input", label="url"),
+            node("n", "http_request"),
+            edges=[edge("in", "n", into="url")],
+        ),
+        {"url": {"S": "ftp://example.com/"}},
+    )
     assert outcome.status == "failed"
-    assert "url must start with http:// or https://" in (outcome.error or "")
+    assert outcome.error == (
+        "node 'n' (http_request) failed: input 'url': must be an http:// or https:// URL, "
+        "got 'ftp://example.com/'"
+    )
 
 
 CHILD = flow(
@@ -269,7 +279,8 @@ def test_a_returned_transaction_stops_the_run_keeping_outputs(
     )
     assert (outcome.status, outcome.error) == ("stopped", None)
     assert result.transaction == "AQID"
-    assert outcome.outputs == {"early": {"S": "kept"}}
+    # kept, and the transaction among the outputs too, where upstream's clients read it
+    assert outcome.outputs == {"early": {"S": "kept"}, "transaction": {"S": "AQID"}}
     statuses = outcome.memory.statuses()
     assert statuses["tx"] == "stopped"
     assert statuses["slow"] == "canceled"

@@ -8,11 +8,13 @@ import urllib.request
 from typing import Any
 
 import pytest
+from solders.compute_budget import set_compute_unit_price
 from solders.hash import Hash
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.signature import Signature
+from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
 from solders.transaction_status import (
     InstructionErrorBorshIO,
@@ -300,3 +302,96 @@ def test_health_over_get_and_nothing_else(local: LocalSolana) -> None:
 def test_it_listens_on_loopback_only() -> None:
     with pytest.raises(ValueError, match="loopback"):
         LocalSolana(host="0.0.0.0")
+
+
+# -- getRecentPrioritizationFees, getGenesisHash, getSignaturesForAddress, getTransaction --
+
+
+def send_of(payer: Keypair, to: Pubkey, lamports: int) -> Instruction:
+    return transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=to, lamports=lamports))
+
+
+def test_recent_prioritization_fees_report_each_recent_blocks_compute_unit_price(
+    local: LocalSolana, payer: Keypair
+) -> None:
+    target = Keypair().pubkey()
+    priced = signed(
+        payer,
+        [set_compute_unit_price(7_777), send_of(payer, target, 1_000_000)],
+        blockhash_of(local.url),
+    )
+    result(local.url, "sendTransaction", wire(priced), {"encoding": "base64"})
+    fees = result(local.url, "getRecentPrioritizationFees", [str(target)])
+    assert all(set(fee) == {"slot", "prioritizationFee"} for fee in fees)
+    assert fees[-1]["prioritizationFee"] == 7_777
+    assert len(fees) <= 150
+    assert result(local.url, "getRecentPrioritizationFees")[-1]["prioritizationFee"] == 7_777
+    too_many = [str(Keypair().pubkey()) for _ in range(129)]
+    assert error(local.url, "getRecentPrioritizationFees", too_many)["code"] == -32602
+    assert error(local.url, "getRecentPrioritizationFees", ["nope"])["code"] == -32602
+
+
+def test_the_genesis_hash_is_a_fixed_base58_hash(local: LocalSolana) -> None:
+    genesis = result(local.url, "getGenesisHash")
+    assert Hash.from_string(genesis) == local.chain.genesis_hash
+    local.advance(3)
+    assert result(local.url, "getGenesisHash") == genesis
+
+
+def test_signatures_for_address_list_newest_first_with_the_rpcs_memo_field(
+    local: LocalSolana, payer: Keypair
+) -> None:
+    watched = Keypair().pubkey()
+    first = pay(payer, watched, 1_000_000, blockhash_of(local.url))
+    result(local.url, "sendTransaction", wire(first), {"encoding": "base64"})
+    note = "solana-action:x:y:z"
+    memo = signed(
+        payer,
+        [
+            Instruction(MEMO, note.encode(), []),
+            Instruction(MEMO, "héllo".encode(), []),
+            send_of(payer, watched, 1_000_000),
+        ],
+        blockhash_of(local.url),
+    )
+    result(local.url, "sendTransaction", wire(memo), {"encoding": "base64"})
+    listed = result(local.url, "getSignaturesForAddress", str(watched))
+    assert [entry["signature"] for entry in listed] == [
+        str(memo.signatures[0]),
+        str(first.signatures[0]),
+    ]
+    newest = listed[0]
+    assert set(newest) == {"signature", "slot", "err", "memo", "blockTime", "confirmationStatus"}
+    assert newest["memo"] == f"[{len(note)}] {note}; [6] héllo"
+    assert newest["err"] is None and newest["confirmationStatus"] == "confirmed"
+    assert listed[1]["memo"] is None
+    assert result(local.url, "getSignaturesForAddress", str(watched), {"limit": 1}) == [newest]
+    after = {"before": newest["signature"]}
+    assert result(local.url, "getSignaturesForAddress", str(watched), after) == listed[1:]
+    assert result(local.url, "getSignaturesForAddress", str(Keypair().pubkey())) == []
+    assert error(local.url, "getSignaturesForAddress", str(watched), {"limit": 0})["code"] == -32602
+
+
+def test_get_transaction_returns_the_landed_transaction_and_its_meta(
+    local: LocalSolana, payer: Keypair
+) -> None:
+    target = Keypair().pubkey()
+    tx = pay(payer, target, 2_000_000, blockhash_of(local.url))
+    signature = result(local.url, "sendTransaction", wire(tx), {"encoding": "base64"})
+    refused = error(local.url, "getTransaction", signature, {"encoding": "base64"})
+    assert refused["code"] == -32015 and "maxSupportedTransactionVersion" in refused["message"]
+    config = {"encoding": "base64", "maxSupportedTransactionVersion": 0}
+    found = result(local.url, "getTransaction", signature, config)
+    assert found["version"] == 0
+    assert base64.b64decode(found["transaction"][0]) == bytes(tx)
+    meta = found["meta"]
+    assert meta["err"] is None and meta["fee"] == 5_000
+    assert meta["postBalances"][1] - meta["preBalances"][1] == 2_000_000
+    assert any("invoke" in line for line in meta["logMessages"])
+    as_json = result(local.url, "getTransaction", signature, {"maxSupportedTransactionVersion": 0})[
+        "transaction"
+    ]
+    assert as_json["signatures"] == [signature]
+    assert as_json["message"]["accountKeys"][1] == str(target)
+    unknown = str(Signature.from_bytes(bytes(64)))
+    assert result(local.url, "getTransaction", unknown, config) is None

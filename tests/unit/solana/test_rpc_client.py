@@ -92,6 +92,14 @@ def test_minimum_balance_for_rent_exemption(rpc: SolanaRpc) -> None:
     assert rpc.minimum_balance_for_rent_exemption(165) > RENT_EXEMPT_MINIMUM
 
 
+def test_genesis_hash_and_recent_prioritization_fees(
+    rpc: SolanaRpc, local: LocalSolana, payer: Keypair
+) -> None:
+    assert rpc.genesis_hash() == local.chain.genesis_hash
+    fees = rpc.recent_prioritization_fees([payer.pubkey()])
+    assert fees and all(isinstance(fee, int) and fee >= 0 for fee in fees)
+
+
 def test_simulate_runs_without_landing(rpc: SolanaRpc, payer: Keypair) -> None:
     to = Pubkey.new_unique()
     blockhash, _ = rpc.latest_blockhash()

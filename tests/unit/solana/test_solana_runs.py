@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from solders.compute_budget import set_compute_unit_price
 from solders.keypair import Keypair
-from solders.message import to_bytes_versioned
+from solders.message import MessageV0, to_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.signature import Signature
+from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
 
 from flowdeploy import base58
@@ -28,6 +30,8 @@ from tests.unit.api import Api, Reply, sqs_event
 from tests.unit.engine.flows import edge, node
 
 SOL = 1_000_000_000
+COMPUTE_BUDGET = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
+SYSTEM_PROGRAM = Pubkey.from_string("11111111111111111111111111111111")
 FEE_A, FEE_B = 1_000_000, 2_000_000
 
 
@@ -165,8 +169,25 @@ def test_output_instructions_return_a_transaction_the_action_signer_completes(
     assert keys[memo.program_id_index] == MEMO_PROGRAM and list(memo.accounts) == []
     identity_memo = parse_identity_memo(bytes(memo.data).decode())
     assert identity_memo.identity == identity.pubkey()
-    first = [keys[i] for i in message.instructions[0].accounts]
-    assert first[-2:] == [identity.pubkey(), identity_memo.reference]
+    # [price, limit, the flow's transfer (+ identity, reference), fee A, fee B, memo]
+    programs = [keys[ix.program_id_index] for ix in message.instructions]
+    assert programs == [COMPUTE_BUDGET, COMPUTE_BUDGET, *[SYSTEM_PROGRAM] * 3, MEMO_PROGRAM]
+    price, limit = (bytes(ix.data) for ix in message.instructions[:2])
+    assert price[0] == 3 and limit[0] == 2
+    simulation = run["simulation"]
+    assert simulation["err"] is None and simulation["error"] is None
+    units = simulation["units_consumed"]
+    assert int.from_bytes(limit[1:], "little") == simulation["compute_unit_limit"]
+    assert simulation["compute_unit_limit"] == units + -(-units * 20 // 100) + 1_000
+    assert int.from_bytes(price[1:], "little") == simulation["compute_unit_price"]
+    transfer_accounts = [keys[i] for i in message.instructions[2].accounts]
+    assert transfer_accounts == [
+        signer.pubkey(),
+        recipient,
+        identity.pubkey(),
+        identity_memo.reference,
+    ]
+    assert [keys[i] for i in message.instructions[3].accounts] == [signer.pubkey(), fee_a]
     nodes = {
         record["node_id"]: record["status"] for record in read(api, started, "/nodes").body["nodes"]
     }
@@ -385,6 +406,14 @@ def test_deployment_settings_are_validated(api: Api, local: LocalSolana) -> None
         ({"fees": [[key, -5]]}, "greater than 0"),
         ({"solana_network": {"url": local.url, "cluster": "moonnet"}}, "cluster"),
         ({"solana_network": {"url": "ftp://x", "cluster": "devnet"}}, "url"),
+        ({"compute_unit_price": -1}, "greater than or equal to 0"),
+        ({"compute_unit_price": 100_000_001}, "less than or equal to 100000000"),
+        ({"compute_unit_price": "5"}, "valid integer"),
+        ({"action_icon": "ftp://example.com/i.png"}, "absolute http(s) URL"),
+        ({"action_icon": "/icon.png"}, "absolute http(s) URL"),
+        ({"action_title": "   "}, "at least 1 character"),
+        ({"action_label": "x" * 65}, "at most 64 characters"),
+        ({"action_description": "x" * 2001}, "at most 2000 characters"),
     ]
     for body, message in cases:
         reply = api.call("PATCH", path, user=owner, json_body=body)
@@ -395,6 +424,18 @@ def test_deployment_settings_are_validated(api: Api, local: LocalSolana) -> None
     identity = create_wallet(api, owner)
     reply = api.call("PATCH", path, user=owner, json_body={"action_identity": identity["pubkey"]})
     assert reply.status == 200 and reply.body["action_identity"] == identity["pubkey"]
+    blink = {
+        "action_title": " Tip jar ",
+        "action_icon": "https://example.com/tip.png",
+        "action_description": "Send a tip",
+        "action_label": "Tip",
+        "compute_unit_price": 0,
+    }
+    reply = api.call("PATCH", path, user=owner, json_body=blink)
+    assert reply.status == 200, reply.body
+    assert {key: reply.body[key] for key in blink} == {**blink, "action_title": "Tip jar"}
+    cleared = api.call("PATCH", path, user=owner, json_body=dict.fromkeys(blink)).body
+    assert all(cleared[key] is None for key in blink)
 
 
 def test_a_flow_using_someone_elses_wallet_is_not_deployed(api: Api) -> None:
@@ -405,3 +446,116 @@ def test_a_flow_using_someone_elses_wallet_is_not_deployed(api: Api) -> None:
     reply = api.call("POST", f"/flow/deploy/{flow_id}", user=owner)
     assert reply.status == 400
     assert theirs["id"] in reply.body["error"]
+
+
+# -- issue 14: wallets get their transaction, whatever the simulation says ----------------
+
+
+def _returned_transaction(run: dict[str, Any]) -> VersionedTransaction:
+    assert run["status"] == "stopped", run
+    return VersionedTransaction.from_bytes(base64.b64decode(run["transaction"]))
+
+
+def test_output_instructions_hand_an_unfunded_starter_its_transaction(
+    api: Api, local: LocalSolana
+) -> None:
+    owner = new_user()
+    starter = Keypair()  # holds no SOL: the wallet simulates and decides, not the server
+    recipient = Keypair().pubkey()
+    deployment = deploy(
+        api,
+        owner,
+        transfer_flow(node("sender", "flow_input", label="sender")),
+        local,
+        output_instructions=True,
+    )
+    inputs = {"sender": {"B3": str(starter.pubkey())}, "recipient": {"B3": str(recipient)}}
+    started = start(api, new_user(), deployment, {"inputs": inputs})
+    execute(api, started["flow_run_id"])
+
+    run = read(api, started).body
+    transaction = _returned_transaction(run)
+    assert transaction.message.account_keys[0] == starter.pubkey()
+    assert run["error"] is None
+    assert run["outputs"] == {"transaction": {"S": run["transaction"]}}  # as upstream's output
+    simulation = run["simulation"]
+    assert simulation["err"] == "AccountNotFound"
+    assert f"the fee payer {starter.pubkey()} has no account" in simulation["error"]
+    assert isinstance(simulation["logs"], list)
+    assert simulation["units_consumed"] == 0
+
+
+def test_the_identity_memo_is_added_without_an_action_signer(api: Api, local: LocalSolana) -> None:
+    owner = new_user()
+    identity = Keypair()
+    create_wallet(api, owner, identity)
+    starter = Keypair()
+    local.airdrop(starter.pubkey(), SOL)
+    deployment = deploy(
+        api,
+        owner,
+        transfer_flow(node("sender", "flow_input", label="sender")),
+        local,
+        output_instructions=True,
+        action_identity=str(identity.pubkey()),
+    )
+    inputs = {"sender": {"B3": str(starter.pubkey())}, "recipient": {"B3": str(Keypair().pubkey())}}
+    started = start(api, new_user(), deployment, {"inputs": inputs})  # no action_signer
+    execute(api, started["flow_run_id"])
+
+    message = _returned_transaction(read(api, started).body).message
+    memo = message.instructions[-1]
+    assert message.account_keys[memo.program_id_index] == MEMO_PROGRAM
+    assert parse_identity_memo(bytes(memo.data).decode()).identity == identity.pubkey()
+
+
+def test_the_unit_price_is_the_deployments_or_the_median_of_recent_fees(api: Api) -> None:
+    owner = new_user()
+    starter = Keypair()
+    with LocalSolana() as fresh:  # a chain whose recent fees this test alone decides
+        fresh.airdrop(starter.pubkey(), SOL)
+        deployment = deploy(
+            api,
+            owner,
+            transfer_flow(node("sender", "flow_input", label="sender")),
+            fresh,
+            output_instructions=True,
+        )
+        inputs = {
+            "sender": {"B3": str(starter.pubkey())},
+            "recipient": {"B3": str(Keypair().pubkey())},
+        }
+
+        def returned_price() -> int:
+            started = start(api, owner, deployment, {"inputs": inputs})
+            execute(api, started["flow_run_id"])
+            run = read(api, started).body
+            data = bytes(_returned_transaction(run).message.instructions[0].data)
+            assert int.from_bytes(data[1:], "little") == run["simulation"]["compute_unit_price"]
+            return run["simulation"]["compute_unit_price"]
+
+        assert returned_price() == 0  # recent blocks paid nothing
+        payer = Keypair()
+        fresh.airdrop(payer.pubkey(), SOL)
+        for lamports in (1, 2, 3):  # three priced blocks after two airdrops: median 5,000
+            message = MessageV0.try_compile(
+                payer.pubkey(),
+                [
+                    set_compute_unit_price(5_000),
+                    transfer(
+                        TransferParams(
+                            from_pubkey=payer.pubkey(),
+                            to_pubkey=starter.pubkey(),
+                            lamports=lamports,
+                        )
+                    ),
+                ],
+                [],
+                fresh.chain.latest_blockhash()[0],
+            )
+            SolanaRpc(fresh.url).send(VersionedTransaction(message, [payer]))
+        assert returned_price() == 5_000
+        path = f"/deployment/{deployment}"
+        price = {"compute_unit_price": 42}
+        assert api.call("PATCH", path, user=owner, json_body=price).status == 200
+        assert returned_price() == 42

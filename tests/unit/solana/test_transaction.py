@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
+from solders.compute_budget import ID as COMPUTE_BUDGET
+from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
@@ -17,7 +19,9 @@ from solders.transaction import VersionedTransaction
 
 from flowdeploy.solana import MAX_TRANSACTION_SIZE
 from flowdeploy.solana.transaction import (
+    MAX_COMPUTE_UNIT_LIMIT,
     MEMO_PROGRAM,
+    ComputeBudget,
     Fee,
     TransactionInvalid,
     assemble,
@@ -27,6 +31,7 @@ from flowdeploy.solana.transaction import (
     parse_identity_memo,
     sign,
     signers_of,
+    unit_limit_for,
 )
 
 SOL = 1_000_000_000
@@ -156,7 +161,7 @@ def test_a_transaction_over_1232_bytes_is_refused() -> None:
 
 def test_the_identity_needs_a_non_memo_instruction() -> None:
     payer = Keypair()
-    with pytest.raises(TransactionInvalid, match="not a memo"):
+    with pytest.raises(TransactionInvalid, match="neither a memo nor a compute-budget"):
         assemble(
             [memo_instruction("only a memo", [payer.pubkey()])],
             fee_payer=payer.pubkey(),
@@ -188,3 +193,54 @@ def test_failures_are_explained_in_terms_of_the_transaction() -> None:
     )
     assert "has no account" in explain_failure("AccountNotFound", message)
     assert "BlockhashNotFound" in explain_failure("BlockhashNotFound", message)
+
+
+def test_compute_budget_instructions_come_first_and_the_identity_skips_them() -> None:
+    payer, identity, fee = Keypair(), new_identity(Keypair()), Fee(Keypair().pubkey(), 1_000_000)
+    target = Keypair().pubkey()
+    pay = transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=target, lamports=5))
+    message = assemble(
+        [pay],
+        fee_payer=payer.pubkey(),
+        blockhash=Hash.new_unique(),
+        fees=[fee],
+        identity=identity,
+        budget=ComputeBudget(unit_price=1_234, unit_limit=56_789),
+    )
+    keys = list(message.account_keys)
+    programs = [keys[ix.program_id_index] for ix in message.instructions]
+    assert programs == [
+        COMPUTE_BUDGET,
+        COMPUTE_BUDGET,
+        SYSTEM_PROGRAM,
+        SYSTEM_PROGRAM,
+        MEMO_PROGRAM,
+    ]
+    price, limit = (bytes(ix.data) for ix in message.instructions[:2])
+    assert price == bytes(set_compute_unit_price(1_234).data)
+    assert limit == bytes(set_compute_unit_limit(56_789).data)
+    assert [ix.accounts for ix in message.instructions[:2]] == [b"", b""]
+    carried = [keys[i] for i in message.instructions[2].accounts]
+    assert carried == [payer.pubkey(), target, identity.identity, identity.reference]
+
+
+def test_compute_budget_instructions_a_flow_has_are_not_added_twice() -> None:
+    payer = Keypair()
+    own_limit = set_compute_unit_limit(300_000)
+    memo = memo_instruction("hi", [payer.pubkey()])
+    message = assemble(
+        [own_limit, memo],
+        fee_payer=payer.pubkey(),
+        blockhash=Hash.new_unique(),
+        budget=ComputeBudget(unit_price=7),
+    )
+    datas = [bytes(ix.data) for ix in message.instructions]
+    assert datas == [bytes(set_compute_unit_price(7).data), bytes(own_limit.data), b"hi"]
+
+
+def test_the_unit_limit_is_the_simulated_units_with_a_stated_margin() -> None:
+    assert unit_limit_for(1_000, 3) == 1_000 + 200 + 1_000
+    assert unit_limit_for(1_001, 3) == 1_001 + 201 + 1_000  # the margin rounds up
+    assert unit_limit_for(1_300_000, 1) == MAX_COMPUTE_UNIT_LIMIT
+    assert unit_limit_for(None, 3) == 600_000  # no usable simulation: 200,000 each
+    assert unit_limit_for(0, 9) == MAX_COMPUTE_UNIT_LIMIT

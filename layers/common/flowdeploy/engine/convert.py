@@ -30,6 +30,27 @@ NUMERIC_TAGS = frozenset({"U", "I", "U1", "I1", F64, DECIMAL})
 NULL_VALUE = IValue(NULL, None)
 
 
+class Absent(IValue):
+    """Null standing for a flow input the start did not give (and that has no default):
+    wherever it reaches a node that needs a value, the error says which input was missing."""
+
+    __slots__ = ("label",)
+
+    def __init__(self, label: str) -> None:
+        super().__init__(NULL, None)
+        object.__setattr__(self, "label", label)
+
+    @property
+    def reason(self) -> str:
+        return f"flow input {self.label!r} was not given"  # type: ignore[attr-defined]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, IValue) and other.tag == NULL
+
+    def __hash__(self) -> int:
+        return hash((NULL, None))
+
+
 # The largest string or byte value a node may produce; values feed each other, and doubling
 # a string a few dozen times would otherwise exhaust the worker's memory.
 MAX_VALUE_CHARS = 1_000_000
@@ -112,6 +133,31 @@ def parse_json_text(text: str, path: str = "value") -> IValue:
         raise ConversionError(f"not valid JSON: {error}") from None
 
 
+def parse_json_value(text: str, path: str = "value") -> IValue:
+    """JSON text as upstream reads a JSON string into a value (`value::to_value`): integers
+    become U (I when negative), every other number F."""
+    try:
+        return _serialized(json.loads(text), path)
+    except (ValueError, RecursionError) as error:
+        raise ConversionError(f"not valid JSON: {error}") from None
+
+
+def _serialized(obj: object, path: str) -> IValue:
+    if isinstance(obj, list):
+        return IValue(ARRAY, [_serialized(item, f"{path}[{i}]") for i, item in enumerate(obj)])
+    if isinstance(obj, dict):
+        return IValue(MAP, {str(k): _serialized(v, f"{path}.{k}") for k, v in obj.items()})
+    if isinstance(obj, int) and not isinstance(obj, bool):
+        if 0 <= obj < 2**64:
+            return IValue("U", obj)
+        if -(2**63) <= obj < 0:
+            return IValue("I", obj)
+        obj = float(obj)
+    if isinstance(obj, float):
+        return IValue(F64, obj)
+    return IValue.from_python(obj, path)
+
+
 def to_plain(value: IValue) -> Any:
     """The IValue as plain JSON-able data: numbers stay numbers, bytes become text."""
     payload = value.value
@@ -179,5 +225,7 @@ def decimal_value(number: Decimal) -> IValue:
 
 
 def describe(value: IValue) -> str:
+    if isinstance(value, Absent):
+        return f"nothing: {value.reason}"
     text = json.dumps(value.to_json(), separators=(",", ":"))
     return text if len(text) <= 80 else text[:77] + "..."

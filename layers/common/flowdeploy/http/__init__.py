@@ -37,11 +37,13 @@ MAX_BODY_DEPTH = 160
 JSON_LIKE_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain")
 
 
-def error_response(status: int, message: str, retry_after: int | None = None) -> Response[str]:
+def error_response(
+    status: int, message: str, retry_after: int | None = None, key: str = "error"
+) -> Response[str]:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
-        body=json.dumps({"error": message}),
+        body=json.dumps({key: message}),
         headers={"Retry-After": str(retry_after)} if retry_after is not None else None,
     )
 
@@ -59,28 +61,29 @@ def unexpected_error(error: Exception) -> ApiError | None:
     return None
 
 
-def make_app() -> APIGatewayHttpResolver:
-    """A resolver with the project's error mapping; each function adds its routes."""
+def make_app(error_key: str = "error") -> APIGatewayHttpResolver:
+    """A resolver with the project's error mapping; each function adds its routes. Errors
+    are `{error_key: "..."}`: "error" everywhere but the Solana Actions routes ("message")."""
     app = APIGatewayHttpResolver()
 
     @app.exception_handler(ApiError)
     def _api_error(error: ApiError) -> Response[str]:
         logger.info("request refused", extra={"status": error.status, "error": error.message})
-        return error_response(error.status, error.message, error.retry_after)
+        return error_response(error.status, error.message, error.retry_after, error_key)
 
     @app.exception_handler(Exception)
     def _unexpected(error: Exception) -> Response[str]:
         mapped = unexpected_error(error)
         if mapped is not None:
             logger.warning("dependency failure", extra={"status": mapped.status}, exc_info=True)
-            return error_response(mapped.status, mapped.message, mapped.retry_after)
+            return error_response(mapped.status, mapped.message, mapped.retry_after, error_key)
         logger.exception("unhandled error")
-        return error_response(500, "internal error")
+        return error_response(500, "internal error", key=error_key)
 
     @app.not_found
     def _no_route(_: Exception) -> Response[str]:
         event = app.current_event
-        return error_response(404, f"no route for {event.http_method} {event.path}")
+        return error_response(404, f"no route for {event.http_method} {event.path}", key=error_key)
 
     return app
 
@@ -99,12 +102,19 @@ def _deeper_than(document: object, limit: int) -> bool:
     return False
 
 
-def parse_body(app: APIGatewayHttpResolver, model: type[M], *, optional: bool = False) -> M:
-    """The JSON body as `model`; 400/413/415 with a precise message when it is not."""
+def parse_body(
+    app: APIGatewayHttpResolver,
+    model: type[M],
+    *,
+    optional: bool = False,
+    max_bytes: int = MAX_BODY_BYTES,
+) -> M:
+    """The JSON body as `model`; 400/413/415 with a precise message when it is not.
+    `max_bytes` tightens the size limit for routes whose bodies are small."""
     event = app.current_event
     raw_body = event.body or ""
-    if len(raw_body) > MAX_BODY_BYTES * 4 // 3 + 4:
-        raise PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes")
+    if len(raw_body) > max_bytes * 4 // 3 + 4:
+        raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
     content_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
     if raw_body.strip() and content_type and content_type not in JSON_LIKE_TYPES:
         raise UnsupportedMediaType(f"send the body as application/json, not {content_type}")
@@ -112,8 +122,8 @@ def parse_body(app: APIGatewayHttpResolver, model: type[M], *, optional: bool = 
         raw = event.decoded_body or ""
     except UnicodeDecodeError:
         raise BadRequest("body is not UTF-8 text") from None
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes")
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
     if not raw.strip():
         if optional:
             return model()

@@ -13,12 +13,12 @@ import importlib.util
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, create_model
 
-from flowdeploy.flows import SolanaNetwork
+from flowdeploy.flows import UPSTREAM_COLUMNS, SolanaNetwork
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.models import SecurityScheme
@@ -30,6 +30,7 @@ REF = "#/components/schemas/{model}"
 USER = ("accessToken", "apiKey")
 STARTER = ("accessToken", "apiKey", "publicKey")
 RUN_READER = ("accessToken", "apiKey", "runToken")
+API_KEY = ("apiKey",)
 PUBLIC: tuple[str, ...] = ()
 
 
@@ -56,12 +57,19 @@ def security_schemes() -> dict[str, SecurityScheme]:
 ERRORS = {
     400: "malformed request: the message names the field and the rule",
     401: "missing, malformed, expired or forged credential",
+    403: "allowed to see it, not to do this: a deployment whose flow was not deployed with "
+    "read_enabled, or a wallet for another user",
     404: "no such thing, or the caller may not see it (never 403)",
+    408: "the read ran longer than its budget; its run is recorded as failed",
     409: "a conflict: an Idempotency-Key reused for a different request or still in "
-    "progress, a run that has already finished, or a wallet you already have",
+    "progress, a run that has already finished, a signature request already answered, "
+    "expired or given up, or a wallet you already have",
     413: "body, inputs or flow over its limit",
     415: "body that is not JSON",
+    422: "the run failed or was stopped, or ended without a transaction for the wallet: the "
+    "message says why",
     503: "a dependency failed or is throttling; nothing was done; retry after Retry-After seconds",
+    504: "the run is still going after the wait (about 25 s; it goes on): ask again",
 }
 
 
@@ -72,6 +80,14 @@ class ErrorBody(BaseModel):
     model_config = ConfigDict(defer_build=True)
 
     error: str
+
+
+class ActionError(BaseModel):
+    """A Solana Actions error (the specification's ActionError)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+    message: str
 
 
 # -- Response shapes (the docs' rows and the routes' answers) ---------------------
@@ -85,7 +101,7 @@ class FlowCreated(_Shape):
     flow_id: int
 
 
-class Flow(_Shape):
+class _Flow(_Shape):
     id: int
     user_id: str
     name: str
@@ -94,10 +110,21 @@ class Flow(_Shape):
     is_public: bool
     start_shared: bool
     start_unverified: bool
+    read_enabled: bool
     current_network: SolanaNetwork
     environment: dict[str, str]
     created_at: str
     updated_at: str
+
+
+# The flow as stored: a Space Operator flow also has its other columns (uuid, description,
+# viewport, ...) exactly as they were sent.
+Flow = create_model(
+    "Flow",
+    __base__=_Flow,
+    __doc__="A flow; Space Operator's other columns are there when they were sent.",
+    **{name: (Any, None) for name in sorted(UPSTREAM_COLUMNS)},  # type: ignore[call-overload]
+)
 
 
 class DeploymentCreated(_Shape):
@@ -116,6 +143,11 @@ class Deployment(_Shape):
     action_identity: str | None
     fees: list[tuple[str, int]]
     solana_network: SolanaNetwork
+    compute_unit_price: int | None
+    action_title: str | None
+    action_icon: str | None
+    action_description: str | None
+    action_label: str | None
 
 
 class Tag(_Shape):
@@ -135,6 +167,37 @@ class StartedRun(_Shape):
     token: str
 
 
+class TransactionSimulation(_Shape):
+    """With output_instructions: what simulating the returned transaction said. `error` is
+    why it would fail (null if it would land); the transaction is returned either way."""
+
+    err: Any
+    error: str | None
+    logs: list[str]
+    units_consumed: int | None
+    compute_unit_limit: int
+    compute_unit_price: int
+
+
+class ActionMetadata(_Shape):
+    """The specification's ActionGetResponse."""
+
+    type: str
+    icon: str
+    title: str
+    description: str
+    label: str
+    links: dict[str, list[dict[str, Any]]]
+
+
+class ActionTransaction(_Shape):
+    """The specification's TransactionResponse: base64 of the v0 transaction to sign."""
+
+    type: str
+    transaction: str
+    message: str
+
+
 class FlowRun(_Shape):
     id: str
     deployment_id: str | None
@@ -150,22 +213,97 @@ class FlowRun(_Shape):
     finished_at: str | None
     stop_requested: str | None
     transaction: str | None
+    simulation: TransactionSimulation | None
+
+
+class Presigner(_Shape):
+    pubkey: str
+    signature: str
 
 
 class SignatureRequest(_Shape):
-    """A signature the run waits for: `message` (base64) is what `pubkey` must sign."""
+    """Upstream's signature request: `message` (base64) is what `pubkey` must sign, `time`
+    epoch milliseconds, `timeout` seconds; `signatures` are those already made on it."""
 
-    id: str
+    id: int
+    time: int
     pubkey: str
     message: str
     timeout: float
-    created_at: str
-    expires_at: str
+    kind: Literal["transaction_message", "message"]
+    flow_run_id: str
+    signatures: list[Presigner] | None = None
 
 
 class SignatureAccepted(_Shape):
     success: bool
-    signature_request_id: str
+    signature_request_id: int
+
+
+class Success(_Shape):
+    success: bool
+
+
+class IValueOutput(BaseModel):
+    """An IValue: one type key, here `M` mapping each output name to an IValue."""
+
+    model_config = ConfigDict(extra="allow", defer_build=True)
+
+    M: dict[str, Any]
+
+
+class AuthMessage(_Shape):
+    """The message the wallet signs; send `<msg>.<base58 signature>` to /auth/confirm."""
+
+    msg: str
+
+
+class SessionUser(_Shape):
+    id: str
+    aud: str
+    role: str
+    created_at: str
+    app_metadata: dict[str, Any]
+    user_metadata: dict[str, Any]
+
+
+class Session(_Shape):
+    """A Supabase-like session; `access_token` is accepted as `Authorization: Bearer`."""
+
+    access_token: str
+    token_type: str
+    expires_in: int
+    expires_at: int
+    refresh_token: str
+    user: SessionUser
+
+
+class ConfirmedAuth(_Shape):
+    """Upstream's ConfirmAuthOutput."""
+
+    session: Session
+    new_user: bool
+
+
+class ClaimedToken(_Shape):
+    user_id: str
+    access_token: str
+    refresh_token: str
+    expires_at: int
+
+
+class WalletRow(_Shape):
+    """A wallet as a row of upstream's `wallets` table."""
+
+    id: str
+    created_at: str
+    type: Literal["HARDCODED", "ADAPTER"]
+    adapter: str
+    public_key: str
+    user_id: str
+    description: str
+    name: str
+    icon: str | None
 
 
 class NodeRun(_Shape):
@@ -181,6 +319,7 @@ class NodeRun(_Shape):
     error: str | None
     started_at: str | None
     finished_at: str
+    times: int
 
 
 class NodeRunPage(_Shape):
@@ -223,6 +362,65 @@ class Wallet(_Shape):
     created_at: str
 
 
+class PortDefinition(BaseModel):
+    model_config = ConfigDict(extra="allow", defer_build=True)
+
+    name: str
+
+
+class NodePorts(_Shape):
+    inputs: list[PortDefinition]
+    outputs: list[PortDefinition]
+
+
+class NodeDefinition(_Shape):
+    """A command: upstream's node-definition shape, for the document format named."""
+
+    name: str
+    format: str
+    description: str
+    dynamic_ports: bool
+    ports: NodePorts
+    config_schema: dict[str, Any]
+
+
+class WaitingApiInput(_Shape):
+    """An api_input node waiting: POST `{"value": <IValue>}` to `url` (DELETE cancels)."""
+
+    node_id: str
+    times: int
+    url: str
+    created_at: str
+    expires_at: str
+
+
+class Submitted(_Shape):
+    success: bool
+
+
+class ImportReport(BaseModel):
+    """What `POST /data/import` did with each wallet, flow and store, and why it skipped."""
+
+    model_config = ConfigDict(extra="allow", defer_build=True)
+
+    source_user_id: str
+    wallets: list[dict[str, Any]]
+    flows: list[dict[str, Any]]
+    kvstore: list[dict[str, Any]]
+    missing_commands: dict[str, list[str]]
+    not_imported: dict[str, str]
+
+
+class ExportedData(BaseModel):
+    """Upstream's `ExportedUserData`: the user id and one `;`-separated table per key."""
+
+    model_config = ConfigDict(extra="allow", defer_build=True)
+
+    user_id: str
+    flows: str
+    wallets: str
+
+
 # -- Routes ------------------------------------------------------------------
 
 _REQUEST_MODELS: dict[str, type[BaseModel]] = {}
@@ -241,17 +439,21 @@ def route(
     parameters: list[dict[str, Any]] | None = None,
     content_type: str = "application/json",
     description: str | None = None,
+    error_model: type[BaseModel] = ErrorBody,
+    other_responses: dict[int, str] | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments of a route decorator that describe the route in the document."""
     success: dict[str, Any] = {"description": summary}
     if ok is not None:
         success["content"] = {content_type: {"model": ok}}
     responses: dict[int, Any] = {status: success}
+    for code, text in (other_responses or {}).items():
+        responses[code] = {"description": text}
     # Every route that reads credentials also reads DynamoDB, which may throttle: 503.
     for code in sorted({*errors, *((401, 503) if auth else ())}):
         responses[code] = {
             "description": ERRORS[code],
-            "content": {"application/json": {"model": ErrorBody}},
+            "content": {"application/json": {"model": error_model}},
         }
     extensions: dict[str, Any] = {}
     if body is not None:

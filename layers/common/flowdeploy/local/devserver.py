@@ -125,15 +125,15 @@ class TokenBucket:
 class Gateway:
     """API Gateway's part: routing, CORS, throttling, and turning responses back into HTTP."""
 
-    def __init__(self, template: Template, functions: Functions) -> None:
+    def __init__(self, template: Template, functions: Functions | None = None) -> None:
         self.routes = template.routes()
         self.cors = template.cors()
-        self.functions = functions
-        throttle = template.throttling()
-        # Default route settings limit each route on its own, as API Gateway applies them.
-        self.buckets = (
-            {r.route_key: TokenBucket(*throttle) for r in self.routes} if throttle else {}
-        )
+        self.functions = functions  # None until attached: `make dev` starts them once it listens
+        # Each route has its own limits, as API Gateway applies route settings.
+        self.buckets = {
+            route: TokenBucket(rate, burst)
+            for route, (rate, burst) in template.route_throttling().items()
+        }
 
     def route(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self.routes:
@@ -153,6 +153,8 @@ class Gateway:
             headers["access-control-allow-methods"] = ",".join(self.cors.get("AllowMethods", []))
             headers["access-control-allow-headers"] = ",".join(self.cors.get("AllowHeaders", []))
             headers["access-control-max-age"] = str(self.cors.get("MaxAge", 0))
+        elif self.cors.get("ExposeHeaders"):
+            headers["access-control-expose-headers"] = ",".join(self.cors["ExposeHeaders"])
         return headers
 
     def handle(
@@ -170,6 +172,8 @@ class Gateway:
         if bucket is not None and not bucket.take():
             return 429, {"content-type": "application/json"}, TOO_MANY_REQUESTS
         event = api_event(method, target, headers, body, route, params)
+        if self.functions is None:
+            raise RuntimeError("the gateway has no functions attached")
         try:
             result = self.functions.invoke(route.function, event)
         except LambdaError as error:
@@ -178,6 +182,10 @@ class Gateway:
             logging.getLogger("flowdeploy.local").error("%s: %s", route.function, error)
             return 500, {"content-type": "application/json"}, INTERNAL_ERROR
         status, out_headers, payload = self.response(result)
+        if self.cors:  # API Gateway ignores a function's CORS headers once it has its own
+            out_headers = {
+                k: v for k, v in out_headers.items() if not k.startswith("access-control-")
+            }
         out_headers.update(self.cors_headers(origin, preflight=False))
         return status, out_headers, payload
 
@@ -262,10 +270,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def local_variables(endpoint: str, solana_url: str) -> dict[str, str]:
+def local_variables(endpoint: str, solana_url: str, api_url: str) -> dict[str, str]:
     """What the local stack adds to every function's environment (documented as such)."""
     return {
         "AWS_ENDPOINT_URL": endpoint,
+        # api_input nodes publish URLs under the API's address (API Gateway's, in AWS).
+        "API_URL": api_url,
         # Flows created locally use the local cluster; on AWS the default stays devnet.
         "DEFAULT_SOLANA_URL": solana_url,
         "DEFAULT_SOLANA_CLUSTER": "localnet",
@@ -277,7 +287,7 @@ def local_variables(endpoint: str, solana_url: str) -> dict[str, str]:
 
 
 def start_functions(
-    template: Template, record_calls: Path | None, solana_url: str
+    template: Template, record_calls: Path | None, solana_url: str, api_url: str
 ) -> tuple[dict[str, Any], Functions]:
     """The template's resources in moto (names for resolving), and its functions, each
     invoked in execution environments of its own with its own environment."""
@@ -285,7 +295,7 @@ def start_functions(
         calls.record_to(record_calls)
     names = provision(template)
     provision_jwt_parameter(template)
-    local = local_variables(os.environ["AWS_ENDPOINT_URL"], solana_url)
+    local = local_variables(os.environ["AWS_ENDPOINT_URL"], solana_url, api_url)
     specs = template.functions()
     aliases = canonical_aliases(template, names)
     functions = Functions(
@@ -324,8 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["AWS_ENDPOINT_URL"] = f"http://{moto_host}:{moto_port}"
 
     template = Template(args.template, parameters)
-    names, functions = start_functions(template, args.record_calls, solana.url)
-    gateway = Gateway(template, functions)
+    gateway = Gateway(template)
     try:
         server = make_server(gateway, args.host, args.port)
     except OSError as error:
@@ -333,11 +342,14 @@ def main(argv: list[str] | None = None) -> int:
         moto.stop()
         solana.stop()
         return 1
+    # The functions learn the API's address (API_URL) once it listens.
+    base_url = f"http://{args.host}:{server.server_address[1]}"
+    names, functions = start_functions(template, args.record_calls, solana.url, base_url)
+    gateway.functions = functions
     workers: list[Any] = [*pollers(template, functions, names), *schedules(template, functions)]
     for worker in workers:
         worker.start()
 
-    base_url = f"http://{args.host}:{server.server_address[1]}"
     print(
         f"flowdeploy local stack\n"
         f"  API            {base_url}\n"

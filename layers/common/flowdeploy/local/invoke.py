@@ -66,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     # Lambda writes logs to stdout; here stdout is the result, so logs go to stderr.
     with mock_aws(), contextlib.redirect_stdout(sys.stderr):
         names = provision(template)
-        local = {"HTTP_ALLOW_PRIVATE": "true", "POWERTOOLS_METRICS_DISABLED": "true"}
+        local = {
+            "HTTP_ALLOW_PRIVATE": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "API_URL": "http://127.0.0.1:3000",  # where `make dev` serves the API
+        }
         environment = function_environment(template, spec, names, local)
         # The one difference from `make dev`: the JWT secret from the environment, not SSM
         # (moto's SSM takes seconds to load).

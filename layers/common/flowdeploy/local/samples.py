@@ -45,6 +45,8 @@ def docs_flow() -> dict[str, Any]:
 
     return {
         "name": "Send with a memo",
+        # Nothing but inputs and outputs: safe to read (GET /deployment/read).
+        "read_enabled": True,
         "nodes": [
             node("in-sender", "flow_input", "sender"),
             node("in-amount", "flow_input", "amount"),
@@ -282,6 +284,16 @@ def sample_events() -> dict[str, tuple[str, dict[str, Any]]]:
         "api_list_wallets.json": (
             "ApiFunction",
             http_event("GET", "/wallet", path_parameters=no_params),
+        ),
+        "actions_json.json": (
+            "ActionsFunction",
+            http_event("GET", "/actions.json", path_parameters=no_params, headers={}),
+        ),
+        "read.json": (
+            "ReadFunction",
+            http_event(
+                "GET", "/deployment/read", f"id={DOCS_DEPLOYMENT}", path_parameters=no_params
+            ),
         ),
         "docs_openapi.json": (
             "DocsFunction",

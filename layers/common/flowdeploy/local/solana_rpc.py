@@ -48,7 +48,7 @@ from solders.transaction_status import (
 )
 
 from flowdeploy import base58
-from flowdeploy.solana import MAX_TRANSACTION_SIZE
+from flowdeploy.solana import COMPUTE_BUDGET_PROGRAM_ID, MAX_TRANSACTION_SIZE, MEMO_PROGRAM_IDS
 from flowdeploy.solana.errors import describe
 
 log = logging.getLogger("flowdeploy.local.solana")
@@ -63,6 +63,11 @@ MAX_REQUEST_BYTES = 5 * 1024 * 1024
 MAX_BASE64_SIZE = 1644
 MAX_BASE58_SIZE = 1683
 MAX_BASE58_DATA = 128  # getAccountInfo refuses base58 for larger data
+MAX_PRIORITIZATION_ACCOUNTS = 128  # getRecentPrioritizationFees' limit
+MAX_SIGNATURES_FOR_ADDRESS = 1000  # getSignaturesForAddress' largest (and default) limit
+SET_COMPUTE_UNIT_PRICE = 3  # ComputeBudgetInstruction tag
+COMPUTE_BUDGET = Pubkey.from_string(COMPUTE_BUDGET_PROGRAM_ID)
+MEMO_PROGRAMS = frozenset(Pubkey.from_string(key) for key in MEMO_PROGRAM_IDS)
 
 
 class RpcFault(Exception):
@@ -168,8 +173,54 @@ def _units_and_fee(meta: TransactionMetadata) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class Landed:
+    """A transaction in a block: what getSignatureStatuses, getSignaturesForAddress,
+    getTransaction and getRecentPrioritizationFees report about it."""
+
     slot: int
     err: object | None
+    transaction: VersionedTransaction | None = None  # None for an airdrop
+    block_time: int = 0
+    outcome: Outcome | None = None
+    pre_balances: tuple[int, ...] = ()
+    post_balances: tuple[int, ...] = ()
+
+    @property
+    def keys(self) -> list[Pubkey]:
+        return [] if self.transaction is None else list(self.transaction.message.account_keys)
+
+    @property
+    def compute_unit_price(self) -> int:
+        """Micro-lamports per compute unit it paid (SetComputeUnitPrice), 0 without one."""
+        if self.transaction is None:
+            return 0
+        message = self.transaction.message
+        keys = list(message.account_keys)
+        for instruction in message.instructions:
+            data = bytes(instruction.data)
+            if (
+                keys[instruction.program_id_index] == COMPUTE_BUDGET
+                and len(data) == 9
+                and data[0] == SET_COMPUTE_UNIT_PRICE
+            ):
+                return int.from_bytes(data[1:], "little")
+        return 0
+
+    def memo(self) -> str | None:
+        """The RPC's `memo` field: each memo instruction as "[<bytes>] <text>", joined by "; "
+        (Agave's extract_and_fmt_memos)."""
+        if self.transaction is None:
+            return None
+        keys = self.keys
+        memos = []
+        for instruction in self.transaction.message.instructions:
+            if keys[instruction.program_id_index] in MEMO_PROGRAMS:
+                data = bytes(instruction.data)
+                try:
+                    text = data.decode()
+                except UnicodeDecodeError:
+                    text = "(unparseable)"
+                memos.append(f"[{len(data)}] {text}")
+        return "; ".join(memos) if memos else None
 
 
 class LocalChain:
@@ -182,8 +233,11 @@ class LocalChain:
         # Signatures and blockhashes are checked here, as the RPC and the bank do.
         self.svm = LiteSVM().with_sigverify(False).with_blockhash_check(False)
         self.slot = int(self.svm.get_clock().slot)
+        # The first blockhash stands for the genesis hash (the same for every local chain).
+        self.genesis_hash = self.svm.latest_blockhash()
         self.blockhashes: dict[Hash, int] = {}  # blockhash -> its last valid block height
         self.landed: dict[Signature, Landed] = {}
+        self.history: list[Landed] = []  # oldest first: one transaction per block
         self._remember_blockhash()
 
     def _remember_blockhash(self) -> None:
@@ -229,20 +283,31 @@ class LocalChain:
         refused = self.check(tx)
         if refused:
             return Outcome.refused(refused)
+        keys = list(tx.message.account_keys)
+        before = tuple(self.svm.get_balance(key) or 0 for key in keys)
         outcome = Outcome.of(self.svm.send_transaction(tx))
         signature = tx.signatures[0]
         if outcome.err is None or self.svm.get_transaction(signature) is not None:
-            self.landed[signature] = Landed(self.slot, outcome.err)
-            self.advance()
+            after = tuple(self.svm.get_balance(key) or 0 for key in keys)
+            self._land(
+                signature, Landed(self.slot, outcome.err, tx, self._time(), outcome, before, after)
+            )
         return outcome
+
+    def _time(self) -> int:
+        return int(self.svm.get_clock().unix_timestamp)
+
+    def _land(self, signature: Signature, landed: Landed) -> None:
+        self.landed[signature] = landed
+        self.history.append(landed)
+        self.advance()
 
     def airdrop(self, pubkey: Pubkey, lamports: int) -> Signature:
         result = self.svm.airdrop(pubkey, lamports)
         if isinstance(result, FailedTransactionMetadata):
             raise RpcFault(-32600, f"airdrop request failed: {describe(error_json(result.err()))}")
         signature = result.signature()
-        self.landed[signature] = Landed(self.slot, None)
-        self.advance()
+        self._land(signature, Landed(self.slot, None, block_time=self._time()))
         return signature
 
     def status(self, signature: Signature) -> dict[str, Any] | None:
@@ -268,6 +333,39 @@ def _pubkey(value: object) -> Pubkey:
         return Pubkey.from_string(str(value))
     except ValueError:
         raise invalid_params(f"Invalid param: {value!r} is not a base58 public key") from None
+
+
+def _signature(value: object) -> Signature:
+    try:
+        return Signature.from_string(str(value))
+    except ValueError:
+        raise invalid_params(f"Invalid param: {value!r} is not a signature") from None
+
+
+def _transaction_json(tx: VersionedTransaction) -> dict[str, Any]:
+    message = tx.message
+    header = message.header
+    body: dict[str, Any] = {
+        "accountKeys": [str(key) for key in message.account_keys],
+        "header": {
+            "numRequiredSignatures": header.num_required_signatures,
+            "numReadonlySignedAccounts": header.num_readonly_signed_accounts,
+            "numReadonlyUnsignedAccounts": header.num_readonly_unsigned_accounts,
+        },
+        "recentBlockhash": str(message.recent_blockhash),
+        "instructions": [
+            {
+                "programIdIndex": instruction.program_id_index,
+                "accounts": list(instruction.accounts),
+                "data": base58.encode(bytes(instruction.data)),
+                "stackHeight": None,
+            }
+            for instruction in message.instructions
+        ],
+    }
+    if isinstance(tx.version(), int):
+        body["addressTableLookups"] = []
+    return {"signatures": [str(s) for s in tx.signatures], "message": body}
 
 
 def _config(params: list[Any], index: int) -> dict[str, Any]:
@@ -359,6 +457,10 @@ class LocalRpc:
             "getHealth": lambda params: "ok",
             "getVersion": lambda params: {"solana-core": API_VERSION, "feature-set": FEATURE_SET},
             "isBlockhashValid": self.is_blockhash_valid,
+            "getGenesisHash": lambda params: str(self.chain.genesis_hash),
+            "getRecentPrioritizationFees": self.get_recent_prioritization_fees,
+            "getSignaturesForAddress": self.get_signatures_for_address,
+            "getTransaction": self.get_transaction,
         }
 
     def context(self, value: Any) -> dict[str, Any]:
@@ -495,6 +597,110 @@ class LocalRpc:
                 raise invalid_params(f"Invalid param: {text!r} is not a signature") from None
             statuses.append(self.chain.status(signature))
         return self.context(statuses)
+
+    def get_recent_prioritization_fees(self, params: list[Any]) -> Any:
+        """Per recent block, the lowest compute-unit price a transaction locking the given
+        accounts paid in it. A validator takes the block's lowest price, raised to the lowest
+        price paid by transactions writing each given account; here a block holds one
+        transaction, so both are that transaction's price, whichever accounts are asked."""
+        accounts = params[0] if params else []
+        if not isinstance(accounts, list):
+            raise invalid_params("Invalid params: expected an array of account addresses")
+        if len(accounts) > MAX_PRIORITIZATION_ACCOUNTS:
+            raise invalid_params(f"Too many inputs provided; max {MAX_PRIORITIZATION_ACCOUNTS}")
+        for account in accounts:
+            _pubkey(account)
+        oldest = self.chain.slot - MAX_PROCESSING_AGE
+        return [
+            {"slot": block.slot, "prioritizationFee": block.compute_unit_price}
+            for block in self.chain.history
+            if block.slot > oldest
+        ]
+
+    def get_signatures_for_address(self, params: list[Any]) -> Any:
+        """Transactions naming the address, newest first, with the RPC's `memo` field."""
+        address = _pubkey(params[0] if params else None)
+        config = _config(params, 1)
+        limit = config.get("limit", MAX_SIGNATURES_FOR_ADDRESS)
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_SIGNATURES_FOR_ADDRESS:
+            raise invalid_params(f"Invalid limit; max {MAX_SIGNATURES_FOR_ADDRESS}")
+        before = _signature(config["before"]) if config.get("before") else None
+        until = _signature(config["until"]) if config.get("until") else None
+        found: list[dict[str, Any]] = []
+        started = before is None
+        for signature, landed in reversed(self.chain.landed.items()):
+            if not started:
+                started = signature == before
+                continue
+            if signature == until:
+                break
+            if address not in landed.keys:
+                continue
+            status = self.chain.status(signature) or {}
+            found.append(
+                {
+                    "signature": str(signature),
+                    "slot": landed.slot,
+                    "err": landed.err,
+                    "memo": landed.memo(),
+                    "blockTime": landed.block_time,
+                    "confirmationStatus": status.get("confirmationStatus"),
+                }
+            )
+            if len(found) == limit:
+                break
+        return found
+
+    def get_transaction(self, params: list[Any]) -> Any:
+        """A landed transaction with its status meta, base64 or JSON encoded."""
+        signature = _signature(params[0] if params else None)
+        config = _config(params, 1)
+        landed = self.chain.landed.get(signature)
+        if landed is None or landed.transaction is None or landed.outcome is None:
+            return None
+        tx = landed.transaction
+        version = tx.version()
+        if not isinstance(version, int):
+            version_out: object = "legacy"
+        else:
+            supported = config.get("maxSupportedTransactionVersion")
+            if not isinstance(supported, int) or supported < version:
+                raise RpcFault(
+                    -32015,
+                    f"Transaction version ({version}) is not supported by the requesting "
+                    "client. Please try the request again with the following configuration "
+                    f'parameter: "maxSupportedTransactionVersion": {version}',
+                )
+            version_out = version
+        encoding = config.get("encoding", "json")
+        encoded: object
+        if encoding == "base64":
+            encoded = [base64.b64encode(bytes(tx)).decode(), "base64"]
+        elif encoding == "json":
+            encoded = _transaction_json(tx)
+        else:
+            raise invalid_params(f"Invalid params: unsupported encoding {encoding!r}")
+        outcome = landed.outcome
+        return {
+            "slot": landed.slot,
+            "blockTime": landed.block_time,
+            "version": version_out,
+            "transaction": encoded,
+            "meta": {
+                "err": landed.err,
+                "status": {"Ok": None} if landed.err is None else {"Err": landed.err},
+                "fee": outcome.fee,
+                "preBalances": list(landed.pre_balances),
+                "postBalances": list(landed.post_balances),
+                "innerInstructions": [],
+                "logMessages": outcome.logs,
+                "preTokenBalances": [],
+                "postTokenBalances": [],
+                "rewards": [],
+                "loadedAddresses": {"writable": [], "readonly": []},
+                "computeUnitsConsumed": outcome.units_consumed,
+            },
+        }
 
     def request_airdrop(self, params: list[Any]) -> Any:
         lamports = params[1]

@@ -266,7 +266,11 @@ def function_environment(
     """Exactly what the function's execution environment sees: its template variables
     resolved to the local resources, the runtime's, and the local stack's `local` ones.
     """
-    own = {key: str(template.resolve(value, names)) for key, value in spec.environment.items()}
+    own = {
+        key: str(template.resolve(value, names))
+        for key, value in spec.environment.items()
+        if key not in local  # e.g. API_URL: the local address, not API Gateway's
+    }
     return {**runtime_variables(spec), **own, **local}
 
 

@@ -242,21 +242,33 @@ class Template:
                     routes.append(Route(props["Method"].upper(), props["Path"], name))
         return sorted(routes, key=lambda r: r.specificity, reverse=True)
 
-    def throttling(self) -> tuple[float, int] | None:
-        """(rate per second, burst) of the HTTP API's default route settings, if it sets them."""
+    def route_throttling(self) -> dict[str, tuple[float, int]]:
+        """Route key → (rate per second, burst): the HTTP API's DefaultRouteSettings for
+        every route, its RouteSettings for the routes they name."""
+        limits: dict[str, tuple[float, int]] = {}
         for resource in self.of_type("AWS::Serverless::HttpApi").values():
-            settings = self.resolve(
-                resource.get("Properties", {}).get("DefaultRouteSettings", {}), {}
-            )
-            rate, burst = settings.get("ThrottlingRateLimit"), settings.get("ThrottlingBurstLimit")
-            if rate is not None and burst is not None:
-                return float(rate), int(burst)
-        return None
+            props = resource.get("Properties", {})
+            defaults = self.resolve(props.get("DefaultRouteSettings", {}), {})
+            default = _limits(defaults)
+            if default:
+                limits.update({route.route_key: default for route in self.routes()})
+            for key, settings in self.resolve(props.get("RouteSettings", {}), {}).items():
+                specific = _limits({**defaults, **settings})
+                if specific:
+                    limits[key] = specific
+        return limits
 
     def cors(self) -> dict[str, Any]:
         for resource in self.of_type("AWS::Serverless::HttpApi").values():
             return dict(resource.get("Properties", {}).get("CorsConfiguration", {}))
         return {}
+
+
+def _limits(settings: Mapping[str, Any]) -> tuple[float, int] | None:
+    rate, burst = settings.get("ThrottlingRateLimit"), settings.get("ThrottlingBurstLimit")
+    if rate is None or burst is None:
+        return None
+    return float(rate), int(burst)
 
 
 _RATE_UNITS = {"minute": 60, "hour": 3600, "day": 86400}

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 # SPL Memo v2. A one-letter typo still parses as a key, so it lives only here.
 MEMO_PROGRAM_ID = "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr"
+MEMO_V1_PROGRAM_ID = "Memo1UhkJRfHyvLMcVucJwxXeuD728EqVDDwQDxFMNo"
+MEMO_PROGRAM_IDS = (MEMO_PROGRAM_ID, MEMO_V1_PROGRAM_ID)
+COMPUTE_BUDGET_PROGRAM_ID = "ComputeBudget111111111111111111111111111111"
 # PACKET_DATA_SIZE: the largest serialized transaction a cluster accepts.
 MAX_TRANSACTION_SIZE = 1232
 CLUSTERS = {

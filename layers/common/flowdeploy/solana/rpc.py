@@ -37,6 +37,7 @@ T = TypeVar("T")
 # getAccountInfo of a 10 MiB account is ~14 MB of base64; nothing legitimate is larger.
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 MAX_STATUSES_PER_CALL = 256  # getSignatureStatuses' limit
+MAX_PRIORITIZATION_ACCOUNTS = 128  # getRecentPrioritizationFees' limit
 LOG_LINES_IN_MESSAGES = 8
 _ids = itertools.count(1)
 
@@ -199,6 +200,26 @@ class SolanaRpc:
             "data": raw,
             "executable": bool(value.get("executable")),
         }
+
+    def genesis_hash(self) -> Hash:
+        """The cluster's genesis hash: what names the chain (CAIP-2 `solana:<first 32>`)."""
+        method = "getGenesisHash"
+        return self._parse(method, Hash.from_string, self._call(method, []))
+
+    def recent_prioritization_fees(self, accounts: Sequence[Pubkey]) -> list[int]:
+        """Micro-lamports per compute unit that landed a transaction writing `accounts`, one
+        number per recent block (up to 150), oldest first."""
+        method = "getRecentPrioritizationFees"
+        keys = [str(key) for key in accounts[:MAX_PRIORITIZATION_ACCOUNTS]]
+        result = self._call(method, [keys])
+        if not isinstance(result, list):
+            raise self._unexpected(method, result)
+        fees = []
+        for entry in result:
+            if not isinstance(entry, dict):
+                raise self._unexpected(method, entry)
+            fees.append(self._int(method, entry.get("prioritizationFee")))
+        return fees
 
     def minimum_balance_for_rent_exemption(self, size: int) -> int:
         """Lamports an account of `size` data bytes needs to be rent-exempt."""

@@ -17,7 +17,7 @@ import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from solders.instruction import Instruction
 from solders.keypair import Keypair
@@ -28,11 +28,13 @@ from solders.transaction import VersionedTransaction
 
 from flowdeploy.solana import LAMPORTS_PER_SOL
 from flowdeploy.solana import transaction as tx
-from flowdeploy.solana.rpc import RpcError, SolanaRpc, TransactionFailed
+from flowdeploy.solana.rpc import RpcError, Simulation, SolanaRpc, TransactionFailed
 
 # Kept back from the run's remaining time for sending and confirming after a signature.
 SEND_MARGIN_SECONDS = 10.0
 CONFIRM_SECONDS = 60.0
+MAX_SIMULATION_LOG_LINES = 100
+MAX_SIMULATION_LOG_CHARS = 500
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -43,25 +45,74 @@ class SolanaFailure(Exception):
 
 
 class TransactionReturned(Exception):
-    """`output_instructions`: the transaction goes back to the caller instead of the chain."""
+    """`output_instructions`: the transaction goes back to the caller instead of the chain,
+    with what its simulation said (a failure is the wallet's to judge, not a refusal)."""
 
-    def __init__(self, transaction: str) -> None:
+    def __init__(self, transaction: str, simulation: dict[str, Any]) -> None:
         super().__init__("the transaction is returned for the action signer to sign")
         self.transaction = transaction
+        self.simulation = simulation
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    """A transaction's final message and what its simulation said."""
+
+    message: MessageV0
+    last_valid_block_height: int
+    budget: tx.ComputeBudget
+    simulation: Simulation | None
+    failure: str | None  # why it would fail (or could not be simulated); None if it would land
+
+    def record(self) -> dict[str, Any]:
+        """The simulation as a run records it: error, logs, compute units and budget."""
+        simulation = self.simulation
+        logs = simulation.logs[-MAX_SIMULATION_LOG_LINES:] if simulation else []
+        return {
+            "err": simulation.err if simulation else None,
+            "error": self.failure,
+            "logs": [line[:MAX_SIMULATION_LOG_CHARS] for line in logs],
+            "units_consumed": simulation.units_consumed if simulation else None,
+            "compute_unit_limit": self.budget.unit_limit,
+            "compute_unit_price": self.budget.unit_price,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureAnswer:
+    """A signer's answer: its signature and, if its wallet changed the message (e.g. added
+    compute-budget instructions), the message it signed instead."""
+
+    signature: Signature
+    new_message: bytes | None = None
 
 
 class SignatureBroker(Protocol):
-    """Asks a key holder outside the server for a signature of `message` and waits."""
+    """Asks a key holder outside the server for a signature of `message` and waits.
+
+    `presigners` are the signatures already made on `message`; while there are any, the
+    signer may not change the message (they would no longer verify).
+    """
 
     async def request_signature(
-        self, pubkey: Pubkey, message: bytes, timeout: float
-    ) -> Signature: ...
+        self,
+        pubkey: Pubkey,
+        message: bytes,
+        timeout: float,
+        presigners: dict[Pubkey, Signature],
+    ) -> SignatureAnswer: ...
 
 
 class WalletAccess(Protocol):
-    """The deployment owner's server wallets."""
+    """The deployment owner's wallets."""
 
-    def keypair(self, wallet_id: str) -> Keypair: ...
+    def keypair(self, wallet_id: str) -> Keypair | None:
+        """The wallet's keypair; None for a wallet the server holds no secret of."""
+        ...
+
+    def pubkey(self, wallet_id: str) -> Pubkey:
+        """The wallet's public key, without opening its secret."""
+        ...
 
     def keypair_for_pubkey(self, pubkey: Pubkey) -> Keypair | None: ...
 
@@ -77,6 +128,10 @@ class SolanaSettings:
     action_signer: Pubkey | None = None
     output_instructions: bool = False
     signature_timeout: float = 60.0
+    # Micro-lamports per compute unit; None: the median of getRecentPrioritizationFees.
+    compute_unit_price: int | None = None
+    # Read mode (`/deployment/read`): nothing is signed or sent, no secret is opened.
+    read_only: bool = False
 
 
 class SolanaSession:
@@ -101,12 +156,25 @@ class SolanaSession:
         return keypair.pubkey()
 
     async def load_wallet(self, wallet_id: str) -> Pubkey:
-        """Decrypt the owner's wallet `wallet_id` for this run; its public key."""
+        """Decrypt the owner's wallet `wallet_id` for this run; its public key. A wallet the
+        server holds no secret of (an adapter wallet) signs through a signature request."""
+        if self.settings.read_only:
+            return await asyncio.to_thread(self.wallets.pubkey, wallet_id)
         keypair = await asyncio.to_thread(self.wallets.keypair, wallet_id)
+        if keypair is None:
+            return await asyncio.to_thread(self.wallets.pubkey, wallet_id)
         return self.hold(keypair)
 
     async def balance(self, pubkey: Pubkey) -> int:
         return await self._rpc(self.rpc.balance, pubkey)
+
+    async def account(self, pubkey: Pubkey) -> dict[str, Any] | None:
+        """getAccountInfo of `pubkey` (lamports, owner, data, executable); None if absent."""
+        return await self._rpc(self.rpc.account_info, pubkey)
+
+    async def rent_exempt(self, size: int) -> int:
+        """Lamports a new account of `size` data bytes needs."""
+        return await self._rpc(self.rpc.minimum_balance_for_rent_exemption, size)
 
     async def execute(
         self, instructions: Sequence[Instruction], signers: Sequence[Pubkey], remaining: float
@@ -114,43 +182,79 @@ class SolanaSession:
         """Build, sign, send and confirm one transaction of `instructions`; its signature.
 
         With `output_instructions` nothing is sent: TransactionReturned carries the
-        transaction, signed by every key the server holds and by no other.
+        transaction, signed by every key the server holds and by no other, even when its
+        simulation fails (the failure goes with it).
         """
+        if self.settings.read_only:
+            raise SolanaFailure(
+                "a read never signs or sends a transaction, and this node would send one: "
+                "start the deployment (POST /deployment/start) to run it"
+            )
         async with self._lock:
-            message, last_valid = await self._build(instructions, signers)
-            unsigned = self._sign(message, {})
-            await self._simulate(unsigned, message)
+            built = await self._build(instructions, signers)
             if self.settings.output_instructions:
-                raise TransactionReturned(base64.b64encode(bytes(unsigned)).decode())
-            signatures = await self._collect_signatures(message, remaining)
+                returned = self._sign(built.message, {})
+                raise TransactionReturned(
+                    base64.b64encode(bytes(returned)).decode(), built.record()
+                )
+            if built.failure is not None:
+                raise SolanaFailure(
+                    f"the transaction would fail, nothing was sent: {built.failure}"
+                )
+            message, signatures = await self._collect_signatures(built.message, remaining)
             signed = self._sign(message, signatures)
             signature = await self._rpc(self.rpc.send, signed)
-            await self._confirm(signature, last_valid, remaining)
+            await self._confirm(signature, built.last_valid_block_height, remaining)
             return signature
 
-    async def _build(
-        self, instructions: Sequence[Instruction], signers: Sequence[Pubkey]
-    ) -> tuple[MessageV0, int]:
-        """The message and the last block height at which its blockhash is valid."""
+    async def _build(self, instructions: Sequence[Instruction], signers: Sequence[Pubkey]) -> Built:
+        """The final message: compute budget first, its unit limit sized by simulating the
+        whole transaction once with the largest limit."""
         settings = self.settings
         fee_payer = settings.action_signer or (signers[0] if signers else None)
         if fee_payer is None:
             raise SolanaFailure("the transaction has no fee payer: give an action_signer")
         identity = None
-        if settings.action_identity is not None and settings.action_signer is not None:
+        if settings.action_identity is not None:
             identity = tx.new_identity(await self._identity_keypair(settings.action_identity))
         blockhash, last_valid = await self._rpc(self.rpc.latest_blockhash)
+
+        def compile_with(budget: tx.ComputeBudget) -> MessageV0:
+            try:
+                return tx.assemble(
+                    instructions,
+                    fee_payer=fee_payer,
+                    blockhash=blockhash,
+                    fees=settings.fees,
+                    identity=identity,
+                    budget=budget,
+                )
+            except tx.TransactionInvalid as error:
+                raise SolanaFailure(str(error)) from None
+
+        price = settings.compute_unit_price
+        if price is None:
+            price = await self._recent_unit_price(compile_with(tx.ComputeBudget(0)))
+        trial = compile_with(tx.ComputeBudget(price))
+        simulation, failure = await self._simulate(self._sign(trial, {}), trial)
+        units = simulation.units_consumed if simulation and simulation.err is None else None
+        count = len(instructions) + len(settings.fees) + (identity is not None)
+        budget = tx.ComputeBudget(price, tx.unit_limit_for(units, count))
+        return Built(compile_with(budget), last_valid, budget, simulation, failure)
+
+    async def _recent_unit_price(self, message: MessageV0) -> int:
+        """The median of the recent blocks' fees for the transaction's writable accounts; 0
+        when the cluster cannot say."""
+        writable = [
+            key
+            for index, key in enumerate(message.account_keys)
+            if message.is_maybe_writable(index)
+        ]
         try:
-            message = tx.assemble(
-                instructions,
-                fee_payer=fee_payer,
-                blockhash=blockhash,
-                fees=settings.fees,
-                identity=identity,
-            )
-        except tx.TransactionInvalid as error:
-            raise SolanaFailure(str(error)) from None
-        return message, last_valid
+            fees = await asyncio.to_thread(self.rpc.recent_prioritization_fees, writable)
+        except RpcError:
+            return 0
+        return sorted(fees)[(len(fees) - 1) // 2] if fees else 0
 
     async def _identity_keypair(self, identity: Pubkey) -> Keypair:
         if self._identity is None:
@@ -170,28 +274,63 @@ class SolanaSession:
         except tx.TransactionInvalid as error:
             raise SolanaFailure(str(error)) from None
 
-    async def _simulate(self, transaction: VersionedTransaction, message: MessageV0) -> None:
-        simulation = await self._rpc(self.rpc.simulate, transaction)
-        if simulation.err is not None:
-            reason = tx.explain_failure(simulation.err, message, simulation.logs)
-            raise SolanaFailure(f"the transaction would fail, nothing was sent: {reason}")
+    async def _simulate(
+        self, transaction: VersionedTransaction, message: MessageV0
+    ) -> tuple[Simulation | None, str | None]:
+        """The simulation and, if it fails (or cannot be made), why in the transaction's terms."""
+        try:
+            simulation = await asyncio.to_thread(self.rpc.simulate, transaction)
+        except RpcError as error:
+            if not self.settings.output_instructions:
+                raise SolanaFailure(str(error)) from None
+            return None, f"it could not be simulated: {error}"
+        if simulation.err is None:
+            return simulation, None
+        return simulation, tx.explain_failure(simulation.err, message, simulation.logs)
 
     async def _collect_signatures(
         self, message: MessageV0, remaining: float
-    ) -> dict[Pubkey, Signature]:
-        signed_bytes = tx.message_bytes(message)
+    ) -> tuple[MessageV0, dict[Pubkey, Signature]]:
+        """Each external signer's signature, asked one at a time (the message and the
+        signatures given so far); the message they signed, which the first may have changed.
+
+        As upstream: a signer may hand back a changed message only while no signature is
+        made on it yet, i.e. when it is the fee payer; a fee payer the server holds signs
+        first, so a wallet cannot make the owner's wallet pay for what it adds.
+        """
         signatures: dict[Pubkey, Signature] = {}
+        fee_payer = message.account_keys[0]
         for key in tx.signers_of(message):
             if key in self.keypairs:
                 continue
             timeout = min(self.settings.signature_timeout, remaining - SEND_MARGIN_SECONDS)
             if timeout <= 0:
                 raise SolanaFailure(f"no time is left in the run to ask {key} for a signature")
-            signature = await self.broker.request_signature(key, signed_bytes, timeout)
-            if not signature.verify(key, signed_bytes):  # the broker checks too; never send it
+            signed_bytes = tx.message_bytes(message)
+            presigners = dict(signatures)
+            if fee_payer in self.keypairs:
+                presigners[fee_payer] = self.keypairs[fee_payer].sign_message(signed_bytes)
+            answer = await self.broker.request_signature(key, signed_bytes, timeout, presigners)
+            if answer.new_message is not None and answer.new_message != signed_bytes:
+                message = self._changed(signed_bytes, answer.new_message, presigners, key)
+                signed_bytes = answer.new_message
+            if not answer.signature.verify(key, signed_bytes):  # the broker checks too
                 raise SolanaFailure(f"the signature submitted for {key} does not verify")
-            signatures[key] = signature
-        return signatures
+            signatures[key] = answer.signature
+        return message, signatures
+
+    @staticmethod
+    def _changed(
+        old: bytes, new: bytes, presigners: dict[Pubkey, Signature], key: Pubkey
+    ) -> MessageV0:
+        from flowdeploy.solana.message_logic import MessageChanged, same_message_logic
+
+        if presigners:
+            raise SolanaFailure(f"{key} changed a transaction that others had already signed")
+        try:
+            return same_message_logic(old, new)
+        except MessageChanged as change:
+            raise SolanaFailure(f"{key}'s wallet changed the transaction: {change}") from None
 
     async def _confirm(self, signature: Signature, last_valid: int, remaining: float) -> None:
         timeout = max(1.0, min(CONFIRM_SECONDS, remaining - 1.0))

@@ -1,10 +1,13 @@
 """Assembling one Solana transaction from a node's instructions (DESIGN §6).
 
-Order: the flow's instructions, then one SystemProgram transfer per deployment fee (from
-the fee payer), then the Solana Actions identity memo. The identity and the memo's
-reference are added as read-only non-signer accounts to the first instruction that is not
-a memo, and the memo itself has no accounts, as the specification defines. The message is
-v0 with the fee payer first; signatures the server does not hold stay as 64 zero bytes.
+Order, as upstream's clients expect it: SetComputeUnitPrice, SetComputeUnitLimit, the
+flow's instructions, one SystemProgram transfer per deployment fee (from the fee payer),
+then the Solana Actions identity memo. A compute-budget instruction the flow already has
+is not added again. The identity and the memo's reference are added as read-only
+non-signer accounts to the first instruction that is neither a memo nor a compute-budget
+instruction, and the memo itself has no accounts, as the specification defines. The
+message is v0 with the fee payer first; signatures the server does not hold stay as 64
+zero bytes.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from solders.compute_budget import ID as COMPUTE_BUDGET_PROGRAM
+from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.hash import Hash
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
@@ -25,13 +30,23 @@ from solders.system_program import ID as SYSTEM_PROGRAM_ID
 from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
 
-from flowdeploy.solana import MAX_TRANSACTION_SIZE, MEMO_PROGRAM_ID
+from flowdeploy.solana import MAX_TRANSACTION_SIZE, MEMO_PROGRAM_ID, MEMO_PROGRAM_IDS
 
 MEMO_PROGRAM = Pubkey.from_string(MEMO_PROGRAM_ID)
+MEMO_PROGRAMS = frozenset(Pubkey.from_string(key) for key in MEMO_PROGRAM_IDS)
 ACTION_PROTOCOL = "solana-action"
 REFERENCE_BYTES = 32
 RENT_EXEMPT_MINIMUM = 890_880  # lamports a new system account needs (0 data bytes)
 TRANSFER_TAG = (2).to_bytes(4, "little")  # SystemInstruction::Transfer
+SET_COMPUTE_UNIT_LIMIT, SET_COMPUTE_UNIT_PRICE = 2, 3  # ComputeBudgetInstruction tags
+MAX_COMPUTE_UNIT_LIMIT = 1_400_000  # per transaction
+# The unit limit is what the simulation of the final instruction list consumed, plus
+# COMPUTE_UNIT_MARGIN_PERCENT of it, plus COMPUTE_UNIT_MARGIN (state may change a little
+# between simulation and landing). Without a usable simulation: upstream's fallback of
+# FALLBACK_UNITS_PER_INSTRUCTION per instruction.
+COMPUTE_UNIT_MARGIN_PERCENT = 20
+COMPUTE_UNIT_MARGIN = 1_000
+FALLBACK_UNITS_PER_INSTRUCTION = 200_000
 
 
 class TransactionInvalid(ValueError):
@@ -42,6 +57,33 @@ class TransactionInvalid(ValueError):
 class Fee:
     address: Pubkey
     lamports: int
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeBudget:
+    """The compute-budget instructions put first: price in micro-lamports per unit."""
+
+    unit_price: int
+    unit_limit: int = MAX_COMPUTE_UNIT_LIMIT
+
+
+def unit_limit_for(units_consumed: int | None, instructions: int) -> int:
+    """The SetComputeUnitLimit value for a transaction whose simulation consumed
+    `units_consumed` (None or 0: no usable simulation) and has `instructions` besides the
+    compute-budget ones."""
+    if units_consumed:
+        limit = units_consumed + -(-units_consumed * COMPUTE_UNIT_MARGIN_PERCENT // 100)
+        limit += COMPUTE_UNIT_MARGIN
+    else:
+        limit = FALLBACK_UNITS_PER_INSTRUCTION * max(1, instructions)
+    return min(MAX_COMPUTE_UNIT_LIMIT, limit)
+
+
+def _compute_budget_tag(instruction: Instruction) -> int | None:
+    data = bytes(instruction.data)
+    if instruction.program_id != COMPUTE_BUDGET_PROGRAM or not data:
+        return None
+    return data[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +135,28 @@ def assemble(
     blockhash: Hash,
     fees: Sequence[Fee] = (),
     identity: Identity | None = None,
+    budget: ComputeBudget | None = None,
 ) -> MessageV0:
-    """The v0 message of the flow's instructions, the fee transfers and the identity memo."""
+    """The v0 message of the compute-budget instructions, the flow's instructions, the fee
+    transfers and the identity memo, in that order."""
+    return MessageV0.try_compile(
+        fee_payer,
+        instruction_list(
+            instructions, fee_payer=fee_payer, fees=fees, identity=identity, budget=budget
+        ),
+        [],
+        blockhash,
+    )
+
+
+def instruction_list(
+    instructions: Sequence[Instruction],
+    *,
+    fee_payer: Pubkey,
+    fees: Sequence[Fee] = (),
+    identity: Identity | None = None,
+    budget: ComputeBudget | None = None,
+) -> list[Instruction]:
     if not instructions:
         raise TransactionInvalid("a transaction needs at least one instruction")
     body = list(instructions)
@@ -107,12 +169,20 @@ def assemble(
     if identity is not None:
         body = _with_identity_accounts(body, identity)
         body.append(memo_instruction(identity.memo))
-    return MessageV0.try_compile(fee_payer, body, [], blockhash)
+    if budget is not None:
+        present = {_compute_budget_tag(instruction) for instruction in body}
+        first = []
+        if SET_COMPUTE_UNIT_PRICE not in present:
+            first.append(set_compute_unit_price(budget.unit_price))
+        if SET_COMPUTE_UNIT_LIMIT not in present:
+            first.append(set_compute_unit_limit(budget.unit_limit))
+        body = first + body
+    return body
 
 
 def _with_identity_accounts(body: list[Instruction], identity: Identity) -> list[Instruction]:
     for index, instruction in enumerate(body):
-        if instruction.program_id != MEMO_PROGRAM:
+        if instruction.program_id not in MEMO_PROGRAMS and _compute_budget_tag(instruction) is None:
             extra = [
                 AccountMeta(identity.identity, False, False),
                 AccountMeta(identity.reference, False, False),
@@ -122,7 +192,8 @@ def _with_identity_accounts(body: list[Instruction], identity: Identity) -> list
             )
             return body
     raise TransactionInvalid(
-        "the identity memo needs an instruction that is not a memo to carry its accounts"
+        "the identity memo needs an instruction that is neither a memo nor a compute-budget "
+        "instruction to carry its accounts"
     )
 
 

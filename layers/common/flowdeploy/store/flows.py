@@ -20,6 +20,8 @@ def flow_row(item: FlowItem) -> dict[str, Any]:
     """The flow as the API shows it and as a deployment freezes it."""
     graph = unpack(item.graph) if item.graph else {"nodes": [], "edges": []}
     return {
+        # Space Operator's columns the service keeps but does not use.
+        **graph.get("extra", {}),
         "id": int(item.id),
         "user_id": item.user_id,
         "name": item.name,
@@ -28,6 +30,7 @@ def flow_row(item: FlowItem) -> dict[str, Any]:
         "is_public": item.is_public,
         "start_shared": item.start_shared,
         "start_unverified": item.start_unverified,
+        "read_enabled": bool(item.read_enabled),
         "current_network": item.current_network,
         "environment": item.environment or {},
         "created_at": item.created_at,
@@ -40,9 +43,13 @@ def _apply(item: FlowItem, document: dict[str, Any]) -> None:
     item.is_public = document["is_public"]
     item.start_shared = document["start_shared"]
     item.start_unverified = document["start_unverified"]
+    item.read_enabled = document["read_enabled"]
     item.current_network = document["current_network"]
     item.environment = document["environment"]
-    item.graph = pack({"nodes": document["nodes"], "edges": document["edges"]})
+    graph = {"nodes": document["nodes"], "edges": document["edges"]}
+    if document.get("extra"):
+        graph["extra"] = document["extra"]
+    item.graph = pack(graph)
     size = len(item.graph) + len(json.dumps(document["environment"])) + len(item.name) * 4
     if size > MAX_FLOW_BYTES:
         raise PayloadTooLarge(
@@ -58,14 +65,22 @@ def next_flow_id() -> int:
     return int(counter.next_id or 0)
 
 
-def create(user_id: str, document: dict[str, Any]) -> dict[str, Any]:
-    """Store a new flow owned by `user_id`; its id comes from the counter."""
+def create(
+    user_id: str, document: dict[str, Any], *, flow_id: int | None = None, source: str | None = None
+) -> dict[str, Any]:
+    """Store a new flow owned by `user_id`; its id comes from the counter unless one taken
+    from it before is given. `source` marks an imported flow."""
     moment = timestamp()
-    item = FlowItem(user_id=user_id, created_at=moment, updated_at=moment)
+    item = FlowItem(user_id=user_id, created_at=moment, updated_at=moment, source=source)
     _apply(item, document)  # refuses an oversized flow before an id is spent on it
-    item.id = next_flow_id()
+    item.id = flow_id if flow_id is not None else next_flow_id()
     item.save(condition=FlowItem.id.does_not_exist())
     return flow_row(item)
+
+
+def of_user(user_id: str) -> list[FlowItem]:
+    """The user's flows (id, name and source only), oldest first."""
+    return list(FlowItem.by_user.query(user_id))
 
 
 def get(flow_id: int) -> FlowItem | None:

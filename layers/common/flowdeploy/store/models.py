@@ -15,11 +15,17 @@ from pynamodb.attributes import (
     BooleanAttribute,
     DiscriminatorAttribute,
     JSONAttribute,
+    MapAttribute,
     NumberAttribute,
     UnicodeAttribute,
     UnicodeSetAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import (
+    AllProjection,
+    GlobalSecondaryIndex,
+    IncludeProjection,
+    KeysOnlyProjection,
+)
 from pynamodb.models import Model
 
 from flowdeploy.settings import settings
@@ -39,6 +45,18 @@ def unpack(blob: bytes) -> Any:
 # -- Flows ------------------------------------------------------------------
 
 
+class UserFlowsIndex(GlobalSecondaryIndex["FlowItem"]):
+    """A user's flows, oldest first: what export and import read (the counter item has no
+    user and is not in it)."""
+
+    class Meta:
+        index_name = "UserFlowsIndex"
+        projection = IncludeProjection(["name", "source"])
+
+    user_id = UnicodeAttribute(hash_key=True)
+    id = NumberAttribute(range_key=True)
+
+
 class FlowItem(Model):
     """A flow (id ≥ 1) or, at id 0, the counter that hands out flow ids."""
 
@@ -52,12 +70,20 @@ class FlowItem(Model):
     is_public = BooleanAttribute(default=False)
     start_shared = BooleanAttribute(default=False)
     start_unverified = BooleanAttribute(default=False)
+    # Whether deployments of the flow may be read (`/deployment/read`): copied into each
+    # deployment's snapshot when it is deployed, as upstream keeps it on the flow.
+    read_enabled = BooleanAttribute(null=True)
     current_network = JSONAttribute(null=True)
     environment = JSONAttribute(null=True)
     # nodes + edges, packed: editors' documents are large and deeply nested.
     graph = BinaryAttribute(legacy_encoding=False, null=True)
     created_at = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute(null=True)
+    # Where an imported flow came from ("<exporting user>/<its uuid or id>"): a second
+    # import of the same export updates this flow instead of adding another.
+    source = UnicodeAttribute(null=True)
+
+    by_user = UserFlowsIndex()
 
 
 COUNTER_ID = 0
@@ -109,6 +135,13 @@ class DeploymentItem(DeploymentsRecord, discriminator="deployment"):
     action_identity = UnicodeAttribute(null=True)
     fees = JSONAttribute(default=list)
     solana_network = JSONAttribute()
+    # Micro-lamports per compute unit of its transactions; null: from recent fees.
+    compute_unit_price = NumberAttribute(null=True)
+    # How the deployment shows as a Solana Action (Blink); null: defaults.
+    action_title = UnicodeAttribute(null=True)
+    action_icon = UnicodeAttribute(null=True)
+    action_description = UnicodeAttribute(null=True)
+    action_label = UnicodeAttribute(null=True)
     flow_ids = JSONAttribute(default=list)  # every flow in the snapshot, entrypoint first
     snapshot_parts = JSONAttribute(default=dict)  # flow id -> number of snapshot items
     wallet_ids = JSONAttribute(default=list)
@@ -219,11 +252,14 @@ class FlowRunItem(Model):
     lease_until = NumberAttribute(null=True)
     # output_instructions: the transaction (base64) the run stopped at, for the caller to sign.
     transaction = UnicodeAttribute(null=True)
-    # The open signature request of a running run ({id, pubkey, message, ...}), its id (for
-    # conditional writes) and the verified signature submitted for it.
-    signature_request = JSONAttribute(null=True)
+    # ... and what simulating it said: {err, error, logs, units_consumed, compute_unit_limit,
+    # compute_unit_price}; a failure is shown, never a reason to withhold the transaction.
+    simulation = JSONAttribute(null=True)
+    # The id of the running run's open signature request (SignatureRequestItem).
     signature_request_id = UnicodeAttribute(null=True)
-    submitted_signature = UnicodeAttribute(null=True)
+    # api_input nodes waiting for a value: token -> {node_id, times, url, created_at,
+    # expires_at, state (waiting | submitted | canceled), value (IValue JSON text)}.
+    api_inputs: MapAttribute[str, Any] = MapAttribute(null=True)
     # Only while not final (SweepIndex): the status again, and for a queued run the epoch
     # second it was queued, for a running one the end of its worker's lease.
     sweep_status = UnicodeAttribute(null=True)
@@ -231,6 +267,36 @@ class FlowRunItem(Model):
 
     by_deployment = DeploymentRunsIndex()
     by_sweep = SweepIndex()
+
+
+# -- Signature requests ----------------------------------------------------------
+
+
+class SignatureRequestItem(Model):
+    """A signature a running run waits for, keyed by the integer id its answer names.
+
+    `POST /signature/submit` finds it with one GetItem and answers it with one conditional
+    UpdateItem; the run polls it. DynamoDB's TTL removes it a day after it expired.
+    """
+
+    class Meta:
+        table_name = _cfg.signature_requests_table
+
+    id = NumberAttribute(hash_key=True)  # 1 .. 2^53 - 1: exact as a JavaScript number
+    flow_run_id = UnicodeAttribute()
+    pubkey = UnicodeAttribute()
+    message = UnicodeAttribute()  # base64 of the bytes to sign
+    kind = UnicodeAttribute()  # "transaction_message" | "message"
+    time = NumberAttribute()  # created, epoch milliseconds
+    timeout = NumberAttribute()  # seconds the run waits
+    expires_at = NumberAttribute()  # epoch seconds: no answer is taken after this
+    # Signatures already made on this message (the fee payer's): [{"pubkey", "signature"}].
+    signatures = JSONAttribute(null=True)
+    # The verified answer, and the wallet's changed message (base64) if it sent one.
+    signature = UnicodeAttribute(null=True)
+    new_message = UnicodeAttribute(null=True)
+    closed = BooleanAttribute(null=True)  # the run stopped waiting
+    remove_at = NumberAttribute()  # TTL attribute, epoch seconds
 
 
 # -- Node runs and run logs (one table, one partition per run) -----------------
@@ -253,6 +319,7 @@ class NodeRunItem(Model):
     error = UnicodeAttribute(null=True)
     started_at = UnicodeAttribute(null=True)
     finished_at = UnicodeAttribute()
+    times = NumberAttribute(default=0)  # the node's run number inside a foreach loop
 
 
 class RunLogItem(Model):
@@ -315,8 +382,12 @@ class WalletItem(WalletsRecord, discriminator="wallet"):
     name = UnicodeAttribute()
     pubkey = UnicodeAttribute()
     # KMS ciphertext of the 64-byte secret key (secret ‖ public), bound by its
-    # encryption context to this user_id and wallet id.
-    encrypted_secret = BinaryAttribute(legacy_encoding=False)
+    # encryption context to this user_id and wallet id. None: an adapter wallet (the key
+    # stays in the user's wallet app; it signs through signature requests).
+    encrypted_secret = BinaryAttribute(legacy_encoding=False, null=True)
+    # Upstream's descriptive wallet columns, from POST /wallets/upsert: adapter,
+    # description, icon.
+    details = JSONAttribute(null=True)
     created_at = UnicodeAttribute()
 
 
@@ -330,3 +401,104 @@ class WalletPubkeyItem(WalletsRecord, discriminator="pubkey"):
     @staticmethod
     def key(user_id: str, pubkey: str) -> tuple[str, str]:
         return user_id, f"PUBKEY#{pubkey}"
+
+
+# -- Key-value stores (kv_* nodes; one table) ------------------------------------------
+
+
+class KvRecord(Model):
+    class Meta:
+        table_name = _cfg.kv_store_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    kind = DiscriminatorAttribute()
+
+
+class KvQuotaItem(KvRecord, discriminator="quota"):
+    """pk `USER#<user>`, sk `QUOTA`: the user's store count and bytes, kept in step with
+    every write (each write's transaction conditions on the limits)."""
+
+    store_count = NumberAttribute(default=0)
+    size = NumberAttribute(default=0)
+
+    @staticmethod
+    def key(user_id: str) -> tuple[str, str]:
+        return f"USER#{user_id}", "QUOTA"
+
+
+class KvStoreItem(KvRecord, discriminator="store"):
+    """pk `USER#<user>`, sk `STORE#<name>`: one store. Its items live under the store's
+    `generation`, so a deleted and re-created store never sees the old items."""
+
+    name = UnicodeAttribute()
+    generation = UnicodeAttribute()
+    size = NumberAttribute(default=0)
+    item_count = NumberAttribute(default=0)
+    created_at = UnicodeAttribute()
+
+    @staticmethod
+    def key(user_id: str, name: str) -> tuple[str, str]:
+        return f"USER#{user_id}", f"STORE#{name}"
+
+    def items_pk(self) -> str:
+        return f"ITEMS#{self.generation}"
+
+
+class KvValueItem(KvRecord, discriminator="item"):
+    """pk `ITEMS#<store generation>`, sk the key: one item, its value as IValue JSON."""
+
+    value = UnicodeAttribute()
+    size = NumberAttribute()
+    version = NumberAttribute(default=0)
+    updated_at = UnicodeAttribute()
+
+
+# -- Wallet sign-in (one table: wallet users and used sign-in nonces) ------------------
+
+
+class WalletUserItem(Model):
+    """pk `USER#<pubkey>`: a wallet that signed in; its user id is derived from the key."""
+
+    class Meta:
+        table_name = _cfg.sign_in_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    last_sign_in_at = UnicodeAttribute()
+    sign_ins = NumberAttribute()
+
+    @staticmethod
+    def key(pubkey: str) -> str:
+        return f"USER#{pubkey}"
+
+
+class UsedNonceItem(Model):
+    """pk `NONCE#<nonce>`: a sign-in message already used; TTL removes it once expired."""
+
+    class Meta:
+        table_name = _cfg.sign_in_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    remove_at = NumberAttribute()
+
+    @staticmethod
+    def key(nonce: str) -> str:
+        return f"NONCE#{nonce}"
+
+
+# -- Read cache (`/deployment/read`) --------------------------------------------------
+
+
+class CachedReadItem(Model):
+    """One read's answer for 300 s, keyed by a hash of (deployment, caller scope, inputs)."""
+
+    class Meta:
+        table_name = _cfg.read_cache_table
+
+    key = UnicodeAttribute(hash_key=True)
+    body = JSONAttribute()  # the outputs as one IValue
+    etag = UnicodeAttribute()
+    cached_at = NumberAttribute()  # epoch seconds
+    expires_at = NumberAttribute()  # epoch seconds; TTL attribute (removed some time after)

@@ -53,6 +53,7 @@ def node_item(run_id: str, node: NodeRun) -> NodeRunItem:
         error=node.error,
         started_at=node.started_at,
         finished_at=node.finished_at,
+        times=node.times,
     )
 
 

@@ -14,6 +14,8 @@ from flowdeploy.store.models import FlowRunItem
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, STOPPED = "queued", "running", "succeeded", "failed", "stopped"
 FINAL = frozenset({SUCCEEDED, FAILED, STOPPED})
+# The origin of a run made by /deployment/read: it never signs or sends a transaction.
+READ_ORIGIN = "read"
 ABANDONED = "the worker running this flow stopped before recording its result"
 NEVER_PICKED_UP = "the run was never picked up from the queue (its message was lost)"
 # Every transition to a final status takes the run out of SweepIndex.
@@ -24,6 +26,16 @@ def insert(run: FlowRunItem) -> None:
     """Write a new queued run; SweepIndex watches it until it is final."""
     run.sweep_status = QUEUED
     run.sweep_at = int(time.time())
+    run.save(condition=FlowRunItem.id.does_not_exist())
+
+
+def insert_running(run: FlowRunItem, lease_until: float) -> None:
+    """Write a new run already claimed by the caller, which runs it now (a read)."""
+    run.status = RUNNING
+    run.started_at = timestamp()
+    run.lease_until = int(lease_until)
+    run.sweep_status = RUNNING
+    run.sweep_at = int(lease_until)
     run.save(condition=FlowRunItem.id.does_not_exist())
 
 
@@ -152,6 +164,7 @@ def finish(
     outputs: dict[str, Any] | None = None,
     error: str | None = None,
     transaction: str | None = None,
+    simulation: dict[str, Any] | None = None,
 ) -> FlowRunItem | None:
     """Put a running run in a final status; None if it was not running any more."""
     actions = [
@@ -166,51 +179,76 @@ def finish(
         actions.append(FlowRunItem.error.set(error))
     if transaction is not None:
         actions.append(FlowRunItem.transaction.set(transaction))
+    if simulation is not None:
+        actions.append(FlowRunItem.simulation.set(simulation))
     return _transition(run_id, RUNNING, actions)
 
 
-# -- Signature requests: a running run waits for a signature it cannot make ------
+# -- Signature requests: the id of a running run's open request --------------------
 
-_SIGNATURE_REQUEST_REMOVED = (
-    FlowRunItem.signature_request.remove(),
-    FlowRunItem.signature_request_id.remove(),
-    FlowRunItem.submitted_signature.remove(),
-)
+_SIGNATURE_REQUEST_REMOVED = (FlowRunItem.signature_request_id.remove(),)
 
 
-def open_signature_request(run_id: str, request: dict[str, object]) -> FlowRunItem | None:
-    """Publish `request` (with its "id") on a running run; None if the run is not running."""
-    return _transition(
-        run_id,
-        RUNNING,
-        [
-            FlowRunItem.signature_request.set(request),
-            FlowRunItem.signature_request_id.set(str(request["id"])),
-            FlowRunItem.submitted_signature.remove(),
-        ],
-    )
+def open_signature_request(run_id: str, request_id: int) -> FlowRunItem | None:
+    """Name `request_id` as the run's open request; None if the run is not running."""
+    return _transition(run_id, RUNNING, [FlowRunItem.signature_request_id.set(str(request_id))])
 
 
-def accept_signature(run_id: str, request_id: str, signature: str) -> bool:
-    """Store the (verified) signature for the open request `request_id`, once."""
-    return (
-        _transition(
-            run_id,
-            RUNNING,
-            [FlowRunItem.submitted_signature.set(signature)],
-            (FlowRunItem.signature_request_id == request_id)
-            & FlowRunItem.submitted_signature.does_not_exist(),
-        )
-        is not None
-    )
-
-
-def close_signature_request(run_id: str, request_id: str) -> None:
+def close_signature_request(run_id: str, request_id: int) -> None:
     """Withdraw the request `request_id` if it is still the run's open one."""
     run = FlowRunItem(id=run_id)
     applied(
         lambda: run.update(
             actions=list(_SIGNATURE_REQUEST_REMOVED),
-            condition=FlowRunItem.signature_request_id == request_id,
+            condition=FlowRunItem.signature_request_id == str(request_id),
         )
     )
+
+
+# -- api_input requests: one entry per waiting node, in the run item's `api_inputs` map ---
+
+WAITING, SUBMITTED, CANCELED = "waiting", "submitted", "canceled"
+
+
+def open_api_input(run_id: str, token: str, request: dict[str, object]) -> bool:
+    """Publish a waiting api_input request on a running run; False if it is not running."""
+    run = FlowRunItem(id=run_id)
+    running = FlowRunItem.status == RUNNING
+    if not applied(
+        lambda: run.update(
+            actions=[FlowRunItem.api_inputs.set(FlowRunItem.api_inputs | {})], condition=running
+        )
+    ):
+        return False
+    entry = FlowRunItem.api_inputs[token]
+    return applied(
+        lambda: run.update(
+            actions=[entry.set({**request, "state": WAITING})],
+            condition=running & entry.does_not_exist(),
+        )
+    )
+
+
+def answer_api_input(run_id: str, token: str, state: str, value: str | None = None) -> bool:
+    """Submit (or cancel) the waiting request `token`, once; False if none is waiting."""
+    entry = FlowRunItem.api_inputs[token]
+    actions = [entry["state"].set(state)]
+    if value is not None:
+        actions.append(entry["value"].set(value))
+    run = FlowRunItem(id=run_id)
+    return applied(
+        lambda: run.update(
+            actions=actions,
+            condition=(FlowRunItem.status == RUNNING) & (entry["state"] == WAITING),
+        )
+    )
+
+
+def close_api_input(run_id: str, token: str) -> None:
+    run = FlowRunItem(id=run_id)
+    entry = FlowRunItem.api_inputs[token]
+    applied(lambda: run.update(actions=[entry.remove()], condition=entry.exists()))
+
+
+def api_inputs_of(run: FlowRunItem) -> dict[str, dict[str, Any]]:
+    return dict(run.api_inputs.as_dict()) if run.api_inputs is not None else {}  # type: ignore[no-untyped-call]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
@@ -48,6 +50,15 @@ def by_pubkey(user_id: str, pubkey: str) -> WalletItem | None:
     except DoesNotExist:
         return None
     return get(user_id, claim.wallet_id)
+
+
+def update(item: WalletItem, actions: list[Any]) -> WalletItem | None:
+    """Apply `actions` to the wallet if it still exists; the updated wallet, or None."""
+    from flowdeploy.store import applied
+
+    if not applied(lambda: item.update(actions=actions, condition=WalletItem.id.exists())):
+        return None
+    return item
 
 
 def delete(user_id: str, wallet_id: str) -> bool:
