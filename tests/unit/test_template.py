@@ -229,6 +229,7 @@ def test_the_documented_routes_go_to_the_documented_functions() -> None:
 def test_deployment_read_is_not_taken_for_a_deployment_id() -> None:
     """API Gateway prefers the literal route; the local stack routes as it does."""
     from flowdeploy.local.devserver import Gateway
+
     gateway = Gateway(TEMPLATE)  # routing only: no function runs
     found = gateway.route("GET", "/deployment/read")
     assert found is not None and found[0].function == "ReadFunction"
