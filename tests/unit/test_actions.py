@@ -259,3 +259,14 @@ def test_post_answers_the_transaction_with_the_identity_memo_for_the_account(
     assert run["inputs"]["account"] == {"B3": str(wallet.pubkey())}
     assert run["inputs"]["amount"] == {"D": "0.25"}
     assert "count" not in run["inputs"]  # an optional parameter left out keeps its default
+
+
+def test_a_post_whose_run_cannot_be_queued_is_a_503_and_leaves_no_run(api: Api) -> None:
+    from tests.faults import Fault, injected
+
+    deployment_id = blink(api, new_user())
+    path = f"/action/{deployment_id}?amount=0.25&recipient={Keypair().pubkey()}"
+    with injected(Fault("SendMessage", "ServiceUnavailable")):
+        reply = api.call("POST", path, json_body={"account": str(Keypair().pubkey())})
+    assert reply.status == 503, reply.body
+    assert count_items("FlowRunsTable") == 0, "the run written before the send is deleted"
