@@ -56,6 +56,8 @@ def local_stack(parameters: Sequence[str] = UNTHROTTLED) -> Iterator[tuple[str, 
     """`make dev` on free ports (the API's and the local Solana RPC's); its base URL and pid."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FLOW", "JWT_"))}
     env.pop("RUN_TOKEN_SECRET", None)
+    # One user starts every run: let all of them be live at once (MaxLiveRunsPerUser).
+    room = f"MaxLiveRunsPerUser={STARTS + CONCURRENCY}"
     process = subprocess.Popen(
         [
             sys.executable,
@@ -65,7 +67,7 @@ def local_stack(parameters: Sequence[str] = UNTHROTTLED) -> Iterator[tuple[str, 
             "0",
             "--solana-port",
             "0",
-            *(arg for p in parameters for arg in ("--parameter", p)),
+            *(arg for p in (*parameters, room) for arg in ("--parameter", p)),
         ],
         cwd=ROOT,
         env=env,
@@ -160,11 +162,17 @@ def measure() -> list[Row]:
         waited = time.perf_counter()
         statuses: dict[str, int] = {}
         while time.perf_counter() - waited < RUNS_TIMEOUT:
-            _, runs, _ = request(url, "GET", f"/deployment/{deployment_id}/flow_runs", token)
             statuses = {}
-            for run in runs:
-                if run["id"] in started:
-                    statuses[run["status"]] = statuses.get(run["status"], 0) + 1
+            page = f"/deployment/{deployment_id}/flow_runs"
+            while page:
+                _, runs, _ = request(url, "GET", page, token)
+                for run in runs["flow_runs"]:
+                    if run["id"] in started:
+                        statuses[run["status"]] = statuses.get(run["status"], 0) + 1
+                following = runs["next"]
+                page = (
+                    f"/deployment/{deployment_id}/flow_runs?after={following}" if following else ""
+                )
             if statuses.get("succeeded", 0) == len(started) or not (
                 statuses.get("queued") or statuses.get("running")
             ):

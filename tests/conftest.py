@@ -47,6 +47,9 @@ os.environ.update(
 )
 for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "JWT_SECRET_PARAMETER", "RUN_TOKEN_SECRET_ARN"):
     os.environ.pop(name, None)
+# JavaScript nodes: the Deno that `make test` installs (pytest run by hand finds it too).
+if (ROOT / ".tools" / "deno" / "deno").is_file():
+    os.environ.setdefault("DENO_PATH", str(ROOT / ".tools" / "deno" / "deno"))
 
 # Before any botocore session exists, so the round-trip tests see every AWS call, and the
 # IAM test every call a function makes: in-process handlers here, the local stack's and

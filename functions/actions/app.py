@@ -110,8 +110,10 @@ def options_action(deployment_id: str) -> Response[str]:
         "Run the deployment as the wallet `account`: the transaction for it to sign",
         description=(
             "Starts the deployment as `Authorization: Bearer <account>` would, with "
-            "action_signer = account, input `account` and output_instructions, and waits for "
-            "the transaction (at most ACTION_WAIT_SECONDS, 25 s)."
+            "action_signer = account and input `account`, and waits for the transaction (at "
+            "most ACTION_WAIT_SECONDS, 25 s). With an action_identity the run goes on once "
+            "the wallet sends it (found on chain by its identity memo); without, the run "
+            "stops at it (output_instructions)."
         ),
         ok=openapi.ActionTransaction,
         body=actions.ActionPostBody,
@@ -123,9 +125,9 @@ def post_action(deployment_id: str) -> Response[str]:
     deployment = _deployment(deployment_id)
     body = http.parse_body(app, actions.ActionPostBody)
     query = app.current_event.query_string_parameters or {}
-    run_id, title = actions.start_action(deployment, body, query)
+    started = actions.start_action(deployment, body, query)
     wait = min(settings().action_wait_seconds, _remaining_seconds() - 2.0)
-    return _json(actions.wait_for_transaction(run_id, max(wait, 0.0), title))
+    return _json(actions.wait_for_transaction(started, max(wait, 0.0)))
 
 
 def _remaining_seconds() -> float:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import time
 import urllib.request
 from typing import Any
 
@@ -136,6 +137,17 @@ def test_a_blink_round_trip_moves_tokens_and_pays_the_fee(
     lamports = rpc.balance(wallet.pubkey())
     signature = rpc.send(signed)
     rpc.confirm(signature, rpc.latest_blockhash()[1])
+
+    # The run was waiting for the wallet: it finds the transaction by its memo and goes on.
+    run_id = answer["message"].rsplit(" ", 1)[-1].rstrip(".")
+    run = client.request("GET", f"/flow_run/{run_id}", user=owner).json()
+    for _ in range(100):
+        if run["status"] != "running":
+            break
+        time.sleep(0.1)
+        run = client.request("GET", f"/flow_run/{run_id}", user=owner).json()
+    assert run["status"] == "succeeded", run
+    assert run["outputs"]["signature"] == {"B6": str(signature)}
 
     assert token_balance(rpc, treasury, mint) == 1_500_000
     assert token_balance(rpc, wallet.pubkey(), mint) == 8_500_000

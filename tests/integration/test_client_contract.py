@@ -23,6 +23,7 @@ from tests.integration.space_operator_clients import V012, ClientError, Next
 from tests.integration.test_http import Client
 from tests.integration.test_solana_http import fund
 from tests.unit.engine.flows import edge, node
+from tests.unit.solana.conftest import call
 from tests.unit.solana.test_solana_runs import SOL, transfer_flow
 
 
@@ -112,6 +113,62 @@ def test_client_next_runs_the_same_transfer_with_a_wallet_that_adds_compute_budg
     landed = Signature.from_bytes(base58.decode(output["M"]["signature"]["B6"]))
     assert landed == Signature.from_string(body["signature"])  # the wallet's message landed
     assert rpc.signature_statuses([landed])[0]["err"] is None
+    assert rpc.balance(recipient) == SOL // 2
+
+
+def build_transaction(request: dict[str, Any]) -> VersionedTransaction:
+    """v0.12.2's `SignatureRequest.buildTransaction()`: the message with the request's
+    signatures in their slots, 64 zero bytes elsewhere."""
+    message = from_bytes_versioned(base64.b64decode(request["message"]))
+    given = {p["pubkey"]: p["signature"] for p in request.get("signatures") or []}
+    signers = message.account_keys[: message.header.num_required_signatures]
+    signatures = [
+        Signature.from_string(given.get(str(key), str(Signature.default()))) for key in signers
+    ]
+    return VersionedTransaction.populate(message, signatures)
+
+
+def test_v0_12_execute_on_action_a_wallet_sends_and_the_run_continues(
+    client: Client, stack: Stack, rpc: SolanaRpc, owner: tuple[str, str]
+) -> None:
+    """Upstream's "execute on action" as v0.12.2 runs it: an identity wallet (upsertWallet),
+    a start with action_signer, then getSignatureRequest, buildTransaction, the wallet signs
+    and `connection.sendTransaction(tx, {skipPreflight: true})`, no submit; getFlowOutput's
+    signature is the wallet's."""
+    deployment_id = transfer_deployment(client, stack, owner)
+    identity = Keypair()
+    V012(stack.url, owner[1]).upsert_wallet(
+        {
+            "type": "HARDCODED",
+            "name": "identity",
+            "public_key": str(identity.pubkey()),
+            "keypair": base58.encode(bytes(identity)),
+            "user_id": owner[0],
+        }
+    )
+    path = f"/deployment/{deployment_id}"
+    patched = client.request(
+        "PATCH", path, user=owner[0], json={"action_identity": str(identity.pubkey())}
+    )
+    assert patched.status_code == 200, patched.text
+    starter_key, recipient = Keypair(), Keypair().pubkey()
+    fund(rpc, starter_key.pubkey(), 2 * SOL)
+    starter = V012(stack.url, token=str(starter_key.pubkey()))
+    inputs = {"sender": {"B3": str(starter_key.pubkey())}, "recipient": {"B3": str(recipient)}}
+    started = starter.start_deployment(
+        {"id": deployment_id},
+        {"inputs": inputs, "action_signer": str(starter_key.pubkey())},
+    )
+    starter.token = started["token"]
+    request = starter.get_signature_request(started["flow_run_id"])
+    unsigned = build_transaction(request)
+    signed = VersionedTransaction(unsigned.message, [starter_key])  # tx.sign([starterKeypair])
+    wire = base64.b64encode(bytes(signed)).decode()
+    sent = call(
+        stack.solana_url, "sendTransaction", wire, {"encoding": "base64", "skipPreflight": True}
+    )
+    output = starter.get_flow_output(started["flow_run_id"])
+    assert output["M"]["signature"]["B6"] == sent["result"]
     assert rpc.balance(recipient) == SOL // 2
 
 
@@ -250,7 +307,7 @@ def test_wallet_sign_in_claim_token_and_upsert_as_each_client_calls_them(
     assert claimed["user_id"] == owner[0] and claimed["refresh_token"] == ""
     again = Next(stack.url, owner[1]).claim_token()
     mine = Next(stack.url, again["access_token"]).request("GET", "/apikey").json()
-    assert len(mine) == 1
+    assert len(mine["api_keys"]) == 1
     with pytest.raises(ClientError) as no_key:
         Next(stack.url, claimed["access_token"]).claim_token()
     assert no_key.value.status == 401

@@ -37,9 +37,10 @@ def test_twenty_concurrent_deploys_of_one_flow_leave_latest_on_the_newest(
     with ThreadPoolExecutor(max_workers=20) as pool:
         ids = list(pool.map(lambda _: client.deploy(owner, flow_id), range(20)))
     assert len(set(ids)) == 20
-    tags = client.request("GET", f"/flow/{flow_id}/tags", user=owner).json()
+    tags = client.request("GET", f"/flow/{flow_id}/tags", user=owner).json()["tags"]
     assert [(t["tag"], t["deployment_id"]) for t in tags] == [("latest", max(ids))]
     listed = client.request("GET", f"/flow/{flow_id}/deployments", user=owner).json()
+    listed = listed["deployments"]
     assert [d["id"] for d in listed] == sorted(ids, reverse=True)
 
 
@@ -75,7 +76,7 @@ def test_tag_moves_racing_a_delete_never_leave_a_tag_on_a_missing_deployment(
     # too on the local stack: README "Reliability", what did not hold.)
     assert set(statuses) <= {200, 404, 409}
     assert 200 in statuses
-    tags = client.request("GET", f"/flow/{flow_id}/tags", user=owner).json()
+    tags = client.request("GET", f"/flow/{flow_id}/tags", user=owner).json()["tags"]
     assert {t["tag"] for t in tags} >= {"latest"}
     for tag in tags:
         found = client.request("GET", f"/deployment/{tag['deployment_id']}", user=owner)

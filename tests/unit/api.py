@@ -69,6 +69,17 @@ def queued_messages(queue_url: str) -> int:
     return int(attributes["ApproximateNumberOfMessages"])
 
 
+def drain(queue_url: str) -> list[dict[str, Any]]:
+    """Every message on the queue, received (and hidden for 5 minutes)."""
+    sqs = boto3.client("sqs")
+    messages: list[dict[str, Any]] = []
+    while batch := sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=300
+    ).get("Messages", []):
+        messages += batch
+    return messages
+
+
 def sqs_event(*bodies: str, receives: int = 1) -> dict[str, Any]:
     """An SQS event for RunFunction, one record per message body."""
     return {

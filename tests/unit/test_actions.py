@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from solders.keypair import Keypair
+from solders.message import MessageV0
 from solders.transaction import VersionedTransaction
 
 from flowdeploy.local.solana_rpc import LocalSolana
 from flowdeploy.settings import settings
+from flowdeploy.solana.rpc import SolanaRpc
 from flowdeploy.solana.transaction import parse_identity_memo
 from tests.conftest import new_user
 from tests.unit.api import Api, count_items, sqs_event
@@ -224,9 +227,22 @@ def local_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalSolana]:
     settings.cache_clear()
 
 
-def test_post_answers_the_transaction_with_the_identity_memo_for_the_account(
+def final_run(api: Api, owner: str, run_id: str) -> dict[str, Any]:
+    for _ in range(300):
+        run = api.call("GET", f"/flow_run/{run_id}", user=owner).body
+        assert "status" in run, run
+        if run["status"] in {"succeeded", "failed", "stopped"}:
+            return dict(run)
+        time.sleep(0.05)
+    raise AssertionError(f"flow run {run_id} did not end")
+
+
+def test_post_answers_the_transaction_with_the_identity_memo_and_the_run_goes_on(
     api: Api, worker: None, local_network: LocalSolana
 ) -> None:
+    """With an identity, the run asks the account to sign; the answer is that request's
+    transaction. The Blink client refreshes the blockhash of the unsigned transaction (as
+    the specification tells it to) and sends it: the run finds it by its memo and goes on."""
     owner, wallet, recipient = new_user(), Keypair(), Keypair().pubkey()
     identity = Keypair()
     create_wallet(api, owner, identity)
@@ -259,6 +275,37 @@ def test_post_answers_the_transaction_with_the_identity_memo_for_the_account(
     assert run["inputs"]["account"] == {"B3": str(wallet.pubkey())}
     assert run["inputs"]["amount"] == {"D": "0.25"}
     assert "count" not in run["inputs"]  # an optional parameter left out keeps its default
+    assert run["transaction"] is None  # not stopped: waiting for the wallet
+
+    rpc = SolanaRpc(local_network.url, allow_private=True)
+    local_network.advance(1)
+    blockhash, _ = rpc.latest_blockhash()
+    old = tx.message
+    refreshed = MessageV0(
+        old.header, old.account_keys, blockhash, old.instructions, old.address_table_lookups
+    )
+    assert refreshed.recent_blockhash != old.recent_blockhash
+    sent = rpc.send(VersionedTransaction(refreshed, [wallet]))
+    run = final_run(api, owner, run_id)
+    assert run["status"] == "succeeded", run["error"]
+    assert run["outputs"]["signature"] == {"B6": str(sent)}
+    assert rpc.balance(recipient) == SOL // 4
+
+
+def test_without_an_identity_the_run_stops_at_the_transaction(
+    api: Api, worker: None, local_network: LocalSolana
+) -> None:
+    """Nothing could find the wallet's transaction on chain: output_instructions."""
+    owner, wallet = new_user(), Keypair()
+    local_network.airdrop(wallet.pubkey(), SOL)
+    network = {"url": local_network.url, "cluster": "localnet"}
+    deployment_id = blink(api, owner, network)
+    path = f"/action/{deployment_id}?amount=0.25&recipient={Keypair().pubkey()}"
+    reply = api.call("POST", path, headers=ORIGIN, json_body={"account": str(wallet.pubkey())})
+    assert reply.status == 200, reply.body
+    run_id = reply.body["message"].rsplit(" ", 1)[-1].rstrip(".")
+    run = final_run(api, owner, run_id)
+    assert run["status"] == "stopped" and run["transaction"] == reply.body["transaction"]
 
 
 def test_a_post_whose_run_cannot_be_queued_is_a_503_and_leaves_no_run(api: Api) -> None:

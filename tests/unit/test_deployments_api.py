@@ -79,7 +79,7 @@ def test_deploy_creates_the_latest_tag_in_the_docs_shape(api: Api) -> None:
     user = new_user()
     flow_id = api.create_flow(user)
     deployment_id = api.deploy(user, flow_id)
-    tags = api.call("GET", f"/flow/{flow_id}/tags", user=user).body
+    tags = api.call("GET", f"/flow/{flow_id}/tags", user=user).body["tags"]
     assert tags == [
         {
             "user_id": user,
@@ -96,9 +96,9 @@ def test_a_new_deploy_moves_latest_and_lists_newest_first(api: Api) -> None:
     flow_id = api.create_flow(user)
     first, second = api.deploy(user, flow_id), api.deploy(user, flow_id)
     assert first < second
-    tags = api.call("GET", f"/flow/{flow_id}/tags", user=user).body
+    tags = api.call("GET", f"/flow/{flow_id}/tags", user=user).body["tags"]
     assert [t["deployment_id"] for t in tags] == [second]
-    listed = api.call("GET", f"/flow/{flow_id}/deployments", user=user).body
+    listed = api.call("GET", f"/flow/{flow_id}/deployments", user=user).body["deployments"]
     assert [d["id"] for d in listed] == [second, first]
 
 
@@ -172,7 +172,7 @@ def test_a_flow_that_calls_itself_deploys_as_upstreams_collatz_does(api: Api) ->
     )
     reply = api.call("POST", f"/flow/deploy/{flow_id}", user=user)
     assert reply.status == 200, reply.body
-    [deployment] = api.call("GET", f"/flow/{flow_id}/deployments", user=user).body
+    [deployment] = api.call("GET", f"/flow/{flow_id}/deployments", user=user).body["deployments"]
     assert deployment["id"] == reply.body["deployment_id"]
 
 

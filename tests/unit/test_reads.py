@@ -39,7 +39,9 @@ def get(api: Api, query: str, inputs: Any = INPUTS, **kw: Any) -> Reply:
 
 
 def runs(api: Api, owner: str, deployment_id: str) -> list[dict[str, Any]]:
-    return list(api.call("GET", f"/deployment/{deployment_id}/flow_runs", user=owner).body)
+    return list(
+        api.call("GET", f"/deployment/{deployment_id}/flow_runs", user=owner).body["flow_runs"]
+    )
 
 
 def test_a_read_runs_the_deployment_and_answers_its_outputs_with_cache_headers(
@@ -192,6 +194,9 @@ BAD_READS = [
     ("id={id}&skip_cache=maybe", 400, "skip_cache must be true or false, got 'maybe'"),
     ("id={id}&inputs=" + "%20" * 8200, 413, "inputs in the query are limited to 8192 bytes"),
     ("id=0194e5ac-9103-7c52-971e-f71f83c5de2e", 404, "deployment not found"),
+    ("id={id}&inputs=%7B%22a%22%3A%7B%22F%22%3ANaN%7D%7D", 400, "inputs contains NaN"),
+    ("id={id}&tagg=v1", 400, "unknown query parameter: tagg"),
+    ("id={id}&flow=1", 400, "name the deployment one way"),
 ]
 
 

@@ -92,6 +92,18 @@ def test_the_idempotency_table_has_the_keys_and_ttl_powertools_uses() -> None:
     assert start_env["IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
 
 
+def test_the_live_runs_table_has_the_keys_its_model_uses_and_every_starter_knows_it() -> None:
+    from flowdeploy.store.models import LiveRunsItem
+
+    declared = TEMPLATE.tables()["LiveRunsTable"]
+    assert keys(declared["KeySchema"]) == key_schema(LiveRunsItem)
+    for function in ("StartFunction", "TriggerFunction", "ActionsFunction"):
+        env = TEMPLATE.functions()[function].environment
+        assert env["LIVE_RUNS_TABLE"] == {"Ref": "LiveRunsTable"}
+        assert env["MAX_LIVE_RUNS_PER_USER"] == {"Ref": "MaxLiveRunsPerUser"}
+    assert TEMPLATE.parameter_defaults()["MaxLiveRunsPerUser"] == 10
+
+
 def test_each_index_a_model_queries_is_declared_with_the_same_keys() -> None:
     from flowdeploy.store.models import DeploymentItem, TagItem
 
@@ -100,10 +112,20 @@ def test_each_index_a_model_queries_is_declared_with_the_same_keys() -> None:
         for table in TEMPLATE.tables().values()
         for index in table.get("GlobalSecondaryIndexes", [])
     }
-    for model in (DeploymentItem, TagItem, FlowRunItem, ApiKeyItem):
+    for model in (DeploymentItem, TagItem, FlowRunItem, ApiKeyItem, FlowItem):
         for name, schema in index_schemas(model).items():
             assert declared[name] == schema, name
     assert declared["EntrypointTagIndex"] == [("entrypoint", "HASH"), ("tag", "RANGE")]
+
+
+def test_the_flow_list_index_projects_what_the_list_shows() -> None:
+    from flowdeploy.store.flows import summary_row
+    from flowdeploy.store.models import FLOW_SUMMARY
+
+    (index,) = TEMPLATE.tables()["FlowsTable"]["GlobalSecondaryIndexes"]
+    # export and import read `source` from it too
+    assert index["Projection"]["NonKeyAttributes"] == [*FLOW_SUMMARY, "source"]
+    assert set(summary_row(FlowItem(id=1, user_id="u"))) == {"id", "user_id", *FLOW_SUMMARY}
 
 
 def test_the_queue_redrives_to_a_dead_letter_queue_after_three_receives() -> None:
@@ -202,10 +224,11 @@ def test_functions_run_python_3_13_on_arm64_with_the_shared_layer() -> None:
 
 
 def test_the_documented_routes_go_to_the_documented_functions() -> None:
-    routes = {(r.method, r.path): r.function for r in TEMPLATE.routes()}
+    routes = {(r.method, r.path): r.function for r in TEMPLATE.routes() if r.method != "ANY"}
     assert routes[("POST", "/flow/deploy/{flow_id}")] == "DeployFunction"
     assert routes[("POST", "/deployment/start")] == "StartFunction"
     assert routes[("GET", "/openapi.json")] == routes[("GET", "/docs")] == "DocsFunction"
+    assert routes[("GET", "/")] == "DocsFunction"
     assert routes[("GET", "/deployment/read")] == routes[("POST", "/deployment/read")]
     assert routes[("GET", "/deployment/read")] == "ReadFunction"
     actions = {(m, p) for (m, p), f in routes.items() if f == "ActionsFunction"}
@@ -217,7 +240,7 @@ def test_the_documented_routes_go_to_the_documented_functions() -> None:
         ("OPTIONS", "/action/{deployment_id}"),
         ("POST", "/action/{deployment_id}"),
     }
-    special = {"/flow/deploy/{flow_id}", "/deployment/start", "/openapi.json", "/docs"}
+    special = {"/flow/deploy/{flow_id}", "/deployment/start", "/openapi.json", "/docs", "/"}
     others = {
         f
         for (m, p), f in routes.items()
@@ -251,7 +274,7 @@ NO_CREDENTIALS = {
 
 
 @pytest.mark.parametrize(
-    "route", [r for r in TEMPLATE.routes() if r.path != "$default"], ids=lambda r: r.route_key
+    "route", [r for r in TEMPLATE.routes() if r.method != "ANY"], ids=lambda r: r.route_key
 )
 def test_every_route_of_the_template_has_a_handler(aws: dict[str, Any], route: Any) -> None:
     path = route.path.replace("{flow_id}", "1").replace("{deployment_id}", "x")

@@ -5,8 +5,12 @@ label (deployment columns, with defaults) and one linked action whose parameters
 entry flow's `flow_input` nodes, typed as they declare. `POST /action/{id}` with
 `{"account"}` starts the deployment as that wallet, exactly as `Authorization: Bearer
 <account>` would (the deployment's start_permission applies, and anything it refuses is a
-404), with `action_signer` = the account, the input `account` (B3) next to the parameters,
-and `output_instructions` on; it answers the transaction the run stops at. Errors are the
+404), with `action_signer` = the account and the input `account` (B3) next to the
+parameters, and answers the transaction for the wallet. With an `action_identity` (and
+`output_instructions` off), the run goes on after that transaction: it asks the account
+for its signature, the answer is the request's transaction, and when the wallet sends it
+the run finds it on chain by its identity memo and continues. Without one, nothing could
+find it, so the run stops at the transaction (`output_instructions`). Errors are the
 specification's `{"message"}`.
 """
 
@@ -21,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from flowdeploy import base58
+from flowdeploy import base58, signature_requests
 from flowdeploy.auth import Caller
 from flowdeploy.deployments import DeploymentRef, admits
 from flowdeploy.errors import BadRequest, GatewayTimeout, NotFound, Unprocessable
@@ -29,7 +33,7 @@ from flowdeploy.flow_runs import StartDeploymentParams, queue_run
 from flowdeploy.ids import parse_uuid
 from flowdeploy.store import deployments as deployment_store
 from flowdeploy.store import runs as run_store
-from flowdeploy.store.models import DeploymentItem, FlowRunItem
+from flowdeploy.store.models import DeploymentItem
 from flowdeploy.values import IValue, IValueError, decode_map, encode_map
 
 logger = logging.getLogger(__name__)
@@ -237,11 +241,21 @@ _GENESIS: dict[str, str] = {}  # RPC URL -> genesis hash: a chain's never change
 # -- POST --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class ActionRun:
+    """A run a wallet started through `POST /action/{id}`."""
+
+    run_id: str
+    title: str  # the Action's title
+    account: str  # the wallet: its action signer
+    continues: bool  # it goes on once the wallet's transaction lands (found by its memo)
+
+
 def start_action(
     deployment: DeploymentItem, body: ActionPostBody, query: Mapping[str, str]
-) -> tuple[str, str]:
-    """Queue the run the wallet asked for: (its id, the Action's title). 400 before anything
-    starts if the account or a parameter is malformed or a required one is missing."""
+) -> ActionRun:
+    """Queue the run the wallet asked for. 400 before anything starts if the account or a
+    parameter is malformed or a required one is missing."""
     account = body.account.strip()
     if not base58.is_pubkey(account):
         raise BadRequest(f"account must be a base58 public key (32 bytes), got {account[:64]!r}")
@@ -256,41 +270,44 @@ def start_action(
             continue
         inputs[parameter.name] = parameter.value(text)
     inputs[ACCOUNT_INPUT] = IValue("B3", base58.decode(account))
+    continues = deployment.action_identity is not None and not deployment.output_instructions
     params = StartDeploymentParams(
-        inputs=encode_map(inputs), action_signer=account, output_instructions=True
+        inputs=encode_map(inputs), action_signer=account, output_instructions=not continues
     )
     caller = Caller(kind="anonymous", pubkey=account, via="pubkey")
     run_id = queue_run(DeploymentRef(id=deployment.id), params, caller, ORIGIN)
-    return run_id, deployment.action_title or flow_name
+    return ActionRun(run_id, deployment.action_title or flow_name, account, continues)
 
 
-def wait_for_transaction(run_id: str, seconds: float, title: str) -> dict[str, Any]:
-    """The ActionPostResponse once the run stops at its transaction; 422 if it ends without
-    one, 504 if it is not there within `seconds` (the run goes on)."""
-    run = _final(run_id, seconds)
+def wait_for_transaction(action: ActionRun, seconds: float) -> dict[str, Any]:
+    """The ActionPostResponse once the run asks the wallet to sign (or stops at its
+    transaction); 422 if it ends without one, 504 if not within `seconds` (the run goes on)."""
+    from flowdeploy.run_output import wait_until
+
+    run_id = action.run_id
+    started = run_store.get(run_id)
+    if started is None:
+        raise NotFound(f"flow run not found: {run_id}")
+    message = f"{action.title}: sign to complete flow run {run_id}."
+    if action.continues:
+        run, request = signature_requests.wait_for_request(started, seconds, action.account)
+        if request is not None:
+            transaction = signature_requests.request_transaction(request)
+            return {"type": "transaction", "transaction": transaction, "message": message}
+    else:
+        run = wait_until(started, seconds, lambda _: False, max_pause=MAX_POLL_SECONDS)
     if run is None:
         raise GatewayTimeout(
             f"flow run {run_id} has not built its transaction within {seconds:g} s; try again"
         )
     if run.transaction:
         simulation = run.simulation or {}
-        message = f"{title}: sign to complete flow run {run_id}."
         if simulation.get("error"):
             message += f" Warning: simulating it fails: {simulation['error']}"
         return {"type": "transaction", "transaction": run.transaction, "message": message}
     if run.status == run_store.FAILED:
         raise Unprocessable(f"the flow failed: {run.error}")
     raise Unprocessable(f"flow run {run_id} ended {run.status} without a transaction to sign")
-
-
-def _final(run_id: str, seconds: float) -> FlowRunItem | None:
-    """The run once final (polled with run_output's backoff); None after `seconds`."""
-    from flowdeploy.run_output import wait_until
-
-    run = run_store.get(run_id)
-    if run is None:
-        raise NotFound(f"flow run not found: {run_id}")
-    return wait_until(run, seconds, lambda _: False, max_pause=MAX_POLL_SECONDS)
 
 
 DEFAULT_ICON = """<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 512 512">

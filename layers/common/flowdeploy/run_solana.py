@@ -18,12 +18,14 @@ from flowdeploy.settings import settings
 from flowdeploy.solana import CLUSTERS
 from flowdeploy.solana.rpc import RpcError, SolanaRpc
 from flowdeploy.solana.session import (
+    SentByWallet,
     SignatureAnswer,
     SolanaFailure,
     SolanaSession,
     SolanaSettings,
 )
 from flowdeploy.solana.transaction import Fee
+from flowdeploy.solana.watcher import ReferenceWatch
 from flowdeploy.store import runs as run_store
 from flowdeploy.store.models import DeploymentItem, FlowRunItem
 
@@ -102,7 +104,9 @@ class OwnerWallets:
 class StoredSignatureBroker:
     """Signature requests in the SignatureRequests table: the signer reads the open one
     (`GET /flow/signature_request/{run}`), answers it (`POST /signature/submit`), and the
-    run polls it."""
+    run polls it — and, with a watch, the chain for the transaction its wallet may send
+    itself. One conditional write on the request decides between an answer and the landed
+    transaction: whichever is stored first, the other is refused."""
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
@@ -113,7 +117,8 @@ class StoredSignatureBroker:
         message: bytes,
         timeout: float,
         presigners: dict[Pubkey, Signature],
-    ) -> SignatureAnswer:
+        watch: ReferenceWatch | None = None,
+    ) -> SignatureAnswer | SentByWallet | None:
         try:
             request_id = await asyncio.to_thread(
                 signature_requests.open_request,
@@ -130,14 +135,20 @@ class StoredSignatureBroker:
         loop = asyncio.get_running_loop()
         until = loop.time() + timeout
         try:
-            while loop.time() < until:
-                await asyncio.sleep(min(SIGNATURE_POLL_SECONDS, max(0.0, until - loop.time())))
+            while (left := until - loop.time()) > 0:
+                pause = min(SIGNATURE_POLL_SECONDS, left)
+                if watch is not None:
+                    pause = min(pause, watch.seconds_until_due())
+                await asyncio.sleep(pause)
                 answer = await self._answer(request_id)
                 if answer is not None:
                     return answer
-            raise SolanaFailure(
-                f"no signature from {pubkey} within {timeout:g} s; the transaction was not sent"
-            )
+                if watch is not None and watch.seconds_until_due() <= 0:
+                    landed = await self._look(watch)
+                    if landed is not None:
+                        return await self._settle(request_id, landed)
+            # An answer stored just before the request expired is still taken.
+            return await self._answer(request_id)
         finally:
             try:
                 await asyncio.to_thread(signature_requests.close_request, self.run_id, request_id)
@@ -156,3 +167,27 @@ class StoredSignatureBroker:
             return None
         signature, new_message = answer
         return SignatureAnswer(Signature.from_string(signature), new_message)
+
+    async def _look(self, watch: ReferenceWatch) -> Signature | None:
+        """The landed transaction's signature, if the watch finds it now (WatchFailed if it
+        landed but failed, or is not the run's)."""
+        try:
+            return await asyncio.to_thread(watch.poll)
+        except RpcError as error:  # a failed look only delays finding it
+            logger.warning("run %s could not look on chain: %s", self.run_id, error)
+            return None
+
+    async def _settle(self, request_id: int, landed: Signature) -> SentByWallet:
+        """Close the request for the landed transaction. If an answer was stored first, the
+        run still goes on with the landed transaction: it is on chain, and sending the
+        answered one too could do the same thing twice."""
+        try:
+            won = await asyncio.to_thread(
+                signature_requests.settle_on_chain, request_id, str(landed)
+            )
+        except Exception:  # closing it in `finally` refuses later answers all the same
+            logger.warning("could not settle signature request %s", request_id, exc_info=True)
+            won = False
+        if not won:
+            logger.info("signature request %s was answered as its transaction landed", request_id)
+        return SentByWallet(landed)

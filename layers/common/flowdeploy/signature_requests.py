@@ -87,6 +87,18 @@ def request_json(item: SignatureRequestItem) -> dict[str, Any]:
 def pending_request(run: FlowRunItem, wait: float = 0.0) -> dict[str, Any]:
     """The run's open request, in upstream's shape; while the run goes on without one, wait
     up to `wait` seconds for it (upstream's route waits for the run to ask); then 404."""
+    _, item = wait_for_request(run, wait)
+    if item is None:
+        raise NotFound(f"flow run {run.id} has no pending signature request")
+    return request_json(item)
+
+
+def wait_for_request(
+    run: FlowRunItem, wait: float, pubkey: str | None = None
+) -> tuple[FlowRunItem | None, SignatureRequestItem | None]:
+    """(the run as last read, its open request) once the run asks `pubkey` (anyone, if
+    None) for a signature, waiting up to `wait` seconds; (the final run, None) if it ends
+    first; (None, None) if neither happens in time."""
     stale: set[str] = set()
     found: list[SignatureRequestItem] = []
 
@@ -95,22 +107,46 @@ def pending_request(run: FlowRunItem, wait: float = 0.0) -> dict[str, Any]:
         if current.status != run_store.RUNNING or not request_id or request_id in stale:
             return False
         item = store.get(int(request_id))
-        if item is None or item.signature or item.closed or time.time() >= float(item.expires_at):
-            stale.add(request_id)  # answered or given up: wait for the run's next one
+        if (
+            item is None
+            or item.signature
+            or item.closed
+            or time.time() >= float(item.expires_at)
+            or (pubkey is not None and item.pubkey != pubkey)
+        ):
+            stale.add(request_id)  # answered, given up or someone else's: wait for the next
             return False
         found.append(item)
         return True
 
-    if not asks(run) and wait > 0:
-        run_output.wait_until(run, wait, asks, max_pause=MAX_WAIT_PAUSE_SECONDS)
-    if not found:
-        raise NotFound(f"flow run {run.id} has no pending signature request")
-    return request_json(found[-1])
+    if asks(run):
+        return run, found[-1]
+    current = run_output.wait_until(run, wait, asks, max_pause=MAX_WAIT_PAUSE_SECONDS)
+    return current, found[-1] if found else None
+
+
+def request_transaction(item: SignatureRequestItem) -> str:
+    """The request as a transaction (base64), as `SignatureRequest.buildTransaction()` of
+    the clients makes it: the message with the signatures already made, 64 zero bytes in
+    every other signer's slot."""
+    from solders.message import from_bytes_versioned
+    from solders.signature import Signature
+    from solders.transaction import VersionedTransaction
+
+    message = from_bytes_versioned(base64.b64decode(item.message))
+    given = {entry["pubkey"]: entry["signature"] for entry in item.signatures or []}
+    signers = message.account_keys[: message.header.num_required_signatures]
+    signatures = [
+        Signature.from_string(given[str(key)]) if str(key) in given else Signature.default()
+        for key in signers
+    ]
+    return base64.b64encode(bytes(VersionedTransaction.populate(message, signatures))).decode()
 
 
 def submit(request_id: int, signature_text: str, new_msg_text: str | None = None) -> None:
     """Answer request `request_id`: 404 unknown, 400 if the signature does not verify or the
-    new message changes the transaction, 409 once answered, expired or given up."""
+    new message changes the transaction, 409 once answered, expired, given up or sent by
+    the wallet itself (found on chain)."""
     item = store.get(request_id)
     if item is None:
         raise NotFound(f"signature request not found: {request_id}")
@@ -121,6 +157,10 @@ def submit(request_id: int, signature_text: str, new_msg_text: str | None = None
     signature = _verified(item, signature_text, new_message or message)
     stored_message = base64.b64encode(new_message).decode() if new_message else None
     if not store.answer(request_id, signature, stored_message, now):
+        # Taken in between (another answer, or the transaction found on chain): say which.
+        current = store.get(request_id)
+        if current is not None:
+            _require_open(current, time.time())
         raise Conflict(f"signature request {request_id} is no longer pending")
 
 
@@ -138,6 +178,11 @@ def submit_for_run(run: FlowRunItem, params: RunSignatureParams) -> int:
 def _require_open(item: SignatureRequestItem, now: float) -> None:
     if item.signature:
         raise Conflict(f"signature request {item.id} was already answered")
+    if item.landed_signature:
+        raise Conflict(
+            f"signature request {item.id} is no longer pending: the wallet sent the "
+            f"transaction itself, {item.landed_signature} landed and the run went on with it"
+        )
     if item.closed:
         raise Conflict(f"signature request {item.id} is no longer pending: its run stopped waiting")
     if now >= float(item.expires_at):
@@ -236,6 +281,12 @@ def answer_of(request_id: int) -> tuple[str, bytes | None] | None:
         return None
     new_message = base64.b64decode(item.new_message) if item.new_message else None
     return item.signature, new_message
+
+
+def settle_on_chain(request_id: int, landed_signature: str) -> bool:
+    """The request's transaction landed, sent by the signer's wallet: close the request
+    unless an answer came first (True if the chain won; a later answer is then a 409)."""
+    return store.settle_on_chain(request_id, landed_signature)
 
 
 def close_request(run_id: str, request_id: int) -> None:

@@ -200,6 +200,35 @@ def test_a_memo_naming_an_account_of_the_transaction_is_refused() -> None:
     assert "business instructions count" in changed(pay(1_000), pay(1_000, on_recipient))
 
 
+def test_the_identity_memo_stays_an_instruction_of_a_changed_message() -> None:
+    """Upstream counts the original's own memo as a wallet addition in the new message, so
+    it refuses every changed message that carries an identity memo; here the memo stays."""
+    memo = Instruction(MEMO_PROGRAM, b"solana-action:identity:reference:signature", [])
+    assert to_bytes_versioned(same_message_logic(pay(1_000, memo), pay(1_000, memo))) == pay(
+        1_000, memo
+    )
+    same_message_logic(pay(1_000, memo), pay(1_000, limit(200_000), price(5), memo))
+    assert "different business instructions count" in changed(pay(1_000, memo), pay(1_000))
+    other = Instruction(MEMO_PROGRAM, b"solana-action:identity:other:signature", [])
+    assert "different business instructions count" in changed(pay(1_000, memo), pay(1_000, other))
+
+
+def test_a_landed_transaction_may_have_a_newer_blockhash() -> None:
+    send = transfer(TransferParams(from_pubkey=PAYER, to_pubkey=RECIPIENT, lamports=1_000))
+    newer = to_bytes_versioned(MessageV0.try_compile(PAYER, [send], [], Hash.new_unique()))
+    same_message_logic(pay(1_000), newer, same_blockhash=False)
+    other = to_bytes_versioned(
+        MessageV0.try_compile(
+            PAYER,
+            [transfer(TransferParams(from_pubkey=PAYER, to_pubkey=OTHER, lamports=1_000))],
+            [],
+            Hash.new_unique(),
+        )
+    )
+    with pytest.raises(MessageChanged, match="different account inputs for instruction 0"):
+        same_message_logic(pay(1_000), other, same_blockhash=False)
+
+
 def test_a_legacy_message_or_garbage_is_refused() -> None:
     send = transfer(TransferParams(from_pubkey=PAYER, to_pubkey=RECIPIENT, lamports=1_000))
     legacy = bytes(Message.new_with_blockhash([send], PAYER, BLOCKHASH))

@@ -254,6 +254,48 @@ def test_statuses_of_many_signatures(rpc: SolanaRpc, payer: Keypair) -> None:
     assert statuses[300]["slot"] > 0
 
 
+def test_signatures_for_address_pages_and_get_transaction(
+    rpc: SolanaRpc, local: LocalSolana, payer: Keypair
+) -> None:
+    """What the watcher reads: an address's transactions newest first with their memo field,
+    paged with until/before, and each landed transaction with its error."""
+    address = Pubkey.new_unique()
+    blockhash, _ = rpc.latest_blockhash()
+    memo = Instruction(MEMO, "héllo".encode(), [])
+    sent = [
+        rpc.send(signed(payer, [transfer_to(payer, address, LAMPORTS_PER_SOL), memo], blockhash)),
+        rpc.send(pay(payer, address, LAMPORTS_PER_SOL, blockhash)),
+    ]
+    failed = pay(payer, address, 100 * LAMPORTS_PER_SOL, blockhash)
+    wire = base64.b64encode(bytes(failed)).decode()
+    call(local.url, "sendTransaction", wire, {"encoding": "base64", "skipPreflight": True})
+    newest_first = [info.signature for info in rpc.signatures_for_address(address)]
+    assert newest_first == [failed.signatures[0], sent[1], sent[0]]
+    first, second, third = rpc.signatures_for_address(address)
+    assert third.memo == "[6] héllo" and second.memo is None  # bytes, not characters
+    assert first.err == {"InstructionError": [0, {"Custom": 1}]}
+    assert third.confirmation_status == "confirmed" and third.slot < second.slot
+    assert [i.signature for i in rpc.signatures_for_address(address, until=sent[0])] == [
+        failed.signatures[0],
+        sent[1],
+    ]
+    assert [i.signature for i in rpc.signatures_for_address(address, limit=1)] == [
+        failed.signatures[0]
+    ]
+    assert [i.signature for i in rpc.signatures_for_address(address, before=sent[1])] == [sent[0]]
+
+    landed = rpc.transaction(sent[0])
+    assert landed is not None and landed.err is None
+    assert landed.transaction.signatures[0] == sent[0] and landed.slot == third.slot
+    bad = rpc.transaction(failed.signatures[0])
+    assert bad is not None and bad.err == {"InstructionError": [0, {"Custom": 1}]}
+    assert rpc.transaction(Keypair().sign_message(b"never sent")) is None
+
+
+def transfer_to(payer: Keypair, to: Pubkey, lamports: int) -> Instruction:
+    return transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=to, lamports=lamports))
+
+
 def test_an_oversized_transaction_is_refused_before_sending(rpc: SolanaRpc, payer: Keypair) -> None:
     blockhash, _ = rpc.latest_blockhash()
     tx = signed(payer, [Instruction(MEMO, b"x" * 1200, [])], blockhash)

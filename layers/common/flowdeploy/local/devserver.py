@@ -30,6 +30,7 @@ from flowdeploy.local.stack import (
     canonical_aliases,
     fake_credentials,
     function_environment,
+    local_replacements,
     provision,
     provision_jwt_parameter,
     repository_root,
@@ -246,7 +247,12 @@ def make_server(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m flowdeploy.local", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("PORT", "3000")),
+        help="port of the API (default: $PORT, else 3000); 0 picks a free one",
+    )
     parser.add_argument(
         "--solana-port",
         type=int,
@@ -270,12 +276,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def local_variables(endpoint: str, solana_url: str, api_url: str) -> dict[str, str]:
+def local_variables(endpoint: str, solana_url: str) -> dict[str, str]:
     """What the local stack adds to every function's environment (documented as such)."""
     return {
         "AWS_ENDPOINT_URL": endpoint,
-        # api_input nodes publish URLs under the API's address (API Gateway's, in AWS).
-        "API_URL": api_url,
         # Flows created locally use the local cluster; on AWS the default stays devnet.
         "DEFAULT_SOLANA_URL": solana_url,
         "DEFAULT_SOLANA_CLUSTER": "localnet",
@@ -295,26 +299,69 @@ def start_functions(
         calls.record_to(record_calls)
     names = provision(template)
     provision_jwt_parameter(template)
-    local = local_variables(os.environ["AWS_ENDPOINT_URL"], solana_url, api_url)
+    added = local_variables(os.environ["AWS_ENDPOINT_URL"], solana_url)
+    replaced = local_replacements(api_url)
     specs = template.functions()
     aliases = canonical_aliases(template, names)
     functions = Functions(
         specs,
-        {name: function_environment(template, spec, names, local) for name, spec in specs.items()},
+        {
+            name: function_environment(template, spec, names, added, replaced)
+            for name, spec in specs.items()
+        },
         record_calls=record_calls,
         resource_aliases=lambda: aliases,
     )
     return names, functions
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    parameters = dict(p.partition("=")[::2] for p in args.parameter)
+def busy_port(what: str, host: str, port: int, error: OSError, remedy: str) -> str:
+    """What `make dev` says when a port it needs is taken, and how to choose another."""
+    return (
+        f"cannot listen on {host}:{port} for {what}: {error.strerror or error}.\n"
+        f"Another `make dev` (or another program) is using it; {remedy}"
+    )
 
+
+def banner(base_url: str, aws_endpoint: str, solana_url: str) -> str:
+    """What `make dev` prints once it serves; the FLOWDEPLOY_ lines are for scripts."""
+    return (
+        f"flowdeploy local stack\n"
+        f"  API            {base_url}\n"
+        f"  docs           {base_url}/docs (Swagger UI), {base_url}/openapi.json\n"
+        f"  AWS services   {aws_endpoint} (moto, in memory: DynamoDB, SQS, KMS, SSM,"
+        f" Secrets Manager)\n"
+        f'  Solana RPC     {solana_url} (LiteSVM, in memory; cluster "localnet")\n'
+        f"  access token   make token USER=<user uuid>\n"
+        f"  stop           Ctrl-C\n"
+        f"FLOWDEPLOY_AWS_ENDPOINT={aws_endpoint}\n"
+        f"FLOWDEPLOY_SOLANA_RPC={solana_url}\n"
+        f"FLOWDEPLOY_URL={base_url}"
+    )
+
+
+def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     logging.getLogger("botocore").setLevel(logging.WARNING)
     logging.getLogger("flowdeploy.local.http").setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    parameters = dict(p.partition("=")[::2] for p in args.parameter)
+    _configure_logging()
+
+    # Both ports first, before anything slow starts: a taken one fails at once. The
+    # functions are attached once the API listens: they are told its address (API_URL).
+    template = Template(args.template, parameters)
+    gateway = Gateway(template)
+    try:
+        server = make_server(gateway, args.host, args.port)
+    except OSError as error:
+        remedy = f"choose another with `make dev PORT={args.port + 1}`, or stop what holds it."
+        print(busy_port("the API", args.host, args.port, error, remedy), file=sys.stderr)
+        return 1
 
     from moto.server import ThreadedMotoServer
 
@@ -324,7 +371,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         solana.start()
     except OSError as error:
-        print(f"cannot listen on 127.0.0.1:{args.solana_port}: {error}", file=sys.stderr)
+        remedy = "let it pick a free one with `make dev SOLANA_PORT=0`, or stop what holds it."
+        port = args.solana_port
+        print(busy_port("the local Solana RPC", "127.0.0.1", port, error, remedy), file=sys.stderr)
+        server.server_close()
         return 1
 
     fake_credentials()
@@ -333,16 +383,6 @@ def main(argv: list[str] | None = None) -> int:
     moto_host, moto_port = moto.get_host_and_port()
     os.environ["AWS_ENDPOINT_URL"] = f"http://{moto_host}:{moto_port}"
 
-    template = Template(args.template, parameters)
-    gateway = Gateway(template)
-    try:
-        server = make_server(gateway, args.host, args.port)
-    except OSError as error:
-        print(f"cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
-        moto.stop()
-        solana.stop()
-        return 1
-    # The functions learn the API's address (API_URL) once it listens.
     base_url = f"http://{args.host}:{server.server_address[1]}"
     names, functions = start_functions(template, args.record_calls, solana.url, base_url)
     gateway.functions = functions
@@ -350,19 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     for worker in workers:
         worker.start()
 
-    print(
-        f"flowdeploy local stack\n"
-        f"  API            {base_url}\n"
-        f"  AWS services   {os.environ['AWS_ENDPOINT_URL']} (moto, in memory: DynamoDB, SQS, KMS,"
-        f" SSM, Secrets Manager)\n"
-        f'  Solana RPC     {solana.url} (LiteSVM, in memory; cluster "localnet")\n'
-        f"  access token   make token USER=<user uuid>\n"
-        f"  stop           Ctrl-C\n"
-        f"FLOWDEPLOY_AWS_ENDPOINT={os.environ['AWS_ENDPOINT_URL']}\n"
-        f"FLOWDEPLOY_SOLANA_RPC={solana.url}\n"
-        f"FLOWDEPLOY_URL={base_url}",
-        flush=True,
-    )
+    print(banner(base_url, os.environ["AWS_ENDPOINT_URL"], solana.url), flush=True)
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -22,6 +22,7 @@ from flowdeploy.local.environments import Functions, LambdaError
 from flowdeploy.local.stack import (
     fake_credentials,
     function_environment,
+    local_replacements,
     provision,
     repository_root,
 )
@@ -66,12 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     # Lambda writes logs to stdout; here stdout is the result, so logs go to stderr.
     with mock_aws(), contextlib.redirect_stdout(sys.stderr):
         names = provision(template)
-        local = {
-            "HTTP_ALLOW_PRIVATE": "true",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-            "API_URL": "http://127.0.0.1:3000",  # where `make dev` serves the API
-        }
-        environment = function_environment(template, spec, names, local)
+        added = {"HTTP_ALLOW_PRIVATE": "true", "POWERTOOLS_METRICS_DISABLED": "true"}
+        replaced = local_replacements("http://127.0.0.1:3000")  # where `make dev` serves
+        environment = function_environment(template, spec, names, added, replaced)
         # The one difference from `make dev`: the JWT secret from the environment, not SSM
         # (moto's SSM takes seconds to load).
         if environment.pop("JWT_SECRET_PARAMETER", None):

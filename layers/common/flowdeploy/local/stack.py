@@ -233,8 +233,8 @@ def canonical_aliases(template: Template, names: dict[str, Any]) -> dict[str, st
     return aliases
 
 
-# What Lambda's runtime adds to every function's own variables, and what the local stack
-# adds on top (`local` in `function_environment`: the moto endpoint, the local Solana RPC).
+# What Lambda's runtime adds to every function's own variables; the local stack adds its
+# own on top (`added` in `function_environment`: the moto endpoint, the local Solana RPC).
 def runtime_variables(spec: FunctionSpec) -> dict[str, str]:
     return {
         "AWS_REGION": REGION,
@@ -260,18 +260,34 @@ def runtime_variables(spec: FunctionSpec) -> dict[str, str]:
     }
 
 
+def local_replacements(api_url: str) -> dict[str, str]:
+    """Values only AWS has, and what stands in for them locally, for the functions whose
+    template variables name them."""
+    deno = repository_root() / ".tools" / "deno" / "deno"  # the layer's /opt/bin/deno on AWS
+    return {
+        # api_input nodes publish URLs under the API's address: API Gateway's on AWS.
+        "API_URL": api_url,
+        "DENO_PATH": os.environ.get("DENO_PATH") or str(deno),
+    }
+
+
 def function_environment(
-    template: Template, spec: FunctionSpec, names: dict[str, Any], local: dict[str, str]
+    template: Template,
+    spec: FunctionSpec,
+    names: dict[str, Any],
+    added: dict[str, str],
+    replaced: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Exactly what the function's execution environment sees: its template variables
-    resolved to the local resources, the runtime's, and the local stack's `local` ones.
+    resolved to the local resources (or `replaced`), the runtime's, and the local stack's
+    `added` ones.
     """
+    stand_ins = replaced or {}
     own = {
-        key: str(template.resolve(value, names))
+        key: stand_ins[key] if key in stand_ins else str(template.resolve(value, names))
         for key, value in spec.environment.items()
-        if key not in local  # e.g. API_URL: the local address, not API Gateway's
     }
-    return {**runtime_variables(spec), **own, **local}
+    return {**runtime_variables(spec), **own, **added}
 
 
 def repository_root() -> Path:

@@ -67,12 +67,14 @@ class Route:
         return found.groupdict() if found else None
 
     @property
-    def specificity(self) -> tuple[int, int]:
-        """API Gateway prefers literal segments over parameters, and $default last."""
+    def specificity(self) -> tuple[int, int, int]:
+        """API Gateway prefers literal segments over parameters, a named method over ANY on
+        the same path, and $default last."""
         if self.path == "$default":
-            return (-1, 0)
+            return (-1, 0, 0)
         segments = self.path.strip("/").split("/")
-        return (sum(not s.startswith("{") for s in segments), len(segments))
+        literal = sum(not s.startswith("{") for s in segments)
+        return (literal, len(segments), self.method != "ANY")
 
 
 @dataclass(frozen=True)

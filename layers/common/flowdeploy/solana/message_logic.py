@@ -6,7 +6,9 @@ there. Anything else (another fee payer or blockhash, other signers, other instr
 data or accounts) changes what the transaction does, and the changed message is refused.
 The rule is upstream's `is_same_message_logic` (`crates/flow-lib-solana/src/utils.rs`),
 including its limits on compute-budget values; its messages are kept so callers see the
-same reasons.
+same reasons. One difference: a memo the original message already has (the Solana Actions
+identity memo) stays one of its instructions in the new message, where upstream takes it
+for a wallet's addition and so refuses every changed message that carries an identity memo.
 """
 
 from __future__ import annotations
@@ -63,12 +65,18 @@ def parse_v0(raw: bytes, what: str = "message") -> MessageV0:
     return message
 
 
-def same_message_logic(old: bytes, new: bytes) -> MessageV0:
-    """The new message, if it keeps the old one's logic; MessageChanged naming the change."""
+def same_message_logic(old: bytes, new: bytes, *, same_blockhash: bool = True) -> MessageV0:
+    """The new message, if it keeps the old one's logic; MessageChanged naming the change.
+
+    `same_blockhash=False` lets the blockhash differ: for a transaction that already landed
+    (a wallet may refresh the blockhash of a transaction nobody else has signed), what it
+    did is what matters, not how long it could have waited.
+    """
     left = parse_v0(old, "the requested message")
     right = parse_v0(new, "new_msg")
     _ensure(left.account_keys[0] == right.account_keys[0], "different fee payer")
-    _ensure(left.recent_blockhash == right.recent_blockhash, "different blockhash")
+    if same_blockhash:
+        _ensure(left.recent_blockhash == right.recent_blockhash, "different blockhash")
     _ensure(
         _lookups(left) == _lookups(right),
         "different address table lookups",
@@ -176,6 +184,14 @@ _BUDGET_LIMITS: dict[tuple[int, int], tuple[tuple[int, int, int], ...]] = {
 _UNKNOWN_BUDGET_PAYLOAD = 16
 
 
+def _memos(message: MessageV0) -> set[tuple[Pubkey, bytes]]:
+    return {
+        (_program(message, ix), bytes(ix.data))
+        for ix in message.instructions
+        if _program(message, ix) in MEMO_PROGRAMS
+    }
+
+
 def _allowed_compute_budget(message: MessageV0, ix: CompiledInstruction) -> bool:
     """A compute-budget instruction within upstream's limits (an empty one is allowed)."""
     if _program(message, ix) != COMPUTE_BUDGET_PROGRAM:
@@ -198,15 +214,18 @@ def _allowed_wallet_addition(
     original: MessageV0, modified: MessageV0, ix: CompiledInstruction
 ) -> bool:
     """What a wallet may add: compute budget, a short memo, or a Lighthouse guard, naming
-    no new signer (and, for a memo, no account the original used)."""
+    no new signer (and, for a memo, no account the original used). A memo the original has
+    (program and text) is the transaction's own, not an addition."""
     if _allowed_compute_budget(modified, ix):
         return True
     program = _program(modified, ix)
+    own_memo = program in MEMO_PROGRAMS and (program, bytes(ix.data)) in _memos(original)
     signers = set(original.account_keys[: original.header.num_required_signatures])
     accounts = _accounts(modified, ix)
-    if any(not isinstance(a.identity, Pubkey) for a in accounts):
-        return False
-    if any(a.is_signer and a.identity not in signers for a in accounts):
+    if own_memo or any(
+        not isinstance(a.identity, Pubkey) or (a.is_signer and a.identity not in signers)
+        for a in accounts
+    ):
         return False
     if program in MEMO_PROGRAMS:
         static = set(original.account_keys)

@@ -37,6 +37,7 @@ T = TypeVar("T")
 # getAccountInfo of a 10 MiB account is ~14 MB of base64; nothing legitimate is larger.
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 MAX_STATUSES_PER_CALL = 256  # getSignatureStatuses' limit
+MAX_SIGNATURES_PER_CALL = 1000  # getSignaturesForAddress' limit (and default)
 MAX_PRIORITIZATION_ACCOUNTS = 128  # getRecentPrioritizationFees' limit
 LOG_LINES_IN_MESSAGES = 8
 _ids = itertools.count(1)
@@ -98,6 +99,26 @@ class Simulation:
     err: object | None
     logs: list[str]
     units_consumed: int | None
+
+
+@dataclass(frozen=True)
+class SignatureInfo:
+    """One entry of getSignaturesForAddress: a transaction naming the address."""
+
+    signature: Signature
+    slot: int
+    err: object | None
+    memo: str | None  # the RPC's memo field: "[<bytes>] <text>", several joined by "; "
+    confirmation_status: str | None
+
+
+@dataclass(frozen=True)
+class LandedTransaction:
+    """A transaction in a block (getTransaction) and its outcome."""
+
+    transaction: VersionedTransaction
+    slot: int
+    err: object | None
 
 
 def _compact(value: object) -> str:
@@ -254,6 +275,70 @@ class SolanaRpc:
                 else:
                     raise self._unexpected(method, status)
         return statuses
+
+    def signatures_for_address(
+        self,
+        address: Pubkey,
+        *,
+        until: Signature | None = None,
+        before: Signature | None = None,
+        limit: int = MAX_SIGNATURES_PER_CALL,
+    ) -> list[SignatureInfo]:
+        """Transactions naming `address`, newest first: those after `until` (exclusive) and
+        before `before` (exclusive), at most `limit`, at the client's commitment."""
+        method = "getSignaturesForAddress"
+        config: dict[str, Any] = {"limit": limit, "commitment": self.commitment}
+        if until is not None:
+            config["until"] = str(until)
+        if before is not None:
+            config["before"] = str(before)
+        result = self._call(method, [str(address), config])
+        if not isinstance(result, list):
+            raise self._unexpected(method, result)
+        found = []
+        for entry in result:
+            if not isinstance(entry, dict):
+                raise self._unexpected(method, entry)
+            memo, status = entry.get("memo"), entry.get("confirmationStatus")
+            found.append(
+                SignatureInfo(
+                    signature=self._parse(method, Signature.from_string, entry.get("signature")),
+                    slot=self._int(method, entry.get("slot")),
+                    err=entry.get("err"),
+                    memo=memo if isinstance(memo, str) else None,
+                    confirmation_status=status if isinstance(status, str) else None,
+                )
+            )
+        return found
+
+    def transaction(self, signature: Signature) -> LandedTransaction | None:
+        """The landed transaction `signature` with its slot and error; None if the cluster
+        has none (not landed, or not at the client's commitment)."""
+        method = "getTransaction"
+        config = {
+            "encoding": "base64",
+            "commitment": self.commitment,
+            "maxSupportedTransactionVersion": 0,
+        }
+        result = self._call(method, [str(signature), config])
+        if result is None:
+            return None
+        if not isinstance(result, dict):
+            raise self._unexpected(method, result)
+        encoded, meta = result.get("transaction"), result.get("meta")
+        if not (isinstance(encoded, list) and len(encoded) == 2 and encoded[1] == "base64"):
+            raise self._unexpected(method, encoded)
+        if not isinstance(meta, dict):
+            raise self._unexpected(method, meta)
+        try:
+            raw = base64.b64decode(str(encoded[0]), validate=True)
+            transaction = VersionedTransaction.from_bytes(raw)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:  # binascii.Error, ValueError or a solders panic
+            raise self._unexpected(method, "a transaction that does not decode") from None
+        slot = self._int(method, result.get("slot"))
+        return LandedTransaction(transaction, slot, meta.get("err"))
 
     def simulate(self, tx: VersionedTransaction, *, sig_verify: bool = False) -> Simulation:
         """Run `tx` against the cluster's current state without landing it."""

@@ -5,7 +5,10 @@ caller's wallet).
 A run talks only to its deployment's `solana_network.url`. Keys come from the deployment
 owner's server wallets (decrypted only here, only when a `wallet` node runs) and from
 keypairs produced inside the run. A signature the server cannot make (the action signer's,
-or any bare public key) is asked for through a signature request the run waits on.
+or any bare public key) is asked for through a signature request the run waits on. With an
+`action_identity`, the last signer's wallet may instead send the transaction itself: the
+run then finds it on chain by its memo's reference (`flowdeploy.solana.watcher`), and
+whichever comes first, a signature or the landed transaction, is taken, once.
 Transactions of one run are built and sent one at a time, so at most one signature request
 is open per run.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -29,6 +33,7 @@ from solders.transaction import VersionedTransaction
 from flowdeploy.solana import LAMPORTS_PER_SOL
 from flowdeploy.solana import transaction as tx
 from flowdeploy.solana.rpc import RpcError, Simulation, SolanaRpc, TransactionFailed
+from flowdeploy.solana.watcher import WATCH_SECONDS, ReferenceWatch, WatchFailed
 
 # Kept back from the run's remaining time for sending and confirming after a signature.
 SEND_MARGIN_SECONDS = 10.0
@@ -63,6 +68,7 @@ class Built:
     budget: tx.ComputeBudget
     simulation: Simulation | None
     failure: str | None  # why it would fail (or could not be simulated); None if it would land
+    identity: tx.Identity | None = None  # its identity memo, by which it is found on chain
 
     def record(self) -> dict[str, Any]:
         """The simulation as a run records it: error, logs, compute units and budget."""
@@ -87,11 +93,22 @@ class SignatureAnswer:
     new_message: bytes | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SentByWallet:
+    """The signer's wallet sent the transaction itself; it landed (confirmed, successful)
+    with this signature."""
+
+    signature: Signature
+
+
 class SignatureBroker(Protocol):
     """Asks a key holder outside the server for a signature of `message` and waits.
 
     `presigners` are the signatures already made on `message`; while there are any, the
-    signer may not change the message (they would no longer verify).
+    signer may not change the message (they would no longer verify). With a `watch`, the
+    chain is searched for the transaction meanwhile: if it lands first, the request is
+    closed (a later answer is refused) and SentByWallet returned. None: no answer within
+    `timeout` (the request is closed).
     """
 
     async def request_signature(
@@ -100,7 +117,18 @@ class SignatureBroker(Protocol):
         message: bytes,
         timeout: float,
         presigners: dict[Pubkey, Signature],
-    ) -> SignatureAnswer: ...
+        watch: ReferenceWatch | None = None,
+    ) -> SignatureAnswer | SentByWallet | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Collected:
+    """The signatures a transaction needs from outside, or the transaction itself when the
+    signer's wallet sent it (`landed`)."""
+
+    message: MessageV0
+    signatures: dict[Pubkey, Signature]
+    landed: Signature | None = None
 
 
 class WalletAccess(Protocol):
@@ -177,13 +205,18 @@ class SolanaSession:
         return await self._rpc(self.rpc.minimum_balance_for_rent_exemption, size)
 
     async def execute(
-        self, instructions: Sequence[Instruction], signers: Sequence[Pubkey], remaining: float
+        self,
+        instructions: Sequence[Instruction],
+        signers: Sequence[Pubkey],
+        remaining: float,
+        log: Callable[[str], None] | None = None,
     ) -> Signature:
-        """Build, sign, send and confirm one transaction of `instructions`; its signature.
+        """Build, sign, send and confirm one transaction of `instructions`; its signature
+        (that of the transaction the signer's wallet sent, if it sent it itself).
 
         With `output_instructions` nothing is sent: TransactionReturned carries the
         transaction, signed by every key the server holds and by no other, even when its
-        simulation fails (the failure goes with it).
+        simulation fails (the failure goes with it). `log` gets a line on how it landed.
         """
         if self.settings.read_only:
             raise SolanaFailure(
@@ -201,10 +234,14 @@ class SolanaSession:
                 raise SolanaFailure(
                     f"the transaction would fail, nothing was sent: {built.failure}"
                 )
-            message, signatures = await self._collect_signatures(built.message, remaining)
-            signed = self._sign(message, signatures)
+            collected = await self._collect_signatures(built, remaining, log)
+            if collected.landed is not None:
+                return collected.landed
+            signed = self._sign(collected.message, collected.signatures)
             signature = await self._rpc(self.rpc.send, signed)
             await self._confirm(signature, built.last_valid_block_height, remaining)
+            if log is not None:
+                log(f"transaction {signature} confirmed")
             return signature
 
     async def _build(self, instructions: Sequence[Instruction], signers: Sequence[Pubkey]) -> Built:
@@ -240,7 +277,7 @@ class SolanaSession:
         units = simulation.units_consumed if simulation and simulation.err is None else None
         count = len(instructions) + len(settings.fees) + (identity is not None)
         budget = tx.ComputeBudget(price, tx.unit_limit_for(units, count))
-        return Built(compile_with(budget), last_valid, budget, simulation, failure)
+        return Built(compile_with(budget), last_valid, budget, simulation, failure, identity)
 
     async def _recent_unit_price(self, message: MessageV0) -> int:
         """The median of the recent blocks' fees for the transaction's writable accounts; 0
@@ -289,35 +326,109 @@ class SolanaSession:
         return simulation, tx.explain_failure(simulation.err, message, simulation.logs)
 
     async def _collect_signatures(
-        self, message: MessageV0, remaining: float
-    ) -> tuple[MessageV0, dict[Pubkey, Signature]]:
-        """Each external signer's signature, asked one at a time (the message and the
-        signatures given so far); the message they signed, which the first may have changed.
+        self, built: Built, remaining: float, log: Callable[[str], None] | None
+    ) -> Collected:
+        """Each external signer's signature, asked one at a time (the message and every
+        signature made so far: the server's keys' and earlier signers'); the message they
+        signed, which the first may have changed while nobody else had signed.
 
-        As upstream: a signer may hand back a changed message only while no signature is
-        made on it yet, i.e. when it is the fee payer; a fee payer the server holds signs
-        first, so a wallet cannot make the owner's wallet pay for what it adds.
+        The last signer holds every other signature, so its wallet may send the transaction
+        itself: with an identity memo the run then looks for it on chain meanwhile, and
+        after the request's timeout for as long as a transaction signed in time could land.
         """
+        message = built.message
         signatures: dict[Pubkey, Signature] = {}
-        fee_payer = message.account_keys[0]
-        for key in tx.signers_of(message):
-            if key in self.keypairs:
-                continue
+        external = [key for key in tx.signers_of(message) if key not in self.keypairs]
+        for position, key in enumerate(external):
             timeout = min(self.settings.signature_timeout, remaining - SEND_MARGIN_SECONDS)
             if timeout <= 0:
                 raise SolanaFailure(f"no time is left in the run to ask {key} for a signature")
             signed_bytes = tx.message_bytes(message)
-            presigners = dict(signatures)
-            if fee_payer in self.keypairs:
-                presigners[fee_payer] = self.keypairs[fee_payer].sign_message(signed_bytes)
-            answer = await self.broker.request_signature(key, signed_bytes, timeout, presigners)
+            presigners = {
+                signer: self.keypairs[signer].sign_message(signed_bytes)
+                for signer in tx.signers_of(message)
+                if signer in self.keypairs
+            }
+            presigners.update(signatures)
+            watch = None
+            if built.identity is not None and position == len(external) - 1:
+                seconds = min(max(WATCH_SECONDS, timeout), remaining - SEND_MARGIN_SECONDS)
+                watch = ReferenceWatch(self.rpc, built.identity, message, seconds=seconds)
+                await self._rpc(watch.start)
+            answer = await self._ask(key, signed_bytes, timeout, presigners, watch)
+            if isinstance(answer, SignatureAnswer) and watch is not None:
+                # A wallet may both answer and send: never send a second transaction.
+                answer = await self._look_once(watch) or answer
+            if isinstance(answer, SentByWallet):
+                if log is not None and watch is not None:
+                    log(
+                        f"transaction {answer.signature} was sent by {key}'s wallet itself; "
+                        f"found on chain by its reference {watch.reference} after "
+                        f"{watch.elapsed:.1f} s ({watch.calls} RPC calls)"
+                    )
+                return Collected(message, signatures, answer.signature)
             if answer.new_message is not None and answer.new_message != signed_bytes:
                 message = self._changed(signed_bytes, answer.new_message, presigners, key)
                 signed_bytes = answer.new_message
             if not answer.signature.verify(key, signed_bytes):  # the broker checks too
                 raise SolanaFailure(f"the signature submitted for {key} does not verify")
             signatures[key] = answer.signature
-        return message, signatures
+        return Collected(message, signatures)
+
+    async def _ask(
+        self,
+        key: Pubkey,
+        signed_bytes: bytes,
+        timeout: float,
+        presigners: dict[Pubkey, Signature],
+        watch: ReferenceWatch | None,
+    ) -> SignatureAnswer | SentByWallet:
+        """`key`'s answer, or the transaction its wallet sent; SolanaFailure if neither."""
+        try:
+            answer = await self.broker.request_signature(
+                key, signed_bytes, timeout, presigners, watch
+            )
+            if answer is None and watch is not None:
+                answer = await self._keep_watching(watch)
+        except WatchFailed as failure:
+            raise SolanaFailure(str(failure)) from None
+        if answer is not None:
+            return answer
+        if watch is None:
+            raise SolanaFailure(
+                f"no signature from {key} within {timeout:g} s; nothing was sent (without an "
+                "action_identity a wallet must return its signature: a transaction it sends "
+                "itself cannot be found)"
+            )
+        until = (
+            f"by block height {watch.horizon}, when every blockhash it could carry had expired"
+            if watch.past_horizon
+            else f"within {watch.seconds:g} s"
+        )
+        raise SolanaFailure(
+            f"no signature from {key} within {timeout:g} s, and no transaction with this "
+            f"run's reference {watch.reference} landed {until}; nothing was sent"
+        )
+
+    async def _keep_watching(self, watch: ReferenceWatch) -> SentByWallet | None:
+        """After the request's timeout: the transaction, if it still lands in time."""
+        with contextlib.suppress(RpcError):  # no horizon then: it looks for its whole time
+            await asyncio.to_thread(watch.stop_taking_signatures)
+        while not watch.over:
+            await asyncio.sleep(watch.seconds_until_due())
+            found = await self._look_once(watch)
+            if found is not None:
+                return found
+        return None
+
+    async def _look_once(self, watch: ReferenceWatch) -> SentByWallet | None:
+        try:
+            signature = await asyncio.to_thread(watch.poll)
+        except RpcError:  # a failed look only delays finding it
+            return None
+        except WatchFailed as failure:
+            raise SolanaFailure(str(failure)) from None
+        return SentByWallet(signature) if signature is not None else None
 
     @staticmethod
     def _changed(

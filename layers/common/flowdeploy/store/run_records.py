@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from flowdeploy.store.models import NodeRunItem, RunLogItem
@@ -81,20 +81,13 @@ def write(run_id: str, nodes: Iterable[NodeRun], logs: Iterable[LogLine]) -> Non
 _Record = TypeVar("_Record", NodeRunItem, RunLogItem)
 
 
-def page(
-    model: type[_Record], run_id: str, after: int | None, limit: int
-) -> tuple[list[_Record], int | None]:
-    """Records of one kind in seq order after seq `after`, and the seq to continue after."""
+def records(model: type[_Record], run_id: str, after: int | None, limit: int) -> Iterator[_Record]:
+    """Records of one kind in seq order after seq `after`, at most `limit`."""
     prefix = NODE if model is NodeRunItem else LOG
     start = 0 if after is None else after + 1
-    found = list(
-        model.query(
-            run_id,
-            model.sk.between(_sk(prefix, start), _sk(prefix, LAST_SEQ)),
-            limit=limit + 1,
-            consistent_read=True,
-        )
+    return model.query(
+        run_id,
+        model.sk.between(_sk(prefix, start), _sk(prefix, LAST_SEQ)),
+        limit=limit,
+        consistent_read=True,
     )
-    more = len(found) > limit
-    records = found[:limit]
-    return records, seq_of(records[-1].sk) if more else None

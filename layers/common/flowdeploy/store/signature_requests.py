@@ -36,6 +36,22 @@ def answer(request_id: int, signature: str, new_message: str | None, now: float)
     return applied(lambda: item.update(actions=actions, condition=condition))
 
 
+def settle_on_chain(request_id: int, landed_signature: str) -> bool:
+    """Close the request because its transaction landed, sent by the signer's wallet; False
+    if it was answered (or closed) first. With `answer`'s condition, exactly one wins."""
+    item = SignatureRequestItem(request_id)
+    condition = (
+        SignatureRequestItem.id.exists()
+        & SignatureRequestItem.signature.does_not_exist()
+        & SignatureRequestItem.closed.does_not_exist()
+    )
+    actions: list[Action] = [
+        SignatureRequestItem.closed.set(True),
+        SignatureRequestItem.landed_signature.set(landed_signature),
+    ]
+    return applied(lambda: item.update(actions=actions, condition=condition))
+
+
 def close(request_id: int) -> None:
     """Take no answer any more (the run stopped waiting); a no-op for a missing request."""
     item = SignatureRequestItem(request_id)

@@ -108,12 +108,16 @@ async def _send(
         collector.add(instructions, [signer, *others])
         raise Collected
     try:
-        signature = await session.execute(instructions, [signer, *others], ctx.remaining_seconds)
+        signature = await session.execute(
+            instructions,
+            [signer, *others],
+            ctx.remaining_seconds,
+            lambda line: ctx.log("info", line),
+        )
     except TransactionReturned as returned:
         raise ReturnTransaction(returned.transaction, returned.simulation) from None
     except SolanaFailure as failure:
         raise NodeError(str(failure)) from None
-    ctx.log("info", f"transaction {signature} confirmed")
     return IValue(B64, bytes(signature))
 
 
