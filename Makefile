@@ -16,6 +16,8 @@ DENO_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x64)
 DENO := $(TOOLS)/deno/deno
 export DENO_PATH ?= $(CURDIR)/$(DENO)
 PY313 := PYENV_VERSION=3.13.0 SAM_CLI_TELEMETRY=0
+# The IAM policy evaluator tests/test_iam_policies.py runs (npm, pinned by its lock file)
+IAM_SIMULATOR := tests/iam/node_modules/.package-lock.json
 
 .PHONY: dev test lint unit integration bench token invoke events docs redrive validate build clean
 
@@ -45,8 +47,12 @@ dev: $(STAMP) $(DENO)
 	$(BIN)/python -m flowdeploy.local $(if $(PORT),--port $(PORT)) $(if $(SOLANA_PORT),--solana-port $(SOLANA_PORT)) $(foreach p,$(PARAMS),--parameter $(p))
 
 ## Lint, type-check and run every test
-test: lint $(JS_STAMP) $(DENO)
+test: lint $(JS_STAMP) $(DENO) $(IAM_SIMULATOR)
 	$(BIN)/python -m pytest -q
+
+$(IAM_SIMULATOR): tests/iam/package.json tests/iam/package-lock.json
+	npm ci --prefix tests/iam --no-audit --no-fund --silent
+	touch $@
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -59,7 +65,7 @@ unit: $(STAMP) $(DENO)
 integration: $(STAMP) $(JS_STAMP) $(DENO)
 	$(BIN)/python -m pytest -q tests/integration tests/e2e
 
-## Measure cold starts, AWS round trips, engine overhead, load and memory: one table
+## Measure cold starts, AWS round trips, engine overhead, load, memory and make dev's memory
 ## make bench [SECTIONS="cold_start engine ..."]; never part of make test
 bench: $(STAMP) $(DENO)
 	$(BIN)/python -m bench $(SECTIONS)
@@ -101,4 +107,4 @@ build: $(SAM)
 	$(PY313) PATH="$(CURDIR)/$(TOOLS)/sam/bin:$$PATH" $(SAM) build
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache $(JS)/node_modules
+	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache $(JS)/node_modules tests/iam/node_modules

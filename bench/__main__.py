@@ -7,7 +7,7 @@ import sys
 
 from bench.report import Row, print_rows
 
-SECTIONS = ("cold_start", "round_trips", "engine", "load", "memory", "scripts")
+SECTIONS = ("cold_start", "round_trips", "engine", "load", "memory", "local_memory", "scripts")
 
 
 def main(argv: list[str]) -> int:

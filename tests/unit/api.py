@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 
 from flowdeploy.local.devserver import Gateway
-from flowdeploy.local.stack import Functions
+from flowdeploy.local.environments import Functions
 from flowdeploy.local.template import Template
 from tests.conftest import ROOT, token_for
 
@@ -24,7 +24,7 @@ class Reply:
 class Api:
     def __init__(self) -> None:
         template = Template(ROOT / "template.yaml")
-        self.functions = Functions(template)
+        self.functions = Functions(template.functions())
         self.gateway = Gateway(template, self.functions)
 
     def call(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from flowdeploy.store import deployments as store
 from flowdeploy.store.models import DeploymentItem
 from tests.conftest import new_user
@@ -188,3 +190,24 @@ def test_recursion_through_another_flow_deploys_both_flows(api: Api) -> None:
     assert reply.status == 200, reply.body
     deployment = store.get(reply.body["deployment_id"])
     assert deployment is not None and sorted(deployment.flow_ids) == sorted([first, second])
+
+
+def test_a_deployment_too_large_for_one_transaction_writes_its_snapshot_first(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowdeploy.local.calls import counting
+
+    # Three frozen flows where one transaction may hold only one snapshot part (in AWS: a
+    # snapshot past 90 parts or 3.5 MB), deployed through DeployFunction.
+    monkeypatch.setattr(store, "TRANSACTION_PARTS", 1)
+    user = new_user()
+    leaves = [api.create_flow(user), api.create_flow(user)]
+    entry = api.create_flow(user, nodes=[interflow(f"n{i}", f) for i, f in enumerate(leaves)])
+    with counting() as calls:
+        deployment_id = api.deploy(user, entry)
+    assert calls["dynamodb:BatchWriteItem"] == 1
+    reply = api.call("GET", f"/deployment/{deployment_id}", user=user)
+    assert (reply.status, reply.body["entrypoint"]) == (200, entry)
+    deployment = store.get(deployment_id)
+    assert deployment is not None
+    assert set(store.load_snapshot(deployment)) == {entry, *leaves}

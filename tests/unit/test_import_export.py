@@ -184,6 +184,25 @@ def test_export_then_import_into_another_account_runs_the_same(api: Api) -> None
     assert not set(mine.values()) & set(ids.values()), "each account has its own flows"
 
 
+def test_a_key_value_store_in_an_export_is_imported_with_its_items_and_exported_back(
+    api: Api,
+) -> None:
+    user = new_user()
+    body = dict(export())
+    body["kvstore_metadata"] = frames.write(
+        ["user_id", "store_name", "stats_size"], [[body["user_id"], "scores", "9"]]
+    )
+    body["kvstore"] = frames.write(
+        ["user_id", "store_name", "key", "value", "last_updated"],
+        [[body["user_id"], "scores", "alice", '{"U":"3"}', "2025-01-01 00:00:00"]],
+    )
+    report = import_data(api, user, body).body
+    assert {"store": "scores", "status": "imported", "items": 1} in report["kvstore"], report
+    exported = api.call("POST", "/data/export", user=user).body
+    [item] = frames.read(exported["kvstore"], "kvstore")
+    assert (item["store_name"], item["key"], item["value"]) == ("scores", "alice", '{"U":"3"}')
+
+
 def with_wallets(*rows: list[str | None]) -> dict[str, Any]:
     body = dict(export())
     columns = frames.read(body["wallets"], "wallets")[0].keys()

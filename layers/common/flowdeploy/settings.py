@@ -49,8 +49,10 @@ class Settings:
     flow_run_max_receives: int
     # A run's own time limit, below RunFunction's timeout so a late run is failed, not killed.
     flow_run_deadline_seconds: float
-    # How long a run may stay queued before the sweeper decides its message is lost.
-    flow_run_queued_timeout_seconds: float
+    # FlowRunQueue's timing (template.yaml Mappings): how long it keeps a message, and how
+    # long a delivered message stays invisible.
+    flow_run_queue_retention_seconds: float
+    flow_run_visibility_timeout_seconds: float
     # Whether http_request may reach loopback/private addresses (local development only).
     http_allow_private: bool
     # S3 bucket name -> the deployment its new objects start ("<id>" or "<flow>[:<tag>]").
@@ -117,8 +119,11 @@ class Settings:
             secrets_max_age=int(env.get("SECRETS_MAX_AGE_SECONDS", "300")),
             flow_run_max_receives=int(env.get("FLOW_RUN_MAX_RECEIVES", "3")),
             flow_run_deadline_seconds=float(env.get("FLOW_RUN_DEADLINE_SECONDS", "270")),
-            flow_run_queued_timeout_seconds=float(
-                env.get("FLOW_RUN_QUEUED_TIMEOUT_SECONDS", "7200")
+            flow_run_queue_retention_seconds=float(
+                env.get("FLOW_RUN_QUEUE_RETENTION_SECONDS", "14400")
+            ),
+            flow_run_visibility_timeout_seconds=float(
+                env.get("FLOW_RUN_VISIBILITY_TIMEOUT_SECONDS", "1800")
             ),
             http_allow_private=env.get("HTTP_ALLOW_PRIVATE", "").lower() in {"1", "true", "yes"},
             s3_trigger_targets=_string_map("S3_TRIGGER_TARGETS", env.get("S3_TRIGGER_TARGETS")),
@@ -141,6 +146,12 @@ class Settings:
             read_timeout_seconds=float(env.get("READ_TIMEOUT_SECONDS", "20")),
             access_token_lifetime_seconds=int(env.get("ACCESS_TOKEN_LIFETIME_SECONDS", "3600")),
         )
+
+    @property
+    def flow_run_queued_timeout_seconds(self) -> float:
+        """How long a run may stay queued before the sweeper decides its message is lost:
+        by then the queue dropped it (retention) and no worker still holds it."""
+        return self.flow_run_queue_retention_seconds + self.flow_run_visibility_timeout_seconds
 
     @property
     def default_network(self) -> dict[str, str]:
