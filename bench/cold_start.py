@@ -33,6 +33,9 @@ HANDLERS: dict[str, tuple[Path, str, float | None]] = {
 }
 # Modules worth knowing about: heavy, or never meant for Lambda code.
 WATCHED = (
+    "lark",
+    "flowdeploy.engine.rhai",
+    "flowdeploy.engine.deno",
     "solders",
     "flowdeploy.solana",
     "flowdeploy.engine",
@@ -52,6 +55,8 @@ WATCHED = (
 # Loaded by a handler's import, any of these is a miss.
 NEVER = ("solders", "flowdeploy.solana", "flowdeploy.engine.http_client", "flowdeploy.local")
 NEVER += ("moto", "yaml", "requests")
+# Script runtimes load when a flow has script nodes, never with a handler.
+NEVER += ("lark", "flowdeploy.engine.rhai", "flowdeploy.engine.deno")
 # The engine only where a request uses it: running (Run), deploying and saving flows (Deploy,
 # Api validate them).
 ENGINE_USERS = ("DeployFunction", "ApiFunction", "RunFunction")

@@ -1,7 +1,8 @@
 """Load: 1,000 starts of a small deployment at concurrency 16 against `make dev` over HTTP.
 
-The local stack runs as a subprocess (`python -m flowdeploy.local --port 0`), as the
-integration tests start it. Every start must answer 2xx and every run reach `succeeded`.
+The local stack runs as a subprocess (`python -m flowdeploy.local --port 0 --solana-port 0`,
+so a busy 8899 does not matter), as the integration tests start it. Every start must answer
+2xx and every run reach `succeeded`.
 The same load on `GET /openapi.json` (a static document) measures the local stack's own
 ceiling on this machine; the starts' throughput is reported as a ratio of it.
 """
@@ -17,7 +18,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -45,13 +46,35 @@ SUM_FLOW = {
 }
 
 
+# The bench measures the local stack's own ceiling: API Gateway's throttling (100 requests a
+# second per route by default) would hide it.
+UNTHROTTLED = ("ApiThrottlingRateLimit=1000000", "ApiThrottlingBurstLimit=1000000")
+
+
 @contextmanager
-def local_stack(module: str = "flowdeploy.local", *args: str) -> Iterator[str]:
-    """`make dev` (or `module`, which runs it differently) on a free port; its base URL."""
+def local_stack(
+    parameters: Sequence[str] = UNTHROTTLED,
+    module: str = "flowdeploy.local",
+    args: Sequence[str] = (),
+) -> Iterator[tuple[str, int]]:
+    """`make dev` (or `module`, which runs it differently) on free ports (the API's and the
+    local Solana RPC's); its base URL and pid."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FLOW", "JWT_"))}
     env.pop("RUN_TOKEN_SECRET", None)
+    # One user starts every run: let all of them be live at once (MaxLiveRunsPerUser).
+    room = f"MaxLiveRunsPerUser={STARTS + CONCURRENCY}"
     process = subprocess.Popen(
-        [sys.executable, "-m", module, *args, "--port", "0", "--solana-port", "0"],
+        [
+            sys.executable,
+            "-m",
+            module,
+            *args,
+            "--port",
+            "0",
+            "--solana-port",
+            "0",
+            *(arg for p in (*parameters, room) for arg in ("--parameter", p)),
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -72,7 +95,7 @@ def local_stack(module: str = "flowdeploy.local", *args: str) -> Iterator[str]:
             raise RuntimeError("the local stack did not start")
         # Handlers log to stdout: keep reading it, or a full pipe blocks the stack.
         threading.Thread(target=process.stdout.read, daemon=True).start()
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         try:
@@ -127,7 +150,7 @@ def measure() -> list[Row]:
 
     owner = str(uuid.uuid4())
     token = issue_access_token(owner, DEV_JWT_SECRET.encode(), 3600)
-    with local_stack() as url:
+    with local_stack() as (url, _):
         status, created, _ = request(url, "POST", "/flow", token, SUM_FLOW)
         assert status == 201, created
         status, deployed, _ = request(url, "POST", f"/flow/deploy/{created['flow_id']}", token)
@@ -145,11 +168,17 @@ def measure() -> list[Row]:
         waited = time.perf_counter()
         statuses: dict[str, int] = {}
         while time.perf_counter() - waited < RUNS_TIMEOUT:
-            _, runs, _ = request(url, "GET", f"/deployment/{deployment_id}/flow_runs", token)
             statuses = {}
-            for run in runs:
-                if run["id"] in started:
-                    statuses[run["status"]] = statuses.get(run["status"], 0) + 1
+            page = f"/deployment/{deployment_id}/flow_runs"
+            while page:
+                _, runs, _ = request(url, "GET", page, token)
+                for run in runs["flow_runs"]:
+                    if run["id"] in started:
+                        statuses[run["status"]] = statuses.get(run["status"], 0) + 1
+                following = runs["next"]
+                page = (
+                    f"/deployment/{deployment_id}/flow_runs?after={following}" if following else ""
+                )
             if statuses.get("succeeded", 0) == len(started) or not (
                 statuses.get("queued") or statuses.get("running")
             ):

@@ -6,10 +6,13 @@ are read once per process, as in Lambda.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -47,11 +50,23 @@ os.environ.update(
 )
 for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "JWT_SECRET_PARAMETER", "RUN_TOKEN_SECRET_ARN"):
     os.environ.pop(name, None)
+# JavaScript nodes: the Deno that `make test` installs (pytest run by hand finds it too).
+if (ROOT / ".tools" / "deno" / "deno").is_file():
+    os.environ.setdefault("DENO_PATH", str(ROOT / ".tools" / "deno" / "deno"))
 
-# Before any botocore session exists, so the round-trip tests see every AWS call.
+# Before any botocore session exists, so the round-trip tests see every AWS call, and the
+# IAM test every call a function makes: in-process handlers here, the local stack's and
+# `make invoke`'s in their own processes, all into this directory.
 from flowdeploy.local import calls  # noqa: E402
 
-calls.install()
+CALL_RECORDS = Path(tempfile.mkdtemp(prefix="flowdeploy-calls-"))
+atexit.register(shutil.rmtree, CALL_RECORDS, ignore_errors=True)
+calls.record_to(CALL_RECORDS)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked after_everything judge what the others did: they go last."""
+    items.sort(key=lambda item: item.get_closest_marker("after_everything") is not None)
 
 
 def token_for(user_id: str, secret: str = JWT_SECRET, lifetime: int = 3600) -> str:
@@ -130,6 +145,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "0",
                 "--parameter",
                 "TriggerQueueEnabled=true",
+                "--record-calls",
+                str(CALL_RECORDS),
             ],
             cwd=ROOT,
             env=env,

@@ -15,6 +15,7 @@ from flowdeploy import (
     flow_runs,
     flows,
     http,
+    paging,
     run_output,
     sign_in,
     signature_requests,
@@ -46,6 +47,27 @@ def create_flow() -> tuple[dict[str, Any], int]:
     user_id = http.user(app)
     flow = flows.create_flow(user_id, http.parse_body(app, flows.FlowBody))
     return {"flow_id": flow["id"]}, 201
+
+
+_PAGE = [
+    openapi.query("limit", "rows per page, 1-100 (default 100); a page may hold fewer"),
+    openapi.query("after", "the `next` of the previous page"),
+]
+
+
+@app.get(
+    "/flow",
+    **openapi.route(
+        "Your flows, newest first, without their nodes and edges",
+        tag="flows",
+        ok=openapi.FlowPage,
+        errors=(400,),
+        parameters=_PAGE,
+    ),
+)
+def list_flows() -> dict[str, Any]:
+    user_id = http.user(app)
+    return flows.list_flows(user_id, http.query(app, *paging.QUERY))
 
 
 @app.get(
@@ -137,25 +159,31 @@ def delete_deployment(deployment_id: str) -> Response[str]:
     **openapi.route(
         "Your deployments of a flow, newest first",
         tag="deployments",
-        ok=list[openapi.Deployment],
+        ok=openapi.DeploymentPage,
         errors=(400, 404),
+        parameters=_PAGE,
     ),
 )
-def list_deployments(flow_id: str) -> list[dict[str, Any]]:
-    return deployments.list_deployments(http.user(app), parse_flow_id(flow_id))
+def list_deployments(flow_id: str) -> dict[str, Any]:
+    user_id = http.user(app)
+    query = http.query(app, *paging.QUERY)
+    return deployments.list_deployments(user_id, parse_flow_id(flow_id), query)
 
 
 @app.get(
     "/flow/<flow_id>/tags",
     **openapi.route(
-        "Tags of your flow: the docs' flow_deployments_tags rows",
+        "Tags of your flow: the docs' flow_deployments_tags rows, by name",
         tag="tags",
-        ok=list[openapi.Tag],
+        ok=openapi.TagPage,
         errors=(400, 404),
+        parameters=_PAGE,
     ),
 )
-def list_tags(flow_id: str) -> list[dict[str, Any]]:
-    return deployments.list_tags(http.user(app), parse_flow_id(flow_id))
+def list_tags(flow_id: str) -> dict[str, Any]:
+    user_id = http.user(app)
+    query = http.query(app, *paging.QUERY)
+    return deployments.list_tags(user_id, parse_flow_id(flow_id), query)
 
 
 @app.put(
@@ -202,7 +230,7 @@ def _time_left() -> float:
     return float(app.lambda_context.get_remaining_time_in_millis()) / 1000
 
 
-_PAGING = [
+_RECORDS_PAGE = [
     openapi.query("limit", "records per page (nodes: 1-100, logs: 1-500; default the most)"),
     openapi.query("after", "the `next` of the previous page"),
 ]
@@ -230,12 +258,12 @@ def get_flow_run(run_id: str) -> dict[str, Any]:
         ok=openapi.NodeRunPage,
         errors=(400, 404),
         auth=openapi.RUN_READER,
-        parameters=_PAGING,
+        parameters=_RECORDS_PAGE,
     ),
 )
 def list_node_runs(run_id: str) -> dict[str, Any]:
-    run = _readable_run(run_id)
-    return flow_runs.node_runs(run, app.current_event.query_string_parameters or {})
+    query = http.query(app, *paging.QUERY)
+    return flow_runs.node_runs(_readable_run(run_id), query)
 
 
 @app.get(
@@ -246,12 +274,12 @@ def list_node_runs(run_id: str) -> dict[str, Any]:
         ok=openapi.RunLogPage,
         errors=(400, 404),
         auth=openapi.RUN_READER,
-        parameters=_PAGING,
+        parameters=_RECORDS_PAGE,
     ),
 )
 def list_run_logs(run_id: str) -> dict[str, Any]:
-    run = _readable_run(run_id)
-    return flow_runs.run_logs(run, app.current_event.query_string_parameters or {})
+    query = http.query(app, *paging.QUERY)
+    return flow_runs.run_logs(_readable_run(run_id), query)
 
 
 @app.post(
@@ -401,14 +429,16 @@ def stop_flow(run_id: str) -> dict[str, bool]:
 @app.get(
     "/deployment/<deployment_id>/flow_runs",
     **openapi.route(
-        "Runs of your deployment, newest first",
+        "Runs of your deployment, newest first (also once it is deleted)",
         tag="flow runs",
-        ok=list[openapi.FlowRun],
-        errors=(404,),
+        ok=openapi.FlowRunPage,
+        errors=(400, 404),
+        parameters=_PAGE,
     ),
 )
-def list_flow_runs(deployment_id: str) -> list[dict[str, Any]]:
-    return flow_runs.list_runs(http.user(app), deployment_id)
+def list_flow_runs(deployment_id: str) -> dict[str, Any]:
+    user_id = http.user(app)
+    return flow_runs.list_runs(user_id, deployment_id, http.query(app, *paging.QUERY))
 
 
 @app.get(
@@ -527,9 +557,19 @@ def create_api_key() -> tuple[dict[str, Any], int]:
     return apikeys.create(user_id, http.parse_body(app, apikeys.NewApiKey)), 201
 
 
-@app.get("/apikey", **openapi.route("Your API keys", tag="API keys", ok=list[openapi.ApiKey]))
-def list_api_keys() -> list[dict[str, Any]]:
-    return apikeys.list_keys(http.user(app))
+@app.get(
+    "/apikey",
+    **openapi.route(
+        "Your API keys, oldest first",
+        tag="API keys",
+        ok=openapi.ApiKeyPage,
+        errors=(400,),
+        parameters=_PAGE,
+    ),
+)
+def list_api_keys() -> dict[str, Any]:
+    user_id = http.user(app)
+    return apikeys.list_keys(user_id, http.query(app, *paging.QUERY))
 
 
 @app.delete(
@@ -563,10 +603,17 @@ def create_wallet() -> tuple[dict[str, str], int]:
 
 @app.get(
     "/wallet",
-    **openapi.route("Your wallets, oldest first", tag="wallets", ok=list[openapi.Wallet]),
+    **openapi.route(
+        "Your wallets, oldest first",
+        tag="wallets",
+        ok=openapi.WalletPage,
+        errors=(400,),
+        parameters=_PAGE,
+    ),
 )
-def list_wallets() -> list[dict[str, str]]:
-    return [wallet.row() for wallet in wallets.list_wallets(http.user(app))]
+def list_wallets() -> dict[str, Any]:
+    user_id = http.user(app)
+    return wallets.page_of_wallets(user_id, http.query(app, *paging.QUERY))
 
 
 @app.delete(

@@ -19,6 +19,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from flowdeploy import http
+from flowdeploy.errors import BadRequest
 from flowdeploy.http import openapi
 from flowdeploy.observability import logger
 
@@ -48,6 +49,30 @@ def openapi_json() -> Response[str]:
 
 
 @app.get(
+    "/",
+    **openapi.route(
+        "This API's index: links to its documentation, and every route",
+        tag="documentation",
+        ok=openapi.Index,
+        auth=openapi.PUBLIC,
+    ),
+)
+def index() -> dict[str, Any]:
+    event = app.current_event
+    scheme = event.headers.get("x-forwarded-proto", "http")
+    base = f"{scheme}://{event.headers.get('host', event.request_context.domain_name)}"
+    paths: dict[str, dict[str, Any]] = json.loads(document_json())["paths"]
+    return {
+        "name": openapi.TITLE,
+        "docs": f"{base}/docs",
+        "openapi": f"{base}/openapi.json",
+        "routes": sorted(
+            f"{method.upper()} {path}" for path, item in paths.items() for method in item
+        ),
+    }
+
+
+@app.get(
     "/docs",
     **openapi.route(
         "Interactive documentation (Swagger UI) of this document",
@@ -55,9 +80,18 @@ def openapi_json() -> Response[str]:
         ok=str,
         content_type="text/html",
         auth=openapi.PUBLIC,
+        description="`?format=json`, the address the page shows for its document, answers it.",
+        errors=(400,),
     ),
 )
 def docs() -> Response[str]:
+    # The page shows its document's address as /docs?format=json, as Powertools serves it.
+    # Other parameters (a browser's, a tracker's) do not matter to a page: no 400 for them.
+    view = (app.current_event.query_string_parameters or {}).get("format")
+    if view == "json":
+        return openapi_json()
+    if view is not None:
+        raise BadRequest(f"format must be json (the OpenAPI document), got {view!r}")
     page = generate_swagger_html(
         spec=document_json().replace("</", "<\\/"),
         swagger_js=(SWAGGER_UI / "swagger-ui-bundle.min.js").read_text(),

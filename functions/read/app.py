@@ -56,7 +56,7 @@ _DESCRIPTION = (
 )
 def read_get() -> Response[Any]:
     caller = http.any_caller(app)
-    query = app.current_event.query_string_parameters or {}
+    query = http.query(app, *DeploymentRef.QUERY, "inputs", "skip_cache")
     return _answer(caller, DeploymentRef.from_query(query), reads.query_params(query))
 
 
@@ -73,7 +73,7 @@ def read_get() -> Response[Any]:
 )
 def read_post() -> Response[Any]:
     caller = http.any_caller(app)
-    ref = DeploymentRef.from_query(app.current_event.query_string_parameters or {})
+    ref = DeploymentRef.from_query(http.query(app, *DeploymentRef.QUERY))
     params = http.parse_body(app, reads.ReadDeploymentParams, optional=True)
     return _answer(caller, ref, params)
 

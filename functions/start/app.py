@@ -23,14 +23,15 @@ app = http.make_app()
         "Start a deployment: by ?id=, or ?flow= and &tag= (default latest)",
         description=(
             "The owner, another user or a wallet, as the deployment's start_permission allows; "
-            "anyone else gets 404. With an Idempotency-Key, a repeat within 24 hours answers "
-            "the first response (header Idempotent-Replayed: true) and starts nothing."
+            "anyone else gets 404. With an Idempotency-Key (users only), a repeat within 24 "
+            "hours answers the first response (header Idempotent-Replayed: true) and starts "
+            "nothing."
         ),
         tag="flow runs",
         ok=openapi.StartedRun,
         body=StartDeploymentParams,
         optional_body=True,
-        errors=(400, 404, 409, 413, 415, 503),
+        errors=(400, 404, 409, 413, 415, 429, 503),
         auth=openapi.STARTER,
         parameters=[
             openapi.query("id", "the deployment id"),
@@ -42,7 +43,7 @@ app = http.make_app()
 )
 def start_deployment() -> Response[dict[str, str]]:
     caller = http.any_caller(app)
-    ref = DeploymentRef.from_query(app.current_event.query_string_parameters or {})
+    ref = DeploymentRef.from_query(http.query(app, *DeploymentRef.QUERY))
     params = http.parse_body(app, StartDeploymentParams, optional=True)
     key = app.current_event.headers.get(idempotent_starts.HEADER)
     if key is None:

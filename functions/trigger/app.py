@@ -2,9 +2,9 @@
 
 Each event names a deployment and its inputs (see `flowdeploy.triggers`). An EventBridge
 or S3 event that is bad is logged and dropped, since retrying cannot fix it; a failure
-that may pass (a throttled table, the run queue down) raises, so Lambda retries the
-event. An SQS message that fails either way is reported as a batch item failure, so a
-bad one ends in the trigger queue's dead-letter queue.
+that may pass (a throttled table, the run queue down, the owner at MAX_LIVE_RUNS_PER_USER)
+raises, so Lambda retries the event. An SQS message that fails either way is reported as a
+batch item failure, so a bad one ends in the trigger queue's dead-letter queue.
 """
 
 from __future__ import annotations
@@ -112,6 +112,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             return {"flow_run_ids": from_eventbridge(event)}
         raise BadRequest("not an EventBridge, SQS or S3 event")
     except ApiError as error:
-        if error.status >= 500:
-            raise  # Lambda retries asynchronous invocations
+        if error.status >= 500 or error.retry_after is not None:
+            raise  # may pass later (a limit, a race, a failing dependency): Lambda retries it
         return {"flow_run_ids": [], "error": refused(error, "event")}

@@ -132,7 +132,8 @@ def test_the_inserted_rows_are_the_docs_rows(stack: Stack, docs: dict[str, str])
         "solana_network": {"url": "https://api.devnet.solana.com", "cluster": "devnet"},
     }
     tags = json.loads(curl(stack, f"curl {DOCS_HOST}/flow/$FLOW_ID/tags", AUTH_TOKEN, docs))
-    assert tags == [
+    assert tags["next"] is None
+    assert tags["tags"] == [
         {
             "user_id": docs["USER"],
             "entrypoint": int(docs["FLOW_ID"]),
@@ -179,7 +180,7 @@ def test_flow_runs_of_a_deployment_have_its_deployment_id(
     started = json.loads(curl(stack, START_BY_ID, AUTH_TOKEN, variables))
     runs = json.loads(
         curl(stack, f"curl {DOCS_HOST}/deployment/$ID/flow_runs", AUTH_TOKEN, variables)
-    )
+    )["flow_runs"]
     assert [(r["id"], r["deployment_id"]) for r in runs] == [
         (started["flow_run_id"], variables["ID"])
     ]

@@ -307,7 +307,7 @@ def test_wallet_sign_in_claim_token_and_upsert_as_each_client_calls_them(
     assert claimed["user_id"] == owner[0] and claimed["refresh_token"] == ""
     again = Next(stack.url, owner[1]).claim_token()
     mine = Next(stack.url, again["access_token"]).request("GET", "/apikey").json()
-    assert len(mine) == 1
+    assert len(mine["api_keys"]) == 1
     with pytest.raises(ClientError) as no_key:
         Next(stack.url, claimed["access_token"]).claim_token()
     assert no_key.value.status == 401

@@ -5,9 +5,13 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -33,9 +37,10 @@ def test_twenty_concurrent_deploys_of_one_flow_leave_latest_on_the_newest(
     with ThreadPoolExecutor(max_workers=20) as pool:
         ids = list(pool.map(lambda _: client.deploy(owner, flow_id), range(20)))
     assert len(set(ids)) == 20
-    tags = client.request("GET", f"/flow/{flow_id}/tags", user=owner).json()
+    tags = client.request("GET", f"/flow/{flow_id}/tags", user=owner).json()["tags"]
     assert [(t["tag"], t["deployment_id"]) for t in tags] == [("latest", max(ids))]
     listed = client.request("GET", f"/flow/{flow_id}/deployments", user=owner).json()
+    listed = listed["deployments"]
     assert [d["id"] for d in listed] == sorted(ids, reverse=True)
 
 
@@ -71,7 +76,7 @@ def test_tag_moves_racing_a_delete_never_leave_a_tag_on_a_missing_deployment(
     # too on the local stack: README "Reliability", what did not hold.)
     assert set(statuses) <= {200, 404, 409}
     assert 200 in statuses
-    tags = client.request("GET", f"/flow/{flow_id}/tags", user=owner).json()
+    tags = client.request("GET", f"/flow/{flow_id}/tags", user=owner).json()["tags"]
     assert {t["tag"] for t in tags} >= {"latest"}
     for tag in tags:
         found = client.request("GET", f"/deployment/{tag['deployment_id']}", user=owner)
@@ -90,7 +95,7 @@ def _sqs(stack: Stack) -> tuple[Any, str, str]:
 
 
 def test_a_poison_message_reaches_the_dead_letter_queue_and_redrive_requeues_runs(
-    stack: Stack, client: Client
+    stack: Stack, client: Client, tmp_path: Path
 ) -> None:
     from flowdeploy.local.redrive import main as redrive
 
@@ -124,7 +129,20 @@ def test_a_poison_message_reaches_the_dead_letter_queue_and_redrive_requeues_run
         },
     )
     sqs.send_message(QueueUrl=dead, MessageBody=json.dumps({"flow_run_id": run_id}))
-    assert redrive(["--endpoint", stack.aws_endpoint]) == 0
+    # As a new user runs `make redrive ENDPOINT=…`: no AWS credentials, no ~/.aws.
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    moved = subprocess.run(
+        [sys.executable, "-m", "flowdeploy.local.redrive", "--endpoint", stack.aws_endpoint],
+        env={**bare, "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (moved.returncode, moved.stdout.strip()) == (
+        0,
+        "moved 1 message(s) from FlowRunDeadLetterQueue to FlowRunQueue",
+    ), moved.stderr
     assert redrive(["--endpoint", stack.aws_endpoint]) == 0, "nothing left: a no-op"
     deadline = time.monotonic() + 20
     run: dict[str, Any] = {}

@@ -166,3 +166,32 @@ def test_a_message_delivered_twice_executes_once(client: Client, stack: Stack) -
     bearer = {"Authorization": f"Bearer {started['token']}"}
     logs = client.request("GET", f"/flow_run/{started['flow_run_id']}/logs", headers=bearer)
     assert [line["content"] for line in logs.json()["logs"]] == ["once"]
+
+
+def test_long_runs_hold_a_worker_each_and_never_keep_a_short_run_waiting(client: Client) -> None:
+    owner = new_user()
+    slow = deploy(client, owner, create(client, owner, [node("w", "wait", seconds={"D": "8"})], []))
+    quick = deploy(client, owner, create(client, owner, SUM_NODES, SUM_EDGES))
+    # Two long runs, each received in a batch of its own (each is running before the next
+    # starts): they used to hold both of the local stack's pollers until they finished.
+    held = []
+    for _ in range(2):
+        started = start(client, owner, slow)
+        deadline = time.monotonic() + 10
+        while status(client, started) == "queued" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        held.append(started)
+    run = finished(
+        client, start(client, owner, quick, {"a": {"D": "1"}, "b": {"D": "2"}}), within=5
+    )
+    assert run["status"] == "succeeded"
+    assert [status(client, h) for h in held] == ["running", "running"]
+
+
+def status(client: Client, started: dict[str, Any]) -> str:
+    bearer = {"Authorization": f"Bearer {started['token']}"}
+    return str(
+        client.request("GET", f"/flow_run/{started['flow_run_id']}", headers=bearer).json()[
+            "status"
+        ]
+    )

@@ -53,7 +53,7 @@ class Client:
     def runs(self, user: str, deployment_id: str) -> list[dict[str, Any]]:
         reply = self.request("GET", f"/deployment/{deployment_id}/flow_runs", user=user)
         assert reply.status_code == 200, reply.text
-        return list(reply.json())
+        return list(reply.json()["flow_runs"])
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ def client(stack: Stack) -> Client:
 def tags(client: Client, owner: str, flow_id: int) -> dict[str, str]:
     reply = client.request("GET", f"/flow/{flow_id}/tags", user=owner)
     assert reply.status_code == 200, reply.text
-    return {t["tag"]: t["deployment_id"] for t in reply.json()}
+    return {t["tag"]: t["deployment_id"] for t in reply.json()["tags"]}
 
 
 def test_a_patch_by_a_non_owner_is_a_404_and_changes_nothing(client: Client) -> None:
@@ -103,14 +103,15 @@ def test_a_repeated_idempotency_key_returns_the_same_flow_run_id(client: Client)
     owner = new_user()
     deployment_id = client.deploy(owner, client.flow(owner, **FLAGS["Anonymous"]))
     path = f"/deployment/start?id={deployment_id}"
-    keyed = {"Idempotency-Key": "retry-me-7", "Authorization": f"Bearer {WALLET}"}
-    first = client.request("POST", path, headers=keyed, json={"inputs": INPUTS})
-    again = client.request("POST", path, headers=keyed, json={"inputs": INPUTS})
+    keyed = {"Idempotency-Key": "retry-me-7"}
+    caller = new_user()
+    first = client.request("POST", path, user=caller, headers=keyed, json={"inputs": INPUTS})
+    again = client.request("POST", path, user=caller, headers=keyed, json={"inputs": INPUTS})
     assert (first.status_code, again.status_code) == (200, 200)
     assert again.json()["flow_run_id"] == first.json()["flow_run_id"]
     assert again.json() == first.json()
     assert again.headers["Idempotent-Replayed"] == "true"
-    different = client.request("POST", path, headers=keyed, json={"inputs": {}})
+    different = client.request("POST", path, user=caller, headers=keyed, json={"inputs": {}})
     assert different.status_code == 409
     assert len(client.runs(owner, deployment_id)) == 1
 

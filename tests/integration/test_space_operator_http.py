@@ -42,3 +42,9 @@ def test_import_deploy_and_answer_an_api_input_at_its_published_url(client: Clie
     assert (run["status"], run["outputs"]) == ("succeeded", {"c": {"S": "hello"}})
     exported = client.request("POST", "/data/export", user=owner)
     assert exported.status_code == 200 and "API Input" in exported.json()["flows"]
+    # Script nodes on the local stack: Rhai in RunFunction, JavaScript in its Deno process
+    add = start(client, owner, client.deploy(owner, ids["Add"]), {"a": {"D": "1"}, "b": {"D": "2"}})
+    deno = start(client, owner, client.deploy(owner, ids["Deno Add"]))
+    assert finished(client, add)["outputs"] == {"c": {"D": "3"}}
+    ran = finished(client, deno)
+    assert ran["outputs"] == {"pi": {"F": "3.14"}}, ran["error"]

@@ -46,7 +46,7 @@ def test_a_wallets_life_over_http(client: Client, stack: Stack) -> None:
     assert set(imported.json()) == {"id", "name", "pubkey", "created_at"}
 
     listed = client.request("GET", "/wallet", user=user)
-    assert listed.json() == [generated.json(), imported.json()]
+    assert listed.json() == {"wallets": [generated.json(), imported.json()], "next": None}
     duplicate = client.request(
         "POST", "/wallet", user=user, json={"name": "x", "keypair": base58.encode(bytes(keypair))}
     )
@@ -66,7 +66,7 @@ def test_a_wallets_life_over_http(client: Client, stack: Stack) -> None:
 
     assert client.request("DELETE", f"/wallet/{wallet_id}", user=new_user()).status_code == 404
     assert client.request("DELETE", f"/wallet/{wallet_id}", user=user).status_code == 204
-    assert client.request("GET", "/wallet", user=user).json() == [generated.json()]
+    assert client.request("GET", "/wallet", user=user).json()["wallets"] == [generated.json()]
     anonymous = {"Authorization": f"Bearer {keypair.pubkey()}"}
     assert client.request("GET", "/wallet", headers=anonymous).status_code == 401
 

@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 
 from flowdeploy.local.devserver import Gateway
-from flowdeploy.local.stack import Functions
+from flowdeploy.local.environments import Functions
 from flowdeploy.local.template import Template
 from tests.conftest import ROOT, token_for
 
@@ -24,7 +24,7 @@ class Reply:
 class Api:
     def __init__(self) -> None:
         template = Template(ROOT / "template.yaml")
-        self.functions = Functions(template)
+        self.functions = Functions(template.functions())
         self.gateway = Gateway(template, self.functions)
 
     def call(
@@ -88,6 +88,17 @@ def queued_messages(queue_url: str) -> int:
         QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
     return int(attributes["ApproximateNumberOfMessages"])
+
+
+def drain(queue_url: str) -> list[dict[str, Any]]:
+    """Every message on the queue, received (and hidden for 5 minutes)."""
+    sqs = boto3.client("sqs")
+    messages: list[dict[str, Any]] = []
+    while batch := sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=300
+    ).get("Messages", []):
+        messages += batch
+    return messages
 
 
 def sqs_event(*bodies: str, receives: int = 1) -> dict[str, Any]:

@@ -306,3 +306,14 @@ def test_without_an_identity_the_run_stops_at_the_transaction(
     run_id = reply.body["message"].rsplit(" ", 1)[-1].rstrip(".")
     run = final_run(api, owner, run_id)
     assert run["status"] == "stopped" and run["transaction"] == reply.body["transaction"]
+
+
+def test_a_post_whose_run_cannot_be_queued_is_a_503_and_leaves_no_run(api: Api) -> None:
+    from tests.faults import Fault, injected
+
+    deployment_id = blink(api, new_user())
+    path = f"/action/{deployment_id}?amount=0.25&recipient={Keypair().pubkey()}"
+    with injected(Fault("SendMessage", "ServiceUnavailable")):
+        reply = api.call("POST", path, json_body={"account": str(Keypair().pubkey())})
+    assert reply.status == 503, reply.body
+    assert count_items("FlowRunsTable") == 0, "the run written before the send is deleted"

@@ -149,7 +149,7 @@ def test_a_wallet_signs_in_as_the_same_user_every_time_and_its_token_works(api: 
     assert first["session"]["token_type"] == "bearer"
     token = second["session"]["access_token"]
     reply = api.call("GET", "/apikey", headers={"authorization": f"Bearer {token}"})
-    assert (reply.status, reply.body) == (200, [])
+    assert (reply.status, reply.body) == (200, {"api_keys": [], "next": None})
     assert sign_in_as(api, Keypair())["session"]["user"]["id"] != user["id"]
 
 
@@ -246,7 +246,7 @@ def test_an_adapter_wallet_is_a_public_key_the_server_holds_no_secret_of(api: Ap
         owner,
         "phantom",
     )
-    listed = api.call("GET", "/wallet", user=owner).body
+    listed = api.call("GET", "/wallet", user=owner).body["wallets"]
     assert [(w["id"], w["pubkey"]) for w in listed] == [(row["id"], str(key))]
 
 
@@ -270,7 +270,7 @@ def test_upserting_again_updates_and_a_keypair_makes_it_hardcoded(api: Api) -> N
     assert (renamed.body[0]["name"], renamed.body[0]["adapter"]) == ("main", "phantom")
     assert held.body[0]["type"] == "HARDCODED"
     assert "keypair" not in held.body[0]
-    assert len(api.call("GET", "/wallet", user=owner).body) == 1
+    assert len(api.call("GET", "/wallet", user=owner).body["wallets"]) == 1
 
 
 def test_bad_upserts_are_refused_precisely(api: Api) -> None:
@@ -293,7 +293,7 @@ def test_bad_upserts_are_refused_precisely(api: Api) -> None:
         reply = upsert(api, owner, body)
         assert reply.status == status, (body, reply.body)
         assert error in reply.body["error"], (body, reply.body)
-        assert api.call("GET", "/wallet", user=owner).body == []
+        assert api.call("GET", "/wallet", user=owner).body["wallets"] == []
 
 
 def test_upsert_needs_a_user(api: Api) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from flowdeploy.store import deployments as store
 from flowdeploy.store.models import DeploymentItem
 from tests.conftest import new_user
@@ -77,7 +79,7 @@ def test_deploy_creates_the_latest_tag_in_the_docs_shape(api: Api) -> None:
     user = new_user()
     flow_id = api.create_flow(user)
     deployment_id = api.deploy(user, flow_id)
-    tags = api.call("GET", f"/flow/{flow_id}/tags", user=user).body
+    tags = api.call("GET", f"/flow/{flow_id}/tags", user=user).body["tags"]
     assert tags == [
         {
             "user_id": user,
@@ -94,9 +96,9 @@ def test_a_new_deploy_moves_latest_and_lists_newest_first(api: Api) -> None:
     flow_id = api.create_flow(user)
     first, second = api.deploy(user, flow_id), api.deploy(user, flow_id)
     assert first < second
-    tags = api.call("GET", f"/flow/{flow_id}/tags", user=user).body
+    tags = api.call("GET", f"/flow/{flow_id}/tags", user=user).body["tags"]
     assert [t["deployment_id"] for t in tags] == [second]
-    listed = api.call("GET", f"/flow/{flow_id}/deployments", user=user).body
+    listed = api.call("GET", f"/flow/{flow_id}/deployments", user=user).body["deployments"]
     assert [d["id"] for d in listed] == [second, first]
 
 
@@ -170,7 +172,7 @@ def test_a_flow_that_calls_itself_deploys_as_upstreams_collatz_does(api: Api) ->
     )
     reply = api.call("POST", f"/flow/deploy/{flow_id}", user=user)
     assert reply.status == 200, reply.body
-    [deployment] = api.call("GET", f"/flow/{flow_id}/deployments", user=user).body
+    [deployment] = api.call("GET", f"/flow/{flow_id}/deployments", user=user).body["deployments"]
     assert deployment["id"] == reply.body["deployment_id"]
 
 
@@ -188,3 +190,24 @@ def test_recursion_through_another_flow_deploys_both_flows(api: Api) -> None:
     assert reply.status == 200, reply.body
     deployment = store.get(reply.body["deployment_id"])
     assert deployment is not None and sorted(deployment.flow_ids) == sorted([first, second])
+
+
+def test_a_deployment_too_large_for_one_transaction_writes_its_snapshot_first(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowdeploy.local.calls import counting
+
+    # Three frozen flows where one transaction may hold only one snapshot part (in AWS: a
+    # snapshot past 90 parts or 3.5 MB), deployed through DeployFunction.
+    monkeypatch.setattr(store, "TRANSACTION_PARTS", 1)
+    user = new_user()
+    leaves = [api.create_flow(user), api.create_flow(user)]
+    entry = api.create_flow(user, nodes=[interflow(f"n{i}", f) for i, f in enumerate(leaves)])
+    with counting() as calls:
+        deployment_id = api.deploy(user, entry)
+    assert calls["dynamodb:BatchWriteItem"] == 1
+    reply = api.call("GET", f"/deployment/{deployment_id}", user=user)
+    assert (reply.status, reply.body["entrypoint"]) == (200, entry)
+    deployment = store.get(deployment_id)
+    assert deployment is not None
+    assert set(store.load_snapshot(deployment)) == {entry, *leaves}

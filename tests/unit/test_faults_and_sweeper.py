@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
+from flowdeploy.settings import settings
 from flowdeploy.store import queue
 from flowdeploy.store import runs as run_store
 from flowdeploy.sweeper import sweep
@@ -19,7 +20,8 @@ from tests.unit.api import Api, count_items, queued_messages, sqs_event
 from tests.unit.engine.flows import edge, node
 
 QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/FlowRunQueue"
-QUEUED_TIMEOUT = 7200  # FLOW_RUN_QUEUED_TIMEOUT_SECONDS's default
+# FlowRunQueue's retention + visibility timeout (template.yaml Mappings), 4.5 hours
+QUEUED_TIMEOUT = settings().flow_run_queued_timeout_seconds
 ONE_NODE = {
     "nodes": [node("c", "const", value={"S": "x"}), node("out", "flow_output", label="out")],
     "edges": [edge("c", "out", "output")],
@@ -144,6 +146,25 @@ def test_a_run_whose_message_and_cleanup_both_failed_is_failed_by_the_sweeper(
     assert sweep(now=time.time() + QUEUED_TIMEOUT + 1) == {"running": [], "queued": [orphan]}
     assert status(orphan) == ("failed", run_store.NEVER_PICKED_UP)
     assert watched() == set()
+
+
+def test_the_scheduled_sweeper_function_fails_a_run_queued_past_the_queues_retention(
+    api: Api, deployed: tuple[str, int, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    import flowdeploy.sweeper
+    from flowdeploy.local.event_sources import scheduled_event
+
+    owner, flow_id, _ = deployed
+    with injected(Fault("SendMessage", "ServiceUnavailable"), Fault("DeleteItem", THROTTLED)):
+        assert api.call("POST", f"/deployment/start?flow={flow_id}", user=owner).status == 503
+    (orphan,) = watched()
+    later = time.time() + QUEUED_TIMEOUT + 1
+    monkeypatch.setattr(flowdeploy.sweeper, "time", SimpleNamespace(time=lambda: later))
+    swept = api.functions.invoke("SweeperFunction", scheduled_event("SweeperFunction"))
+    assert swept == {"failed": {"running": [], "queued": [orphan]}}
+    assert status(orphan) == ("failed", run_store.NEVER_PICKED_UP)
 
 
 def test_a_send_whose_reply_was_lost_runs_nothing_for_the_refused_start(

@@ -144,6 +144,51 @@ def test_a_flow_too_large_to_store_is_a_413(api: Api) -> None:
     assert count_items("FlowsTable") == 0
 
 
+@pytest.mark.parametrize(
+    "config",
+    [b"NaN", b"Infinity", b"-Infinity", b"1e999", b'"\\udbff"'],
+    ids=["nan", "infinity", "minus-infinity", "overflow", "lone-surrogate"],
+)
+def test_a_flow_with_a_value_json_cannot_carry_is_a_400_and_stores_nothing(
+    api: Api, config: bytes
+) -> None:
+    body = b'{"name": "x", "nodes": [{"id": "a", "data": {"node_id": "const", "config": {"value": '
+    reply = api.call(
+        "POST",
+        "/flow",
+        user=new_user(),
+        headers={"content-type": "application/json"},
+        raw_body=body + config + b"}}}]}",
+    )
+    assert reply.status == 400, reply.body
+    assert "body" in reply.body["error"]
+    assert count_items("FlowsTable") == 0
+
+
+def test_a_form_encoded_body_is_a_415_like_any_other_media_type(api: Api) -> None:
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    reply = api.call("POST", "/flow", user=new_user(), headers=form, raw_body=b"name=x&a=1")
+    multipart = api.call(
+        "POST",
+        "/flow",
+        user=new_user(),
+        headers={"content-type": "multipart/form-data; boundary=b"},
+        raw_body=b'--b\r\nContent-Disposition: form-data; name="name"\r\n\r\nx\r\n--b--\r\n',
+    )
+    assert (reply.status, multipart.status) == (415, 415)
+    assert reply.body == {
+        "error": "send the body as application/json, not application/x-www-form-urlencoded"
+    }
+    assert multipart.body == {"error": "send the body as application/json, not multipart/form-data"}
+    assert count_items("FlowsTable") == 0
+
+
+def test_json_sent_as_curl_does_by_default_is_read(api: Api) -> None:
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    reply = api.call("POST", "/flow", user=new_user(), headers=form, raw_body=b'{"name": "x"}')
+    assert reply.status == 201
+
+
 def test_a_literal_the_command_would_refuse_is_a_400_when_the_flow_is_saved(api: Api) -> None:
     # issue 16 item 9, over HTTP; every rule's cases are in tests/unit/engine/test_validation.py
     body = {
@@ -154,7 +199,7 @@ def test_a_literal_the_command_would_refuse_is_a_400_when_the_flow_is_saved(api:
     assert (reply.status, reply.body) == (
         400,
         {
-            "error": "node 'w' (wait): input 'seconds': must be 0 to 240 seconds (the run's "
+            "error": "node 'w' (wait): input 'seconds': must be 0 to 270 seconds (the run's "
             "deadline), got 901"
         },
     )

@@ -91,16 +91,46 @@ def test_an_equal_body_written_differently_is_the_same_request(
     assert again.body == first.body
 
 
-def test_the_same_key_from_different_callers_starts_twice(
+def test_the_same_key_from_different_users_starts_twice(
     api: Api, deployed: tuple[str, int, str]
 ) -> None:
     owner, _, deployment_id = deployed
     path = f"/deployment/start?id={deployment_id}"
     first = api.call("POST", path, user=owner, headers=keyed("k"))
     other_user = api.call("POST", path, user=new_user(), headers=keyed("k"))
-    wallet = api.call("POST", path, headers={"authorization": f"Bearer {WALLET}", **keyed("k")})
-    ids = {r.body["flow_run_id"] for r in (first, other_user, wallet)}
-    assert len(ids) == 3
+    assert first.body["flow_run_id"] != other_user.body["flow_run_id"]
+
+
+def test_a_key_someone_else_used_for_another_request_is_no_409(
+    api: Api, deployed: tuple[str, int, str]
+) -> None:
+    owner, _, deployment_id = deployed
+    path = f"/deployment/start?id={deployment_id}"
+    assert api.call("POST", path, user=owner, headers=keyed("k"), json_body=BODY).status == 200
+    other = {"inputs": {"amount": {"D": "2.71"}}}
+    reply = api.call("POST", path, user=new_user(), headers=keyed("k"), json_body=other)
+    assert reply.status == 200, "keys are per caller: nothing says someone else used this one"
+    assert "idempotent-replayed" not in reply.headers
+
+
+def test_a_public_key_caller_cannot_use_a_key_so_no_replay_hands_out_its_token(
+    api: Api, deployed: tuple[str, int, str]
+) -> None:
+    """A bare public key proves nothing: with keys, whoever sent the same `Bearer <pubkey>`
+    and key would be handed the first caller's run token."""
+    _, _, deployment_id = deployed
+    path = f"/deployment/start?id={deployment_id}"
+    wallet = {"authorization": f"Bearer {WALLET}", **keyed("k")}
+    first = api.call("POST", path, headers=wallet)
+    assert first.status == 400
+    assert first.body == {
+        "error": "Idempotency-Key needs an authenticated caller (an access token or an API "
+        "key): a bare public key proves nothing, so a replay would hand the run's token to "
+        "anyone sending the same public key and key; start without it"
+    }
+    assert count_items("FlowRunsTable") == 0
+    assert count_items("IdempotencyTable") == 0
+    assert api.call("POST", path, headers={"authorization": f"Bearer {WALLET}"}).status == 200
 
 
 def test_a_refused_start_stores_nothing_and_the_key_can_be_used_again(

@@ -170,3 +170,30 @@ def test_a_read_may_read_items_but_change_nothing(user: str) -> None:
         with pytest.raises(ServiceFailure, match=r"a read \(/deployment/read\) cannot change"):
             asyncio.run(change)
     assert kv.read_item(user, "s", "k") == '{"U":"1"}'
+
+
+def test_a_run_deletes_an_item_and_then_its_store_with_the_items_left(api: Api) -> None:
+    flow = {
+        "nodes": [
+            node("make", "kv_create_store", store="scratch"),
+            node("put", "kv_write_item", key="k", value=1),
+            node("keep", "kv_write_item", key="left", value=2),
+            node("remove", "kv_delete_item"),
+            node("drop", "kv_delete_store"),
+            node("out", "flow_output", label="removed"),
+        ],
+        "edges": [
+            edge("make", "put", "store", "store"),
+            edge("put", "keep", "store", "store"),
+            edge("keep", "remove", "store", "store"),
+            edge("put", "remove", "key", "key"),
+            edge("remove", "drop", "store", "store"),
+            edge("remove", "out", "old_value"),
+        ],
+    }
+    owner, _, deployment = deployed(api, flow)
+    started = start(api, owner, deployment, {})
+    execute(api, started["flow_run_id"])
+    run = read(api, started).body
+    assert (run["status"], run["outputs"]) == ("succeeded", {"removed": {"U": "1"}}), run
+    assert kv.stores_of(owner) == []

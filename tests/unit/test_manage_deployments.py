@@ -39,7 +39,7 @@ def identity_wallet(api: Api, owner: str) -> str:
 
 
 def tags(api: Api, owner: str, flow_id: int) -> dict[str, str]:
-    listed = api.call("GET", f"/flow/{flow_id}/tags", user=owner).body
+    listed = api.call("GET", f"/flow/{flow_id}/tags", user=owner).body["tags"]
     return {t["tag"]: t["deployment_id"] for t in listed}
 
 
@@ -186,8 +186,8 @@ def test_delete_removes_the_deployment_its_snapshot_and_its_tags(api: Api) -> No
     assert api.call("DELETE", f"/deployment/{older}", user=owner).status == 204
     assert api.call("GET", f"/deployment/{older}", user=owner).status == 404
     assert tags(api, owner, flow_id) == {"latest": newer}
-    # The deployment, its one snapshot part and the tag v1.
-    assert count_items("DeploymentsTable") == items_before - 3
+    # The deployment, its one snapshot part, its entry in the flow's listing and the tag v1.
+    assert count_items("DeploymentsTable") == items_before - 4
     started = api.call("POST", f"/deployment/start?flow={flow_id}&tag=v1", user=owner)
     assert started.status == 404
 
@@ -275,7 +275,7 @@ def test_put_creates_a_tag_in_the_docs_shape_and_start_finds_it(
         "deployment_id": deployment_id,
         "description": "first release",
     }
-    listed = api.call("GET", f"/flow/{flow_id}/tags", user=owner).body
+    listed = api.call("GET", f"/flow/{flow_id}/tags", user=owner).body["tags"]
     assert [t["tag"] for t in listed] == ["latest", "v1.0_rc-1"]
     assert listed[1] == reply.body
     started = api.call("POST", f"/deployment/start?flow={flow_id}&tag=v1.0_rc-1", user=owner)
@@ -396,7 +396,7 @@ def test_a_flow_has_at_most_fifty_custom_tags(api: Api, deployed: tuple[str, int
     reply = api.call("PUT", f"/flow/{flow_id}/tags/one-more", user=owner, json_body=body)
     assert (reply.status, reply.body) == (
         400,
-        {"error": "a flow can have at most 50 tags besides latest"},
+        {"error": "a flow can have at most 50 tags besides latest (MAX_TAGS_PER_FLOW)"},
     )
     assert api.call("PUT", f"/flow/{flow_id}/tags/t7", user=owner, json_body=body).status == 200
     # Deleting a deployment with all its tags is one transaction.

@@ -43,7 +43,8 @@ def test_the_document_is_openapi_3(doc: dict[str, Any]) -> None:
 
 
 def test_every_route_of_the_template_is_documented_and_nothing_else(doc: dict[str, Any]) -> None:
-    declared = {(r.method, r.path) for r in TEMPLATE.routes() if r.path != "$default"}
+    # ANY routes only carry other methods to the function that answers 405 for them.
+    declared = {(r.method, r.path) for r in TEMPLATE.routes() if r.method != "ANY"}
     assert set(operations(doc)) == declared
 
 
@@ -73,7 +74,7 @@ def test_every_operation_documents_its_success_errors_and_credentials(
             content = operation["responses"][str(code)]["content"]["application/json"]
             assert content["schema"] == {"$ref": f"#/components/schemas/{error_body}"}, key
         security = operation.get("security")
-        if key[1] in {"/openapi.json", "/docs"} or action or " ".join(key) in NO_CREDENTIALS:
+        if key[1] in {"/openapi.json", "/docs", "/"} or action or " ".join(key) in NO_CREDENTIALS:
             assert security is None
         else:
             assert security
@@ -160,6 +161,27 @@ def test_docs_serve_swagger_ui_for_the_document_with_nothing_from_a_cdn(api: Api
     assert not re.search(r"""<(script|link)[^>]+(src|href)=["']https?://""", page)
 
 
+def test_the_pages_json_link_answers_the_document(api: Api, doc: dict[str, Any]) -> None:
+    _, _, page = api.gateway.handle("GET", "/docs", {"host": "localhost"}, b"")
+    assert '"?format=json"' in page.decode(), "the link Swagger UI shows"
+    reply = api.call("GET", "/docs?format=json")
+    assert (reply.status, reply.headers["content-type"]) == (200, "application/json")
+    assert reply.body == doc
+    assert api.call("GET", "/docs?format=yaml").status == 400
+
+
+def test_the_root_is_an_index_with_the_docs_link_and_every_route(
+    api: Api, doc: dict[str, Any]
+) -> None:
+    reply = api.call("GET", "/", headers={"host": "api.example.com", "x-forwarded-proto": "https"})
+    assert reply.status == 200
+    assert reply.body["docs"] == "https://api.example.com/docs"
+    assert reply.body["openapi"] == "https://api.example.com/openapi.json"
+    assert set(reply.body["routes"]) == {f"{m} {p}" for m, p in operations(doc)}
+    assert "POST /deployment/start" in reply.body["routes"]
+    assert api.call("POST", "/").status == 405
+
+
 def validate(model: Any, body: Any) -> None:
     TypeAdapter(model).validate_python(body, strict=False)
 
@@ -180,23 +202,24 @@ def test_real_responses_have_exactly_the_documented_shapes(api: Api) -> None:
     )
     validate(openapi.Deployment, patched.body)
     listed = api.call("GET", f"/flow/{flow_id}/deployments", user=owner).body
-    validate(list[openapi.Deployment], listed)
+    validate(openapi.DeploymentPage, listed)
     tag = api.call(
         "PUT", f"/flow/{flow_id}/tags/v1", user=owner, json_body={"deployment_id": deployment_id}
     )
     validate(openapi.Tag, tag.body)
-    validate(list[openapi.Tag], api.call("GET", f"/flow/{flow_id}/tags", user=owner).body)
+    validate(openapi.TagPage, api.call("GET", f"/flow/{flow_id}/tags", user=owner).body)
     started = api.call("POST", f"/deployment/start?id={deployment_id}", user=owner)
     validate(openapi.StartedRun, started.body)
     run = api.call("GET", f"/flow_run/{started.body['flow_run_id']}", user=owner)
     validate(openapi.FlowRun, run.body)
     runs = api.call("GET", f"/deployment/{deployment_id}/flow_runs", user=owner).body
-    validate(list[openapi.FlowRun], runs)
+    validate(openapi.FlowRunPage, runs)
     key = api.call("POST", "/apikey", user=owner, json_body={"name": "k"})
     validate(openapi.CreatedApiKey, key.body)
-    validate(list[openapi.ApiKey], api.call("GET", "/apikey", user=owner).body)
+    validate(openapi.ApiKeyPage, api.call("GET", "/apikey", user=owner).body)
     validate(openapi.Wallet, api.call("POST", "/wallet", user=owner, json_body={"name": "w"}).body)
-    validate(list[openapi.Wallet], api.call("GET", "/wallet", user=owner).body)
+    validate(openapi.WalletPage, api.call("GET", "/wallet", user=owner).body)
+    validate(openapi.FlowPage, api.call("GET", "/flow", user=owner).body)
     validate(openapi.ErrorBody, api.call("GET", "/flow/99", user=owner).body)
 
 

@@ -39,7 +39,9 @@ def get(api: Api, query: str, inputs: Any = INPUTS, **kw: Any) -> Reply:
 
 
 def runs(api: Api, owner: str, deployment_id: str) -> list[dict[str, Any]]:
-    return list(api.call("GET", f"/deployment/{deployment_id}/flow_runs", user=owner).body)
+    return list(
+        api.call("GET", f"/deployment/{deployment_id}/flow_runs", user=owner).body["flow_runs"]
+    )
 
 
 def test_a_read_runs_the_deployment_and_answers_its_outputs_with_cache_headers(
@@ -173,11 +175,14 @@ def test_a_read_past_its_budget_is_a_408(api: Api, monkeypatch: pytest.MonkeyPat
         nodes = [node("w", "wait", seconds=5), node("out", "flow_output", label="done")]
         _, deployment_id = deploy(api, owner, nodes=nodes, edges=[edge("w", "out", out="value")])
         reply = get(api, f"id={deployment_id}", None, user=owner)
+        (run,) = runs(api, owner, deployment_id)
     finally:
+        # The variable back first, then the settings read again: a later test must not
+        # inherit the 0.5 s budget.
+        monkeypatch.undo()
         settings.cache_clear()
     assert reply.status == 408
     assert reply.body == {"error": "read timeout: the deployment ran longer than 0.5 s"}
-    (run,) = runs(api, owner, deployment_id)
     assert run["status"] == "failed" and "deadline" in run["error"]
 
 
@@ -189,6 +194,9 @@ BAD_READS = [
     ("id={id}&skip_cache=maybe", 400, "skip_cache must be true or false, got 'maybe'"),
     ("id={id}&inputs=" + "%20" * 8200, 413, "inputs in the query are limited to 8192 bytes"),
     ("id=0194e5ac-9103-7c52-971e-f71f83c5de2e", 404, "deployment not found"),
+    ("id={id}&inputs=%7B%22a%22%3A%7B%22F%22%3ANaN%7D%7D", 400, "inputs contains NaN"),
+    ("id={id}&tagg=v1", 400, "unknown query parameter: tagg"),
+    ("id={id}&flow=1", 400, "name the deployment one way"),
 ]
 
 
@@ -215,3 +223,29 @@ def test_bad_read_bodies_and_missing_credentials(api: Api) -> None:
         assert reply.status == 400 and error in reply.body["error"], reply.body
     assert api.call("GET", path).status == 401
     assert api.call("POST", path, headers={"authorization": "Bearer fr-x"}).status == 401
+
+
+def test_a_read_reads_the_owners_wallets_and_stores_and_a_long_one_watches_for_a_stop(
+    api: Api,
+) -> None:
+    from flowdeploy import kvstore
+    from flowdeploy.runner import STOP_POLL_SECONDS
+    from flowdeploy.store import kv
+
+    owner = new_user()
+    wallet = api.call("POST", "/wallet", user=owner, json_body={"name": "w"})
+    assert wallet.status == 201, wallet.body
+    kv.create_store(owner, "s", kvstore.LIMITS)
+    kv.write_item(owner, "s", "k", '{"U":"7"}', kvstore.LIMITS)
+    nodes = [
+        node("w", "wallet", wallet_id=wallet.body["id"]),
+        node("get", "kv_read_item", store="s", key="k"),
+        node("pause", "wait", seconds=STOP_POLL_SECONDS + 0.5),  # long enough to poll once
+        node("key", "flow_output", label="pubkey"),
+        node("value", "flow_output", label="value"),
+    ]
+    edges = [edge("w", "key", out="pubkey"), edge("get", "value", out="value")]
+    _, deployment_id = deploy(api, owner, nodes=nodes, edges=edges)
+    reply = get(api, f"id={deployment_id}", None, user=owner)
+    assert reply.status == 200, reply.body
+    assert reply.body == {"M": {"pubkey": {"B3": wallet.body["pubkey"]}, "value": {"U": "7"}}}

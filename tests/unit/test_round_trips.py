@@ -28,7 +28,13 @@ def test_start_by_id_is_one_read_one_write_one_send(calls: Counter[str]) -> None
     deployment_id = api.deploy(user, api.create_flow(user))
     calls.clear()
     assert api.call("POST", f"/deployment/start?id={deployment_id}", user=user).status == 200
-    assert calls == {"dynamodb:GetItem": 1, "dynamodb:PutItem": 1, "sqs:SendMessage": 1}
+    # The deployment; the owner's place among their live runs; the run; its message.
+    assert calls == {
+        "dynamodb:GetItem": 1,
+        "dynamodb:UpdateItem": 1,
+        "dynamodb:PutItem": 1,
+        "sqs:SendMessage": 1,
+    }
 
 
 def test_start_by_tag_reads_only_the_tag_which_carries_what_start_needs(
@@ -39,7 +45,12 @@ def test_start_by_tag_reads_only_the_tag_which_carries_what_start_needs(
     api.deploy(user, flow_id)
     calls.clear()
     assert api.call("POST", f"/deployment/start?flow={flow_id}&tag=latest", user=user).status == 200
-    assert calls == {"dynamodb:GetItem": 1, "dynamodb:PutItem": 1, "sqs:SendMessage": 1}
+    assert calls == {
+        "dynamodb:GetItem": 1,
+        "dynamodb:UpdateItem": 1,
+        "dynamodb:PutItem": 1,
+        "sqs:SendMessage": 1,
+    }
 
 
 def test_deploy_reads_each_nesting_level_once_and_writes_once(calls: Counter[str]) -> None:
@@ -90,7 +101,7 @@ def test_a_start_with_an_idempotency_key_adds_one_claim_and_one_completion(
     assert calls == {
         "dynamodb:GetItem": 1,
         "dynamodb:PutItem": 2,  # the idempotency record (conditional), the run
-        "dynamodb:UpdateItem": 1,  # the idempotency record completed with the response
+        "dynamodb:UpdateItem": 2,  # the owner's live-run place; the record completed
         "sqs:SendMessage": 1,
     }
     calls.clear()

@@ -144,9 +144,17 @@ def test_start_query_by_flow_defaults_to_the_latest_tag() -> None:
     assert DeploymentRef.from_query({"flow": "3675"}) == DeploymentRef(flow=3675, tag="latest")
 
 
-def test_start_query_by_flow_and_tag_wins_over_id() -> None:
-    ref = DeploymentRef.from_query({"flow": "3675", "tag": "v1", "id": "x"})
+def test_start_query_by_flow_and_tag() -> None:
+    ref = DeploymentRef.from_query({"flow": "3675", "tag": "v1"})
     assert ref == DeploymentRef(flow=3675, tag="v1")
+
+
+@pytest.mark.parametrize(
+    "query", [{"flow": "3675", "id": "0194e5ac-9103-7c52-971e-f71f83c5de2e"}, {"tag": "v1"}]
+)
+def test_start_query_naming_a_deployment_two_ways_is_a_bad_request(query: dict[str, str]) -> None:
+    with pytest.raises(BadRequest):
+        DeploymentRef.from_query(query)
 
 
 @pytest.mark.parametrize(

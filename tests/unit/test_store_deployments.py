@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import time
 from typing import Any
 
 import pytest
 from pynamodb.exceptions import CancellationReason, TransactWriteError, VerboseClientError
 
+import flowdeploy.settings
 from flowdeploy.ids import new_id, timestamp
 from flowdeploy.store import deployments as store
 from flowdeploy.store.models import DeploymentItem
@@ -117,7 +120,6 @@ def test_a_transaction_conflict_on_latest_is_retried(
         write(deployment, snapshots, latest)
 
     monkeypatch.setattr(store, "_write", conflicting_once)
-    monkeypatch.setattr(store.time, "sleep", lambda _: None)
     deployment_id = new_id()
     store.insert(deployment(deployment_id), [])
     assert len(attempts) == 2
@@ -131,6 +133,9 @@ def test_endless_transaction_conflicts_give_up_with_the_error(
         raise conflict()
 
     monkeypatch.setattr(store, "_write", always_conflicting)
-    monkeypatch.setattr(store.time, "sleep", lambda _: None)
+    short = dataclasses.replace(flowdeploy.settings.settings(), conflict_retry_seconds=0.3)
+    monkeypatch.setattr(flowdeploy.settings, "settings", lambda: short)
+    began = time.monotonic()
     with pytest.raises(TransactWriteError):
         store.insert(deployment(new_id()), [])
+    assert time.monotonic() - began < 0.3 + 0.5

@@ -114,7 +114,7 @@ def test_a_tag_put_that_read_before_a_patch_still_copies_the_patched_fields(api:
         tag="v1",
         deployment_id=deployment_id,
     )
-    assert store.put_tag(tag, read_before)
+    assert store.put_tag(tag, read_before, 50)
     assert start_by_tag(api, flow_id, "v1") == 200
     assert_copies_match()
 

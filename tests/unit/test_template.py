@@ -19,7 +19,7 @@ from flowdeploy.store.models import (
     FlowRunItem,
     WalletsRecord,
 )
-from tests.conftest import ROOT
+from tests.conftest import CALL_RECORDS, ROOT
 from tests.unit.api import Api
 
 TEMPLATE = Template(ROOT / "template.yaml")
@@ -93,6 +93,18 @@ def test_the_idempotency_table_has_the_keys_and_ttl_powertools_uses() -> None:
     assert start_env["IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
 
 
+def test_the_live_runs_table_has_the_keys_its_model_uses_and_every_starter_knows_it() -> None:
+    from flowdeploy.store.models import LiveRunsItem
+
+    declared = TEMPLATE.tables()["LiveRunsTable"]
+    assert keys(declared["KeySchema"]) == key_schema(LiveRunsItem)
+    for function in ("StartFunction", "TriggerFunction", "ActionsFunction"):
+        env = TEMPLATE.functions()[function].environment
+        assert env["LIVE_RUNS_TABLE"] == {"Ref": "LiveRunsTable"}
+        assert env["MAX_LIVE_RUNS_PER_USER"] == {"Ref": "MaxLiveRunsPerUser"}
+    assert TEMPLATE.parameter_defaults()["MaxLiveRunsPerUser"] == 10
+
+
 def test_each_index_a_model_queries_is_declared_with_the_same_keys() -> None:
     from flowdeploy.store.models import DeploymentItem, TagItem
 
@@ -101,10 +113,20 @@ def test_each_index_a_model_queries_is_declared_with_the_same_keys() -> None:
         for table in TEMPLATE.tables().values()
         for index in table.get("GlobalSecondaryIndexes", [])
     }
-    for model in (DeploymentItem, TagItem, FlowRunItem, ApiKeyItem):
+    for model in (DeploymentItem, TagItem, FlowRunItem, ApiKeyItem, FlowItem):
         for name, schema in index_schemas(model).items():
             assert declared[name] == schema, name
     assert declared["EntrypointTagIndex"] == [("entrypoint", "HASH"), ("tag", "RANGE")]
+
+
+def test_the_flow_list_index_projects_what_the_list_shows() -> None:
+    from flowdeploy.store.flows import summary_row
+    from flowdeploy.store.models import FLOW_SUMMARY
+
+    (index,) = TEMPLATE.tables()["FlowsTable"]["GlobalSecondaryIndexes"]
+    # export and import read `source` from it too
+    assert index["Projection"]["NonKeyAttributes"] == [*FLOW_SUMMARY, "source"]
+    assert set(summary_row(FlowItem(id=1, user_id="u"))) == {"id", "user_id", *FLOW_SUMMARY}
 
 
 def test_the_queue_redrives_to_a_dead_letter_queue_after_three_receives() -> None:
@@ -114,6 +136,83 @@ def test_the_queue_redrives_to_a_dead_letter_queue_after_three_receives() -> Non
     assert props["RedrivePolicy"]["deadLetterTargetArn"] == {
         "Fn::GetAtt": ["FlowRunDeadLetterQueue", "Arn"]
     }
+
+
+def test_every_delivery_of_a_run_message_happens_before_the_sweeper_gives_up_on_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flowdeploy.settings import Settings
+
+    timing = TEMPLATE.mappings["FlowRunQueue"]["Timing"]
+    visibility, retention = timing["VisibilityTimeoutSeconds"], timing["RetentionSeconds"]
+    queue = TEMPLATE.resolve(TEMPLATE.queues()["FlowRunQueue"], {"FlowRunDeadLetterQueue.Arn": ""})
+    assert (queue["VisibilityTimeout"], queue["MessageRetentionPeriod"]) == (visibility, retention)
+    most_receives = TEMPLATE.doc["Parameters"]["FlowRunMaxReceives"]["MaxValue"]
+    assert most_receives * visibility < retention, "the last delivery must come before expiry"
+    sweeper_env = TEMPLATE.functions()["SweeperFunction"].environment
+    timing_env = ("FLOW_RUN_QUEUE_RETENTION_SECONDS", "FLOW_RUN_VISIBILITY_TIMEOUT_SECONDS")
+    for name in timing_env:
+        monkeypatch.setenv(name, str(TEMPLATE.resolve(sweeper_env[name], {})))
+    threshold = Settings.from_env().flow_run_queued_timeout_seconds
+    assert threshold == retention + visibility > most_receives * visibility
+    for name in timing_env:
+        monkeypatch.delenv(name)
+    assert Settings.from_env().flow_run_queued_timeout_seconds == threshold, "local default"
+
+
+def test_stateful_resources_outlive_the_stack_and_are_never_replaced() -> None:
+    for name, resource in TEMPLATE.doc["Resources"].items():
+        kind = resource["Type"]
+        policies = (resource.get("DeletionPolicy"), resource.get("UpdateReplacePolicy"))
+        if kind in {"AWS::KMS::Key", "AWS::SecretsManager::Secret", "AWS::S3::Bucket"}:
+            assert policies == ("Retain", "Retain"), name
+        elif kind == "AWS::DynamoDB::Table":
+            # Data that expires by itself (TTL: idempotency records, caches) may go with the
+            # stack, said explicitly; users' data is kept.
+            expires = "TimeToLiveSpecification" in resource["Properties"]
+            assert policies == ("Retain", "Retain") or (
+                expires and policies == ("Delete", "Delete")
+            ), name
+        elif kind == "AWS::SQS::Queue":
+            assert policies == ("Delete", "Delete"), name
+
+
+def test_alarms_notify_the_optional_topic() -> None:
+    alarms = TEMPLATE.doc["Resources"]
+    topic = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    found = [r for r in alarms.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert found
+    for alarm in found:
+        assert alarm["Properties"]["AlarmActions"] == alarm["Properties"]["OKActions"] == topic
+    assert TEMPLATE.parameter_defaults()["AlarmTopicArn"] == ""
+    with_topic = Template(
+        ROOT / "template.yaml", {"AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:ops"}
+    )
+    resolved = with_topic.resolve(
+        alarms["FlowRunDeadLetterAlarm"]["Properties"]["AlarmActions"], {}
+    )
+    assert resolved == ["arn:aws:sns:us-east-1:123456789012:ops"]
+
+
+def test_run_concurrency_and_api_throttling_are_parameters() -> None:
+    (source,) = TEMPLATE.functions()["RunFunction"].sqs_queues
+    assert (source.queue, source.batch, source.max_concurrency) == ("FlowRunQueue", 10, 10)
+    assert TEMPLATE.functions()["RunFunction"].reserved_concurrency is None
+    limits = TEMPLATE.route_throttling()
+    assert limits["POST /flow/deploy/{flow_id}"] == limits["$default"] == (100.0, 200)
+    assert limits["POST /signature/submit"] == (100.0, 100), "RouteSettings override it"
+    tuned = Template(
+        ROOT / "template.yaml",
+        {
+            "FlowRunMaxConcurrency": "3",
+            "RunFunctionReservedConcurrency": "5",
+            "ApiThrottlingRateLimit": "7",
+            "ApiThrottlingBurstLimit": "9",
+        },
+    )
+    run = tuned.functions()["RunFunction"]
+    assert (run.sqs_queues[0].max_concurrency, run.reserved_concurrency) == (3, 5)
+    assert tuned.route_throttling()["POST /flow/deploy/{flow_id}"] == (7.0, 9)
 
 
 def test_functions_run_python_3_13_on_arm64_with_the_shared_layer() -> None:
@@ -126,10 +225,11 @@ def test_functions_run_python_3_13_on_arm64_with_the_shared_layer() -> None:
 
 
 def test_the_documented_routes_go_to_the_documented_functions() -> None:
-    routes = {(r.method, r.path): r.function for r in TEMPLATE.routes()}
+    routes = {(r.method, r.path): r.function for r in TEMPLATE.routes() if r.method != "ANY"}
     assert routes[("POST", "/flow/deploy/{flow_id}")] == "DeployFunction"
     assert routes[("POST", "/deployment/start")] == "StartFunction"
     assert routes[("GET", "/openapi.json")] == routes[("GET", "/docs")] == "DocsFunction"
+    assert routes[("GET", "/")] == "DocsFunction"
     assert routes[("GET", "/deployment/read")] == routes[("POST", "/deployment/read")]
     assert routes[("GET", "/deployment/read")] == "ReadFunction"
     actions = {(m, p) for (m, p), f in routes.items() if f == "ActionsFunction"}
@@ -141,7 +241,7 @@ def test_the_documented_routes_go_to_the_documented_functions() -> None:
         ("OPTIONS", "/action/{deployment_id}"),
         ("POST", "/action/{deployment_id}"),
     }
-    special = {"/flow/deploy/{flow_id}", "/deployment/start", "/openapi.json", "/docs"}
+    special = {"/flow/deploy/{flow_id}", "/deployment/start", "/openapi.json", "/docs", "/"}
     others = {
         f
         for (m, p), f in routes.items()
@@ -153,9 +253,8 @@ def test_the_documented_routes_go_to_the_documented_functions() -> None:
 def test_deployment_read_is_not_taken_for_a_deployment_id() -> None:
     """API Gateway prefers the literal route; the local stack routes as it does."""
     from flowdeploy.local.devserver import Gateway
-    from flowdeploy.local.stack import Functions
 
-    gateway = Gateway(TEMPLATE, Functions(TEMPLATE))
+    gateway = Gateway(TEMPLATE)  # routing only: no function runs
     found = gateway.route("GET", "/deployment/read")
     assert found is not None and found[0].function == "ReadFunction"
     found = gateway.route("GET", "/deployment/0194e5ac-9103-7c52-971e-f71f83c5de2e")
@@ -176,7 +275,7 @@ NO_CREDENTIALS = {
 
 
 @pytest.mark.parametrize(
-    "route", [r for r in TEMPLATE.routes() if r.path != "$default"], ids=lambda r: r.route_key
+    "route", [r for r in TEMPLATE.routes() if r.method != "ANY"], ids=lambda r: r.route_key
 )
 def test_every_route_of_the_template_has_a_handler(aws: dict[str, Any], route: Any) -> None:
     path = route.path.replace("{flow_id}", "1").replace("{deployment_id}", "x")
@@ -204,7 +303,15 @@ def test_each_sample_event_runs_with_make_invoke(name: str) -> None:
     function, _ = sample_events()[name]
     parameters = [f"--parameter={k}={v}" for k, v in SAMPLE_PARAMETERS.get(name, {}).items()]
     done = subprocess.run(
-        [sys.executable, "-m", "flowdeploy.local.invoke", function, f"events/{name}", *parameters],
+        [
+            sys.executable,
+            "-m",
+            "flowdeploy.local.invoke",
+            function,
+            f"events/{name}",
+            *parameters,
+            f"--record-calls={CALL_RECORDS}",
+        ],
         cwd=ROOT,
         env={k: v for k, v in os.environ.items() if k != "JWT_SECRET"},
         capture_output=True,

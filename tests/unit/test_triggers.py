@@ -74,7 +74,7 @@ def test_an_eventbridge_event_starts_its_deployment_as_the_owner(
     assert (run.deployment_id, run.flow_id, run.user_id) == (deployment_id, flow_id, owner)
     assert (run.origin, run.status, run.inputs) == ("eventbridge", "queued", INPUTS)
     assert run.caller["kind"] == "account"
-    listed = api.call("GET", f"/deployment/{deployment_id}/flow_runs", user=owner).body
+    listed = api.call("GET", f"/deployment/{deployment_id}/flow_runs", user=owner).body["flow_runs"]
     assert [(r["id"], r["origin"]) for r in listed] == [(run.id, "eventbridge")]
 
 
@@ -96,13 +96,15 @@ def test_an_sqs_message_starts_a_run_and_bad_ones_are_reported_as_batch_failures
 ) -> None:
     _, flow_id, deployment_id = deployed
     good = json.dumps({"flow": flow_id, "inputs": INPUTS})
-    event = sqs_event(good, "not json", json.dumps({"flow": 999}), json.dumps({"inputs": {}}))
+    nan = f'{{"flow": {flow_id}, "inputs": {{"f": {{"F": NaN}}}}}}'
+    event = sqs_event(good, "not json", json.dumps({"flow": 999}), json.dumps({"inputs": {}}), nan)
     result = trigger(api, event)
     assert result == {
         "batchItemFailures": [
             {"itemIdentifier": "m1"},
             {"itemIdentifier": "m2"},
             {"itemIdentifier": "m3"},
+            {"itemIdentifier": "m4"},
         ]
     }
     (run,) = list(FlowRunItem.scan())

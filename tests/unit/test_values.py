@@ -178,8 +178,10 @@ def test_null_is_the_number_zero() -> None:
 
 
 @pytest.mark.parametrize("payload", [None, False, 0.0, "0", 1, []])
-def test_null_rejects_anything_but_zero(payload: object) -> None:
-    assert "N value must be the number 0" in str(decode_error({"N": payload}))
+def test_null_rejects_anything_but_zero_saying_that_n_is_null(payload: object) -> None:
+    message = str(decode_error({"N": payload}))
+    assert 'N is null and carries no value: write it {"N": 0}, got ' in message
+    assert "must be the number 0" not in message
 
 
 def test_null_accepts_the_decimal_zero_dynamodb_returns() -> None:

@@ -71,8 +71,8 @@ def test_listing_shows_the_callers_wallets_oldest_first(api: Api) -> None:
     create(api, other)
     listed = api.call("GET", "/wallet", user=user)
     assert listed.status == 200
-    assert listed.body == [first, second]
-    assert api.call("GET", "/wallet", user=new_user()).body == []
+    assert listed.body == {"wallets": [first, second], "next": None}
+    assert api.call("GET", "/wallet", user=new_user()).body["wallets"] == []
 
 
 def test_deleting_a_wallet_removes_it_and_frees_its_public_key(api: Api) -> None:
@@ -80,7 +80,7 @@ def test_deleting_a_wallet_removes_it_and_frees_its_public_key(api: Api) -> None
     wallet = create(api, user, keypair=exported(keypair))
     deleted = api.call("DELETE", f"/wallet/{wallet['id']}", user=user)
     assert (deleted.status, deleted.body) == (204, None)
-    assert api.call("GET", "/wallet", user=user).body == []
+    assert api.call("GET", "/wallet", user=user).body["wallets"] == []
     assert api.call("DELETE", f"/wallet/{wallet['id']}", user=user).status == 404
     assert create(api, user, keypair=exported(keypair))["pubkey"] == str(keypair.pubkey())
 
@@ -91,7 +91,7 @@ def test_another_users_wallet_is_not_found(api: Api) -> None:
     reply = api.call("DELETE", f"/wallet/{wallet['id']}", user=new_user())
     assert reply.status == 404
     assert reply.body == {"error": f"wallet not found: {wallet['id']}"}
-    assert api.call("GET", "/wallet", user=owner).body == [wallet]
+    assert api.call("GET", "/wallet", user=owner).body["wallets"] == [wallet]
 
 
 @pytest.mark.parametrize("wallet_id", ["0194e5ac-9103-7c52-971e-f71f83c5de2e", "not-a-uuid"])
@@ -109,7 +109,7 @@ def test_the_same_public_key_twice_is_a_conflict(api: Api) -> None:
     )
     assert again.status == 409
     assert again.body == {"error": f"you already have a wallet with public key {keypair.pubkey()}"}
-    assert len(api.call("GET", "/wallet", user=user).body) == 1
+    assert len(api.call("GET", "/wallet", user=user).body["wallets"]) == 1
 
 
 def test_two_users_may_import_the_same_keypair(api: Api) -> None:
@@ -124,7 +124,7 @@ def test_an_api_key_may_manage_wallets(api: Api) -> None:
     key = api.call("POST", "/apikey", user=user, json_body={"name": "ci"}).body["key"]
     created = api.call("POST", "/wallet", headers={"x-api-key": key}, json_body={"name": "ci"})
     assert created.status == 201
-    assert api.call("GET", "/wallet", user=user).body == [created.body]
+    assert api.call("GET", "/wallet", user=user).body["wallets"] == [created.body]
 
 
 KEYPAIR = Keypair()
@@ -168,7 +168,7 @@ def test_a_bad_wallet_body_is_a_400_saying_why(
     secret = body.get("keypair")
     if isinstance(secret, str) and secret.strip():
         assert secret not in reply.body["error"]
-    assert api.call("GET", "/wallet", user=user).body == []
+    assert api.call("GET", "/wallet", user=user).body["wallets"] == []
 
 
 @pytest.mark.parametrize(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from flowdeploy import paging
 from flowdeploy.auth import hash_api_key, new_api_key, trim_api_key
 from flowdeploy.errors import NotFound
-from flowdeploy.ids import new_id, timestamp
+from flowdeploy.ids import new_id, parse_uuid, timestamp
 from flowdeploy.store import apikeys as store
 from flowdeploy.store.models import ApiKeyItem
 
@@ -48,8 +50,15 @@ def owner_of(key_hash: str) -> str | None:
     return item.user_id if item is not None else None
 
 
-def list_keys(user_id: str) -> list[dict[str, Any]]:
-    return [_row(item) for item in store.of_user(user_id)]
+MAX_PAGE = 100
+
+
+def list_keys(user_id: str, query: Mapping[str, str]) -> dict[str, Any]:
+    """A page of the user's keys, oldest first: `{"api_keys": [...], "next": <id> | null}`."""
+    page = paging.request(query, MAX_PAGE, parse_uuid)
+    found = store.of_user(user_id, page.after, page.limit + 1)
+    rows, following = paging.fill(found, page, _row, lambda item: item.id)
+    return {"api_keys": rows, "next": following}
 
 
 def delete(user_id: str, key_id: str) -> None:

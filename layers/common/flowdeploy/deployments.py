@@ -24,7 +24,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from flowdeploy import base58
+from flowdeploy import base58, paging
+from flowdeploy import settings as config
 from flowdeploy.auth import Caller
 from flowdeploy.errors import BadRequest, NotFound, PayloadTooLarge
 from flowdeploy.flows import SolanaNetwork, interflow_targets, wallet_ids
@@ -190,9 +191,15 @@ class DeploymentRef:
     flow: int | None = None
     tag: str = LATEST
 
+    QUERY = ("id", "flow", "tag")
+
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> DeploymentRef:
-        # As upstream, `flow` wins when both forms are given.
+        # Upstream lets `flow` win when both are given; a caller who sent both meant one.
+        if "id" in query and "flow" in query:
+            raise BadRequest("name the deployment one way: ?id= or ?flow=[&tag=], not both")
+        if "tag" in query and "flow" not in query:
+            raise BadRequest("tag goes with flow, not with id")
         if "flow" in query:
             tag = parse_tag(query.get("tag") or LATEST)
             return cls(flow=parse_flow_id(query["flow"], "flow"), tag=tag)
@@ -347,19 +354,32 @@ def _require_flow_owner(user_id: str, flow_id: int) -> None:
         raise NotFound(f"flow not found: {flow_id}")
 
 
-def list_deployments(user_id: str, flow_id: int) -> list[dict[str, Any]]:
-    """The owner's deployments of a flow, newest first (also after the flow was deleted)."""
-    rows = [deployment_row(d) for d in store.of_flow(flow_id) if d.user_id == user_id]
-    if not rows:
-        _require_flow_owner(user_id, flow_id)
-    return rows
+MAX_PAGE = 100
 
 
-def list_tags(user_id: str, flow_id: int) -> list[dict[str, Any]]:
-    rows = [tag_row(t) for t in store.tags_of_flow(flow_id) if t.user_id == user_id]
+def list_deployments(user_id: str, flow_id: int, query: Mapping[str, str]) -> dict[str, Any]:
+    """A page of the owner's deployments of a flow, newest first (also once the flow is
+    deleted): `{"deployments": [...], "next": <id> | null}`."""
+    page = paging.request(query, MAX_PAGE, parse_uuid)
+    found = store.of_flow(flow_id, page.after, page.limit + 1)
+    rows, following = paging.fill(
+        (d for d in found if d.user_id == user_id), page, deployment_row, lambda d: d.id
+    )
     if not rows:
         _require_flow_owner(user_id, flow_id)
-    return rows
+    return {"deployments": rows, "next": following}
+
+
+def list_tags(user_id: str, flow_id: int, query: Mapping[str, str]) -> dict[str, Any]:
+    """A page of the flow's tags by name: `{"tags": [...], "next": <tag> | null}`."""
+    page = paging.request(query, MAX_PAGE, lambda text: text if TAG_NAME.fullmatch(text) else None)
+    found = store.tags_of_flow(flow_id, page.after, page.limit + 1)
+    rows, following = paging.fill(
+        (t for t in found if t.user_id == user_id), page, tag_row, lambda t: t.tag
+    )
+    if not rows:
+        _require_flow_owner(user_id, flow_id)
+    return {"tags": rows, "next": following}
 
 
 # -- Changing deployments and tags (owner only; anyone else sees 404) ---------
@@ -371,7 +391,6 @@ MAX_LAMPORTS = 2**64 - 1
 # 100 lamports per compute unit: 0.14 SOL for a whole 1.4M-unit transaction.
 MAX_COMPUTE_UNIT_PRICE = 100_000_000
 MAX_ICON_URL = 2048
-MAX_TAGS_PER_FLOW = 50
 
 
 def _pubkey(value: str) -> str:
@@ -499,9 +518,6 @@ def set_tag(user_id: str, flow_id: int, tag: str, body: TagBody) -> dict[str, An
             f"deployment {deployment.id} is a deployment of flow {int(deployment.entrypoint)}, "
             f"not of flow {flow_id}"
         )
-    existing = {t.tag for t in store.tags_of_flow(flow_id) if t.tag != LATEST}
-    if tag not in existing and len(existing) >= MAX_TAGS_PER_FLOW:
-        raise BadRequest(f"a flow can have at most {MAX_TAGS_PER_FLOW} tags besides latest")
     item = TagItem(
         *TagItem.key(flow_id, tag),
         user_id=user_id,
@@ -510,8 +526,14 @@ def set_tag(user_id: str, flow_id: int, tag: str, body: TagBody) -> dict[str, An
         deployment_id=deployment.id,
         description=body.description,
     )
-    if not store.put_tag(item, deployment):
-        raise NotFound(f"deployment not found: {body.deployment_id}")
+    limit = config.settings().max_tags_per_flow
+    try:
+        if not store.put_tag(item, deployment, limit):
+            raise NotFound(f"deployment not found: {body.deployment_id}")
+    except store.TooManyTags:
+        raise BadRequest(
+            f"a flow can have at most {limit} tags besides latest (MAX_TAGS_PER_FLOW)"
+        ) from None
     return tag_row(item)
 
 

@@ -19,6 +19,10 @@ class ApiError(Exception):
         super().__init__(message)
         self.message = message
 
+    def headers(self) -> dict[str, str]:
+        """Response headers that go with the error."""
+        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+
 
 class BadRequest(ApiError):
     status = 400
@@ -38,6 +42,19 @@ class NotFound(ApiError):
     status = 404
 
 
+class MethodNotAllowed(ApiError):
+    """The path exists, the method does not: `allowed` are the methods it takes."""
+
+    status = 405
+
+    def __init__(self, method: str, path: str, allowed: list[str]) -> None:
+        self.allowed = ", ".join(allowed)
+        super().__init__(f"{method} is not allowed on {path}; allowed: {self.allowed}")
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": self.allowed}
+
+
 class RequestTimeout(ApiError):
     """The request's own work (a read of a deployment) took longer than its budget."""
 
@@ -52,6 +69,13 @@ class ConcurrentChange(Conflict):
     """Another request changed the same thing first; repeating the request is safe."""
 
     retry_after = 1
+
+
+class TooManyRequests(ApiError):
+    """A limit on what one user may have going at once; retrying later may succeed."""
+
+    status = 429
+    retry_after = 5
 
 
 class Unprocessable(ApiError):

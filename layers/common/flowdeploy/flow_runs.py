@@ -18,21 +18,24 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from flowdeploy import base58
+import flowdeploy.settings
+from flowdeploy import base58, paging
 from flowdeploy.auth import Caller, Credentials, issue_run_token, run_id_of_token
-from flowdeploy.deployments import DeploymentRef, find_startable, owned_deployment
+from flowdeploy.deployments import DeploymentRef, find_startable
 from flowdeploy.errors import (
-    BadRequest,
     Conflict,
     NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
+    TooManyRequests,
     Unauthorized,
 )
 from flowdeploy.ids import new_id, parse_uuid, timestamp
-from flowdeploy.store import queue, run_records
+from flowdeploy.store import deployments as deployment_store
+from flowdeploy.store import live_runs, queue, run_records
 from flowdeploy.store import runs as store
 from flowdeploy.store.models import FlowRunItem, NodeRunItem, RunLogItem
+from flowdeploy.store.run_records import seq_of
 from flowdeploy.values import IValueError, decode_map, encode_map
 
 logger = logging.getLogger(__name__)
@@ -93,23 +96,35 @@ def queue_run(
         raise PayloadTooLarge(f"inputs are {size} bytes of JSON, the limit is {MAX_INPUTS_BYTES}")
     deployment = find_startable(ref, caller)
     run_id = new_run_id()
-    moment = timestamp()
-    store.insert(
-        FlowRunItem(
-            id=run_id,
-            deployment_id=deployment.id,
-            flow_id=deployment.entrypoint,
-            user_id=deployment.user_id,
-            caller=caller.record(),
-            origin=origin,
-            status=store.QUEUED,
-            inputs=params.inputs,
-            action_signer=params.action_signer,
-            # A start can switch output_instructions on for its run, never off.
-            output_instructions=deployment.output_instructions or params.output_instructions,
-            created_at=moment,
-            updated_at=moment,
+    # The runs are the owner's, whoever starts them: a public deployment's callers share its
+    # owner's places (fresh public keys cannot multiply them).
+    limit = flowdeploy.settings.settings().max_live_runs_per_user
+    if not live_runs.admit(deployment.user_id, run_id, limit):
+        raise TooManyRequests(
+            f"the deployment's owner already has {limit} runs queued or running, the most "
+            "MAX_LIVE_RUNS_PER_USER allows; start again when one has finished"
         )
+    moment = timestamp()
+    _insert_or_release(
+        deployment.user_id,
+        run_id,
+        lambda: store.insert(
+            FlowRunItem(
+                id=run_id,
+                deployment_id=deployment.id,
+                flow_id=deployment.entrypoint,
+                user_id=deployment.user_id,
+                caller=caller.record(),
+                origin=origin,
+                status=store.QUEUED,
+                inputs=params.inputs,
+                action_signer=params.action_signer,
+                # A start can switch output_instructions on for its run, never off.
+                output_instructions=deployment.output_instructions or params.output_instructions,
+                created_at=moment,
+                updated_at=moment,
+            )
+        ),
     )
     try:
         queue.enqueue_run(run_id)
@@ -122,6 +137,18 @@ def queue_run(
             logger.exception("could not remove run %s after its message failed", run_id)
         raise ServiceUnavailable("could not queue the run; nothing was started, retry") from error
     return run_id
+
+
+def _insert_or_release(user_id: str, run_id: str, insert: Callable[[], None]) -> None:
+    try:
+        insert()
+    except Exception:
+        # Its place would come back after START_GRACE_SECONDS anyway; give it back now.
+        try:
+            live_runs.release(user_id, run_id)
+        except Exception:
+            logger.exception("could not give back the place of run %s", run_id)
+        raise
 
 
 def run_row(run: FlowRunItem) -> dict[str, Any]:
@@ -164,10 +191,28 @@ def readable_run(run_id: str, credentials: Credentials, caller: Caller | None) -
     return run
 
 
-def list_runs(user_id: str, deployment_id: str) -> list[dict[str, Any]]:
-    """The owner's runs of one deployment, newest first."""
-    deployment = owned_deployment(user_id, deployment_id)
-    return [run_row(run) for run in store.of_deployment(deployment.id)]
+MAX_RUNS_PAGE = 100
+
+
+def list_runs(user_id: str, deployment_id: str, query: Mapping[str, str]) -> dict[str, Any]:
+    """A page of the owner's runs of one deployment, newest first, also once the deployment
+    is deleted (its runs keep its id and their owner): `{"flow_runs": [...], "next": ...}`."""
+    page = paging.request(query, MAX_RUNS_PAGE, parse_uuid)
+    parsed = parse_uuid(deployment_id)
+    if parsed is None or _runs_owner(parsed) != user_id:
+        raise NotFound(f"deployment not found: {deployment_id}")
+    found = store.of_deployment(parsed, page.after, page.limit + 1)
+    rows, following = paging.fill(found, page, run_row, lambda run: run.id)
+    return {"flow_runs": rows, "next": following}
+
+
+def _runs_owner(deployment_id: str) -> str | None:
+    """Whose runs of the deployment are: its owner's, or, once it is deleted, its runs'."""
+    deployment = deployment_store.get(deployment_id)
+    if deployment is not None:
+        return deployment.user_id
+    newest = next(iter(store.of_deployment(deployment_id, limit=1)), None)
+    return newest.user_id if newest is not None else None
 
 
 MAX_STOP_REASON = 1_000
@@ -206,57 +251,47 @@ MAX_NODES_PAGE = 100
 MAX_LOGS_PAGE = 500
 
 
-def _paging(query: Mapping[str, str], maximum: int) -> tuple[int | None, int]:
-    after = query.get("after")
-    limit = query.get("limit", str(maximum))
-    for name, text in (("after", after), ("limit", limit)):
-        if text is not None and not (text.isascii() and text.isdigit() and len(text) <= 9):
-            raise BadRequest(f"{name} must be a non-negative integer, got {text!r}")
-    size = int(limit)
-    if not 1 <= size <= maximum:
-        raise BadRequest(f"limit must be 1 to {maximum}, got {size}")
-    return (int(after) if after is not None else None), size
+def _seq(text: str) -> int | None:
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
+
+
+def _node_row(item: NodeRunItem) -> dict[str, Any]:
+    return {
+        "seq": run_records.seq_of(item.sk),
+        "node_id": item.node_id,
+        "command": item.command,
+        "flow_id": int(item.flow_id) if item.flow_id is not None else None,
+        "status": item.status,
+        "inputs": item.inputs,
+        "outputs": item.outputs,
+        "error": item.error,
+        "started_at": item.started_at,
+        "finished_at": item.finished_at,
+        "times": int(item.times or 0),
+    }
+
+
+def _log_row(item: RunLogItem) -> dict[str, Any]:
+    return {
+        "seq": run_records.seq_of(item.sk),
+        "time": item.time,
+        "level": item.level,
+        "node_id": item.node_id,
+        "content": item.content,
+    }
 
 
 def node_runs(run: FlowRunItem, query: Mapping[str, str]) -> dict[str, Any]:
     """A page of the run's node records, in the order the nodes finished (or were skipped)."""
-    after, limit = _paging(query, MAX_NODES_PAGE)
-    items, following = run_records.page(NodeRunItem, run.id, after, limit)
-    return {
-        "nodes": [
-            {
-                "seq": run_records.seq_of(item.sk),
-                "node_id": item.node_id,
-                "command": item.command,
-                "flow_id": int(item.flow_id) if item.flow_id is not None else None,
-                "status": item.status,
-                "inputs": item.inputs,
-                "outputs": item.outputs,
-                "error": item.error,
-                "started_at": item.started_at,
-                "finished_at": item.finished_at,
-                "times": int(item.times or 0),
-            }
-            for item in items
-        ],
-        "next": following,
-    }
+    page = paging.request(query, MAX_NODES_PAGE, _seq)
+    found = run_records.records(NodeRunItem, run.id, page.after, page.limit + 1)
+    rows, following = paging.fill(found, page, _node_row, lambda item: seq_of(item.sk))
+    return {"nodes": rows, "next": following}
 
 
 def run_logs(run: FlowRunItem, query: Mapping[str, str]) -> dict[str, Any]:
     """A page of the run's log lines (`log` nodes and node errors), oldest first."""
-    after, limit = _paging(query, MAX_LOGS_PAGE)
-    items, following = run_records.page(RunLogItem, run.id, after, limit)
-    return {
-        "logs": [
-            {
-                "seq": run_records.seq_of(item.sk),
-                "time": item.time,
-                "level": item.level,
-                "node_id": item.node_id,
-                "content": item.content,
-            }
-            for item in items
-        ],
-        "next": following,
-    }
+    page = paging.request(query, MAX_LOGS_PAGE, _seq)
+    found = run_records.records(RunLogItem, run.id, page.after, page.limit + 1)
+    rows, following = paging.fill(found, page, _log_row, lambda item: seq_of(item.sk))
+    return {"logs": rows, "next": following}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -15,6 +16,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from flowdeploy import paging
 from flowdeploy.errors import BadRequest, NotFound
 from flowdeploy.settings import settings
 from flowdeploy.store import flows as store
@@ -274,6 +276,22 @@ def replace_flow(user_id: str, flow_id: int, body: FlowBody) -> dict[str, Any]:
     if row is None:
         raise _not_found(flow_id)
     return row
+
+
+MAX_PAGE = 100
+
+
+def _flow_id(text: str) -> int | None:
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+
+
+def list_flows(user_id: str, query: Mapping[str, str]) -> dict[str, Any]:
+    """A page of the user's flows, newest first, without their nodes and edges:
+    `{"flows": [...], "next": <flow id> | null}` (a flow just created may take a moment)."""
+    page = paging.request(query, MAX_PAGE, _flow_id)
+    found = store.newest_of_user(user_id, page.after, page.limit + 1)
+    rows, following = paging.fill(found, page, store.summary_row, lambda item: int(item.id))
+    return {"flows": rows, "next": following}
 
 
 def delete_flow(user_id: str, flow_id: int) -> None:

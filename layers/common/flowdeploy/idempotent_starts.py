@@ -3,9 +3,10 @@
 Powertools idempotency on DynamoDB (IdempotencyTable, TTL 24 h) keeps the first
 response under a hash of (caller, key); the request itself (query target and
 normalized body) is hashed as the payload to validate, so the same key with a
-different request is a 409. Only the run id is stored: the run token is derived
-from it again, so no credential rests in the table. A start that fails stores
-nothing, and may be retried with the same key.
+different request is a 409. Keys are per caller, so a 409 never says that someone else
+used a key; only users (access token or API key) may send one. Only the run id is stored:
+the run token is derived from it again, so no credential rests in the table. A start that
+fails stores nothing, and may be retried with the same key.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from flowdeploy import flow_runs
 from flowdeploy.auth import Caller, issue_run_token
 from flowdeploy.deployments import DeploymentRef
-from flowdeploy.errors import BadRequest, Conflict
+from flowdeploy.errors import BadRequest, ConcurrentChange, Conflict
 from flowdeploy.settings import settings
 
 HEADER = "Idempotency-Key"
@@ -90,7 +91,17 @@ def _idempotent_start() -> Callable[..., dict[str, Any]]:
 def start_once(
     key: str, ref: DeploymentRef, params: flow_runs.StartDeploymentParams, caller: Caller
 ) -> tuple[dict[str, str], bool]:
-    """The start's response and whether it replays an earlier one (nothing new started)."""
+    """The start's response and whether it replays an earlier one (nothing new started).
+
+    Users only: a replay answers the run's token to whoever proves to be the same caller,
+    and a bare public key proves nothing (anyone can send it).
+    """
+    if not caller.authenticated:
+        raise BadRequest(
+            f"{HEADER} needs an authenticated caller (an access token or an API key): a bare "
+            "public key proves nothing, so a replay would hand the run's token to anyone "
+            "sending the same public key and key; start without it"
+        )
     request = {
         "caller": f"{caller.kind}:{caller.user_id or caller.pubkey}",
         "key": key,
@@ -104,7 +115,7 @@ def start_once(
             f"{HEADER} {key!r} was already used for a different request; use a new key"
         ) from None
     except IdempotencyAlreadyInProgressError:
-        raise Conflict(
+        raise ConcurrentChange(
             f"a request with {HEADER} {key!r} is still in progress; retry shortly"
         ) from None
     run_id = str(stored["flow_run_id"])

@@ -3,7 +3,7 @@
 Each flow row gets this service's id; every `interflow` / `interflow_instructions`
 reference and every `wallet` node's wallet id is rewritten to the new ids; a flow is saved
 only if it passes the same checks as `POST /flow`. A flow that uses a command this service
-does not have (script nodes) or calls a flow that was not imported is skipped, saying why.
+does not have or calls a flow that was not imported is skipped, saying why.
 A flow remembers where it came from (`source`), so the same export imported again updates
 it instead of adding another.
 """
@@ -150,7 +150,7 @@ def _rewrite(
 
 
 def _missing_commands(flow: _Flow) -> list[str]:
-    from flowdeploy.engine.command import REGISTRIES, SPACE_OPERATOR
+    from flowdeploy.engine.command import NODE_TYPES, REGISTRIES, SPACE_OPERATOR
     from flowdeploy.engine.documents import document_format
 
     try:
@@ -160,8 +160,8 @@ def _missing_commands(flow: _Flow) -> list[str]:
     known = REGISTRIES[SPACE_OPERATOR] if document_format(flow.row) == SPACE_OPERATOR else None
     found = []
     for node in _nodes_of(flow):
-        if node.get("type") == "mock":
-            continue
+        if node.get("type") == "mock" or node.get("type") in NODE_TYPES:
+            continue  # an editor placeholder, or a node its type runs (deno)
         name = command_of(node)
         if name and known is not None and name not in known:
             found.append(name)
@@ -235,7 +235,7 @@ def _check_commands(flows: list[_Flow], missing: dict[str, list[str]]) -> None:
         flow.missing = _missing_commands(flow)
         if flow.missing:
             scripts = [name for name in flow.missing if is_script_node(name)]
-            kind = "script nodes, not available yet" if scripts else "not available here"
+            kind = "script runtimes not supported here" if scripts else "not available here"
             flow.problem = f"uses command(s) {', '.join(flow.missing)} ({kind})"
             for name in flow.missing:
                 missing.setdefault(name, []).append(flow.name)

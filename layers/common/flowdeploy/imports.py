@@ -6,7 +6,7 @@ What is imported, always into the caller's account whatever user the export name
 - flows: with this service's ids; every `interflow` / `interflow_instructions` reference and
   every `wallet` node's wallet id is rewritten to the new ids; a flow is saved only if it
   passes the same validation as `POST /flow`, and one that uses a command this service does
-  not have (script nodes) or calls a flow that was not imported is skipped, saying why;
+  not have or calls a flow that was not imported is skipped, saying why;
 - key-value stores and their items.
 Accounts, identities, API keys (hashed with upstream's secret) and upstream's node
 definitions (this service's catalogue is `GET /nodes`) are not imported; the report says so.

@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from pydantic_core import PydanticCustomError
 
+from flowdeploy import strict_json
 from flowdeploy.auth import Caller
 from flowdeploy.deployments import DeploymentRef, find_deployment
 from flowdeploy.errors import BadRequest, Forbidden, PayloadTooLarge, RequestTimeout, Unprocessable
@@ -76,9 +77,9 @@ def query_params(query: Mapping[str, str]) -> ReadDeploymentParams:
                 "POST /deployment/read with a body instead"
             )
         try:
-            inputs = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise BadRequest(f"invalid read inputs query payload: {error.msg}") from None
+            inputs = strict_json.load(text, "inputs", strict_json.MAX_DEPTH)
+        except BadRequest as error:
+            raise BadRequest(f"invalid read inputs query payload: {error.message}") from None
     skip = query.get("skip_cache", "false").lower()
     if skip not in {"true", "false", "1", "0"}:
         raise BadRequest(f"skip_cache must be true or false, got {query['skip_cache']!r}")

@@ -246,6 +246,7 @@ async def _execute(
         solana=solana,
         services=_services(run, deployment, stream),
         max_depth=settings().flow_max_nesting,
+        max_nested_runs=settings().flow_max_nested_runs,
     )
     try:
         inputs = decode_map(run.inputs or {}, "inputs")

@@ -35,6 +35,7 @@ class Settings:
     read_cache_table: str
     connections_table: str
     idempotency_table: str
+    live_runs_table: str
     flow_run_queue_url: str
     # The KMS key that encrypts server-held wallets' secret keys (id, ARN or alias).
     wallet_key_id: str
@@ -49,8 +50,10 @@ class Settings:
     flow_run_max_receives: int
     # A run's own time limit, below RunFunction's timeout so a late run is failed, not killed.
     flow_run_deadline_seconds: float
-    # How long a run may stay queued before the sweeper decides its message is lost.
-    flow_run_queued_timeout_seconds: float
+    # FlowRunQueue's timing (template.yaml Mappings): how long it keeps a message, and how
+    # long a delivered message stays invisible.
+    flow_run_queue_retention_seconds: float
+    flow_run_visibility_timeout_seconds: float
     # Whether http_request may reach loopback/private addresses (local development only).
     http_allow_private: bool
     # S3 bucket name -> the deployment its new objects start ("<id>" or "<flow>[:<tag>]").
@@ -59,10 +62,23 @@ class Settings:
     signature_request_timeout_seconds: float
     # Each Solana JSON-RPC call's time limit (retried calls get it each).
     solana_rpc_timeout_seconds: float
+    # How long one request retries writes that lost a race before answering 409.
+    conflict_retry_seconds: float
+    # Tags a flow may have besides `latest`.
+    max_tags_per_flow: int
+    # Runs of one user's deployments that may be queued or running at once.
+    max_live_runs_per_user: int
     # The API's base URL: api_input nodes publish `<api_url>/flow/submit/<key>`.
     api_url: str
     # How deep nested flows may go at run time (a flow calling itself counts each level).
     flow_max_nesting: int
+    # How many nested flow runs one run may start in all (bounds recursive flows' work).
+    flow_max_nested_runs: int
+    # JavaScript nodes: the Deno executable (else `deno` on PATH), each node run's wall
+    # clock limit and V8 heap limit.
+    deno_path: str | None
+    js_node_timeout_seconds: float
+    js_node_memory_mb: int
     # How long POST /action/{id} waits for the run's transaction (API Gateway answers
     # 503 after 30 s, so ActionsFunction's 29 s timeout bounds it).
     action_wait_seconds: float
@@ -96,6 +112,7 @@ class Settings:
             read_cache_table=env.get("READ_CACHE_TABLE", "ReadCacheTable"),
             connections_table=env.get("CONNECTIONS_TABLE", "ConnectionsTable"),
             idempotency_table=env.get("IDEMPOTENCY_TABLE", "IdempotencyTable"),
+            live_runs_table=env.get("LIVE_RUNS_TABLE", "LiveRunsTable"),
             flow_run_queue_url=env.get("FLOW_RUN_QUEUE_URL", ""),
             wallet_key_id=env.get("WALLET_KEY_ID", LOCAL_WALLET_KEY_ALIAS),
             jwt_secret=env.get("JWT_SECRET") or None,
@@ -106,9 +123,12 @@ class Settings:
             default_network_cluster=env.get("DEFAULT_SOLANA_CLUSTER", DEVNET["cluster"]),
             secrets_max_age=int(env.get("SECRETS_MAX_AGE_SECONDS", "300")),
             flow_run_max_receives=int(env.get("FLOW_RUN_MAX_RECEIVES", "3")),
-            flow_run_deadline_seconds=float(env.get("FLOW_RUN_DEADLINE_SECONDS", "240")),
-            flow_run_queued_timeout_seconds=float(
-                env.get("FLOW_RUN_QUEUED_TIMEOUT_SECONDS", "7200")
+            flow_run_deadline_seconds=float(env.get("FLOW_RUN_DEADLINE_SECONDS", "270")),
+            flow_run_queue_retention_seconds=float(
+                env.get("FLOW_RUN_QUEUE_RETENTION_SECONDS", "14400")
+            ),
+            flow_run_visibility_timeout_seconds=float(
+                env.get("FLOW_RUN_VISIBILITY_TIMEOUT_SECONDS", "1800")
             ),
             http_allow_private=env.get("HTTP_ALLOW_PRIVATE", "").lower() in {"1", "true", "yes"},
             s3_trigger_targets=_string_map("S3_TRIGGER_TARGETS", env.get("S3_TRIGGER_TARGETS")),
@@ -116,8 +136,15 @@ class Settings:
                 env.get("SIGNATURE_REQUEST_TIMEOUT_SECONDS", "60")
             ),
             solana_rpc_timeout_seconds=float(env.get("SOLANA_RPC_TIMEOUT_SECONDS", "10")),
+            conflict_retry_seconds=float(env.get("CONFLICT_RETRY_SECONDS", "10")),
+            max_tags_per_flow=int(env.get("MAX_TAGS_PER_FLOW", "50")),
+            max_live_runs_per_user=int(env.get("MAX_LIVE_RUNS_PER_USER", "10")),
             api_url=env.get("API_URL", "http://127.0.0.1:3000").rstrip("/"),
-            flow_max_nesting=int(env.get("FLOW_MAX_NESTING", "16")),
+            flow_max_nesting=int(env.get("FLOW_MAX_NESTING", "256")),
+            flow_max_nested_runs=int(env.get("FLOW_MAX_NESTED_RUNS", "10000")),
+            deno_path=env.get("DENO_PATH") or None,
+            js_node_timeout_seconds=float(env.get("JS_NODE_TIMEOUT_SECONDS", "10")),
+            js_node_memory_mb=int(env.get("JS_NODE_MEMORY_MB", "128")),
             action_wait_seconds=float(env.get("ACTION_WAIT_SECONDS", "25")),
             flow_output_wait_seconds=float(env.get("FLOW_OUTPUT_WAIT_SECONDS", "25")),
             signature_request_wait_seconds=float(env.get("SIGNATURE_REQUEST_WAIT_SECONDS", "3.5")),
@@ -125,6 +152,12 @@ class Settings:
             access_token_lifetime_seconds=int(env.get("ACCESS_TOKEN_LIFETIME_SECONDS", "3600")),
             websocket_endpoint=env.get("WEBSOCKET_ENDPOINT", ""),
         )
+
+    @property
+    def flow_run_queued_timeout_seconds(self) -> float:
+        """How long a run may stay queued before the sweeper decides its message is lost:
+        by then the queue dropped it (retention) and no worker still holds it."""
+        return self.flow_run_queue_retention_seconds + self.flow_run_visibility_timeout_seconds
 
     @property
     def default_network(self) -> dict[str, str]:

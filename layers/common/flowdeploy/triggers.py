@@ -8,13 +8,13 @@ records where it came from in `origin`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, StrictInt, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from flowdeploy import strict_json
 from flowdeploy.auth import Caller
 from flowdeploy.deployments import LATEST, DeploymentRef, parse_flow_id, parse_tag
 from flowdeploy.errors import BadRequest, describe
@@ -77,11 +77,7 @@ def start_from_message(body: str, origin: Origin = "sqs") -> str:
     """A queue message whose body is the JSON of `TriggerStart`."""
     if len(body) > MAX_MESSAGE_BYTES:
         raise BadRequest(f"message is larger than {MAX_MESSAGE_BYTES} bytes")
-    try:
-        detail = json.loads(body)
-    except (json.JSONDecodeError, RecursionError):
-        raise BadRequest("message body is not JSON") from None
-    return start(detail, origin)
+    return start(strict_json.load(body, "message body", strict_json.MAX_DEPTH), origin)
 
 
 def parse_target(text: str) -> DeploymentRef:

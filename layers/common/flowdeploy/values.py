@@ -336,7 +336,9 @@ def _check_null(payload: object, path: str) -> None:
     # A DynamoDB read hands the number 0 back as Decimal("0"); nothing else means null.
     if type(payload) is Decimal and payload == 0 and payload.as_tuple().exponent == 0:
         return
-    raise IValueError(path, f"N value must be the number 0, got {_describe(payload)}")
+    raise IValueError(
+        path, f'N is null and carries no value: write it {{"N": 0}}, got {_describe(payload)}'
+    )
 
 
 def _parse_integer(tag: str, text: str, path: str) -> int:

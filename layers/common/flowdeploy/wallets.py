@@ -8,12 +8,13 @@ or delete wallets do not pay for loading it at cold start.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError
 
-from flowdeploy import base58
+from flowdeploy import base58, paging
 from flowdeploy.errors import (
     BadRequest,
     Conflict,
@@ -288,8 +289,19 @@ def _upsert_pubkey(body: UpsertWalletBody, keypair: Keypair | None) -> str:
 
 
 def list_wallets(user_id: str) -> list[Wallet]:
-    """The user's wallets, oldest first."""
+    """All the user's wallets, oldest first."""
     return [_wallet(item) for item in store.of_user(user_id)]
+
+
+MAX_PAGE = 100
+
+
+def page_of_wallets(user_id: str, query: Mapping[str, str]) -> dict[str, Any]:
+    """A page of the user's wallets, oldest first: `{"wallets": [...], "next": <id> | null}`."""
+    page = paging.request(query, MAX_PAGE, parse_uuid)
+    found = store.of_user(user_id, page.after, page.limit + 1)
+    rows, following = paging.fill(found, page, lambda item: _wallet(item).row(), lambda i: i.id)
+    return {"wallets": rows, "next": following}
 
 
 def get_wallet(user_id: str, wallet_id: str) -> Wallet | None:

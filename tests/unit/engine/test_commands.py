@@ -253,7 +253,7 @@ def test_wait_passes_its_value_on() -> None:
 
 def test_wait_refuses_a_negative_time() -> None:
     outcome = one_node("wait", {"seconds": {"I": "-1"}})
-    assert "input 'seconds': must be 0 to 240 seconds (the run's deadline), got -1" in (
+    assert "input 'seconds': must be 0 to 270 seconds (the run's deadline), got -1" in (
         outcome.error or ""
     )
 

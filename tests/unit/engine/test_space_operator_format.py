@@ -4,6 +4,7 @@ branch, and never a mix of the two formats."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
@@ -162,9 +163,9 @@ def test_scoped_command_names_are_read_as_upstream_reads_them() -> None:
             "does not (this service's format): a flow is in one format",
         ),
         (
-            lambda d: d["nodes"][1]["data"].update(node_id="rhai_script_1x1"),
-            "node 's': command 'rhai_script_1x1' is a script node (native); script nodes "
-            "(rhai, Deno) do not run here yet",
+            lambda d: d["nodes"][1].update(type="bun"),
+            "node 's': command 'to_string' is a bun node; not supported: bun nodes (JavaScript "
+            "runs here in Deno nodes, of type deno)",
         ),
         (
             lambda d: d["nodes"][1]["data"].update(node_id="concat"),
@@ -210,8 +211,28 @@ def test_a_flow_that_calls_itself_is_bounded_by_the_nesting_limit_at_run_time() 
     outcome = run(countdown, {"n": {"U": "1"}})
     assert outcome.status == "failed"
     assert outcome.error == (
-        "node 'again' (interflow) failed: nested flows go deeper than the nesting limit of 16 "
-        "levels: flow 1 -> flow 1 -> flow 1 -> ... (12 more) -> flow 1 -> flow 1 -> flow 1"
+        "node 'again' (interflow) failed: nested flows go deeper than the nesting limit of 256 "
+        "levels: flow 1 -> flow 1 -> flow 1 -> ... (252 more) -> flow 1 -> flow 1 -> flow 1"
+    )
+
+
+def test_a_flow_that_calls_itself_twice_is_bounded_by_the_nested_runs_limit() -> None:
+    from flowdeploy.engine import Run, build_flow_set
+    from flowdeploy.values import decode_map
+    from tests.unit.engine.flows import Memory
+
+    twice = flow(
+        node("n", "flow_input", label="n"),
+        node("left", "interflow", flow_id=1),
+        node("right", "interflow", flow_id=1),
+        edges=[edge("n", "left", into="n"), edge("n", "right", into="n")],
+    )
+    engine = Run(build_flow_set({1: twice}, 1), Memory(), deadline_seconds=30, max_nested_runs=50)
+    result = asyncio.run(engine.execute(1, decode_map({"n": {"U": "1"}}, "inputs")))
+    assert result.status == "failed"
+    assert result.error is not None
+    assert result.error.endswith(
+        "the run started more than 50 nested flow runs (the limit of nested runs per run)"
     )
 
 

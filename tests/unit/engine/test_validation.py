@@ -18,17 +18,17 @@ MEMO = "x" * 5000
     ("literal", "message"),
     [
         # issue 16 item 9
-        (node("w", "wait", seconds=1e9), "node 'w' (wait): input 'seconds': must be 0 to 240"),
-        (node("w", "wait", seconds=-1), "node 'w' (wait): input 'seconds': must be 0 to 240"),
-        (node("w", "wait", seconds=901), "node 'w' (wait): input 'seconds': must be 0 to 240"),
+        (node("w", "wait", seconds=1e9), "node 'w' (wait): input 'seconds': must be 0 to 270"),
+        (node("w", "wait", seconds=-1), "node 'w' (wait): input 'seconds': must be 0 to 270"),
+        (node("w", "wait", seconds=901), "node 'w' (wait): input 'seconds': must be 0 to 270"),
         (
             node("w", "wait", seconds="NaN"),
             "node 'w' (wait): input 'seconds': expected a number, got {\"S\":\"NaN\"}",
         ),
         (
-            node("w", "wait", seconds=241),
-            "node 'w' (wait): input 'seconds': must be 0 to 240 seconds (the run's deadline), "
-            "got 241",
+            node("w", "wait", seconds=271),
+            "node 'w' (wait): input 'seconds': must be 0 to 270 seconds (the run's deadline), "
+            "got 271",
         ),
         (
             node("h", "http_request", url="https://example.com", method="FOO"),
@@ -85,7 +85,7 @@ def test_the_same_value_arriving_at_run_time_fails_the_node_with_the_same_words(
         {"s": {"U": "901"}},
     )
     assert outcome.error == (
-        "node 'w' (wait) failed: input 'seconds': must be 0 to 240 seconds (the run's "
+        "node 'w' (wait) failed: input 'seconds': must be 0 to 270 seconds (the run's "
         "deadline), got 901"
     )
 

@@ -86,3 +86,44 @@ def test_with_output_instructions_the_transfer_comes_back_for_the_starter(
     assert (source, target) == (starter.pubkey(), RECIPIENT)
     assert int.from_bytes(bytes(transfer.data)[4:12], "little") == AMOUNT
     assert keys[0] == starter.pubkey(), "the starter pays the fee"
+
+
+def test_transfer_sol_runs_its_rhai_nodes_and_collatz_then_sends_both_transfers(
+    api: Api, local: LocalSolana
+) -> None:
+    """Upstream's "Transfer SOL" as its flow_test.ts starts it (the owner's keypair as
+    `sender`), with the export's wallet 7165 holding the test's own key: Collatz(9) counts
+    19 steps, `a / 100` makes 0.19 SOL, `a + Decimal(0.001)` 0.191 SOL."""
+    from flowdeploy import frames
+    from tests.unit.engine.upstream import export
+
+    owner_key = Keypair()
+    local.airdrop(owner_key.pubkey(), SOL)
+    secret = base58.encode(bytes(owner_key))
+    body = dict(export())
+    body["flows"] = body["flows"].replace(str(RECIPIENT), str(owner_key.pubkey()))
+    [wallet] = frames.read(body["wallets"], "wallets")
+    wallet.update(public_key=str(owner_key.pubkey()), keypair=secret)
+    body["wallets"] = frames.write(list(wallet), [list(wallet.values())])
+    owner = new_user()
+    report = api.call("POST", "/data/import", user=owner, json_body=body).body
+    deployment = api.deploy(owner, flow_ids(report)["Transfer SOL"])
+    network = {"solana_network": {"url": local.url, "cluster": "localnet"}}
+    assert api.call("PATCH", f"/deployment/{deployment}", user=owner, json_body=network).status
+    inputs = {
+        "sender": {"B6": secret},
+        "recipient": {"B3": str(owner_key.pubkey())},
+        "amount": {"D": "0.000001"},
+    }
+    started = start(api, owner, deployment, {"inputs": inputs})
+    execute(api, started["flow_run_id"])
+    run = read(api, started).body
+    assert run["status"] == "succeeded", run["error"]
+    assert len(base58.decode(run["outputs"]["signature"]["B6"])) == 64
+    nodes, after = [], ""
+    while after is not None:
+        page = read(api, started, f"/nodes{after and f'?after={after}'}").body
+        nodes += page["nodes"]
+        after = page["next"]
+    scripts = [n for n in nodes if n["command"] == "rhai_script_1x1" and "/" not in n["node_id"]]
+    assert sorted(n["outputs"]["u"]["D"] for n in scripts) == ["0.19", "0.191"]

@@ -35,6 +35,7 @@ __all__ = [
     "BOTH",
     "FLOWDEPLOY",
     "FORMATS",
+    "NODE_TYPES",
     "REGISTRIES",
     "REGISTRY",
     "SPACE_OPERATOR",
@@ -52,6 +53,7 @@ __all__ = [
     "convert_input",
     "dynamic_port",
     "register",
+    "register_node_type",
 ]
 from flowdeploy.values import NULL, IValue, IValueError
 
@@ -161,6 +163,9 @@ class Config:
     def raw(self, key: str) -> object:
         return self._raw.get(key)
 
+    def as_dict(self) -> dict[str, object]:
+        return dict(self._raw)
+
     def value(self, key: str) -> IValue | None:
         if key not in self._raw:
             return None
@@ -241,10 +246,16 @@ class Command:
     splits_arrays: ClassVar[bool] = False
     # collect: runs once, when everything upstream is done, with every value it was sent.
     gathers: ClassVar[bool] = False
+    # interflow: its inputs go on to another flow, which decides which ones it needs.
+    passes_inputs_on: ClassVar[bool] = False
+    # Commands of one family (rhai_script_0x1 … 5x5) share one row in the docs' table.
+    family: ClassVar[str | None] = None
 
     def __init__(self, config: Config, declared: Declared | None = None) -> None:
         self.config = config
         self.declared = declared
+        # The node's own command name (a `deno` node's is its own, e.g. deno_add).
+        self.node_name: str = self.name
 
     @classmethod
     def describe(cls) -> str:
@@ -330,6 +341,8 @@ class Command:
 
 
 REGISTRIES: dict[str, dict[str, type[Command]]] = {name: {} for name in FORMATS}
+# Space Operator node types whose nodes all run one command, whatever their name (`deno`).
+NODE_TYPES: dict[str, type[Command]] = {}
 # This service's format: name -> command.
 REGISTRY = REGISTRIES[FLOWDEPLOY]
 
@@ -344,6 +357,16 @@ def register(cls: _C) -> _C:
             raise RuntimeError(f"command {cls.name!r} registered twice for {document_format}")
         registry[cls.name] = cls
     return cls
+
+
+def register_node_type(node_type: str) -> Callable[[_C], _C]:
+    """Class decorator: every Space Operator node of `node_type` runs this command."""
+
+    def register_type(cls: _C) -> _C:
+        NODE_TYPES[node_type] = cls
+        return cls
+
+    return register_type
 
 
 def catalogue() -> list[dict[str, Any]]:

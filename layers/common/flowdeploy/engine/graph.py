@@ -12,16 +12,23 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowdeploy.engine.command import REGISTRIES, SPACE_OPERATOR, Command, Config, ConfigError
+from flowdeploy.engine.command import (
+    NODE_TYPES,
+    REGISTRIES,
+    SPACE_OPERATOR,
+    Command,
+    Config,
+    ConfigError,
+)
 from flowdeploy.engine.convert import ConversionError
 from flowdeploy.engine.documents import Document, DocumentInvalid, read
 from flowdeploy.engine.ports import compatible
 from flowdeploy.errors import BadRequest
 from flowdeploy.values import IValue
 
-# Commands a Space Operator flow may use that belong to the script runtimes (issue 17).
-SCRIPT_PREFIXES = ("rhai_script", "deno_", "bun_")
-SCRIPT_NODE_TYPES = frozenset({"deno", "bun", "WASM"})
+# Script runtimes of Space Operator this service does not have (Deno nodes it runs).
+SCRIPT_PREFIXES = ("bun_",)
+SCRIPT_NODE_TYPES = frozenset({"bun", "WASM"})
 
 
 class FlowInvalid(BadRequest):
@@ -115,14 +122,21 @@ def _nodes(document: Document) -> dict[str, GraphNode]:
     nodes: dict[str, GraphNode] = {}
     for spec in document.nodes:
         name = spec.command
-        command = registry.get(name) if isinstance(name, str) else None
+        if spec.node_type in SCRIPT_NODE_TYPES:
+            raise FlowInvalid(_unknown(spec.id, name, spec.node_type, document.format))
+        command = NODE_TYPES.get(spec.node_type) if document.format == SPACE_OPERATOR else None
+        if command is None:
+            command = registry.get(name) if isinstance(name, str) else None
         if command is None:
             raise FlowInvalid(_unknown(spec.id, name, spec.node_type, document.format))
         if spec.id in nodes:
             raise FlowInvalid(f"node {spec.id!r}: duplicate node id")
         if not isinstance(spec.config, dict):
             raise FlowInvalid(f"node {spec.id!r} ({name}): config must be an object")
-        nodes[spec.id] = GraphNode(spec.id, command(Config(spec.config), spec.declared))
+        instance = command(Config(spec.config), spec.declared)
+        if isinstance(name, str):
+            instance.node_name = name
+        nodes[spec.id] = GraphNode(spec.id, instance)
     return nodes
 
 
@@ -132,8 +146,8 @@ def _unknown(node_id: str, name: object, node_type: str, document_format: str) -
         return f"node {node_id!r}: unknown command {name!r}; known: {known}"
     if isinstance(name, str) and is_script_node(name, node_type):
         return (
-            f"node {node_id!r}: command {name!r} is a script node ({node_type}); script "
-            "nodes (rhai, Deno) do not run here yet"
+            f"node {node_id!r}: command {name!r} is a {node_type} node; not supported: "
+            f"{node_type} nodes (JavaScript runs here in Deno nodes, of type deno)"
         )
     return f"node {node_id!r}: unknown command {name!r} (Space Operator format); known: {known}"
 
@@ -171,7 +185,7 @@ def _connect(nodes: dict[str, GraphNode], document: Document) -> None:
             )
         target.incoming[in_port] = (edge.source, out_port)
         # Interflow ports are all "optional" to the graph, but the called flow needs them.
-        if not port.required and not target.command.dynamic_ports:
+        if not port.required and not target.command.passes_inputs_on:
             target.optional = target.optional | {in_port}
         source.outgoing.append((out_port, edge.target, in_port))
 

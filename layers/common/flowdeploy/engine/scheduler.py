@@ -39,8 +39,12 @@ NODE_SUCCEEDED, NODE_FAILED, NODE_SKIPPED, NODE_CANCELED = (
 )
 NODE_STOPPED = "stopped"  # returned the run's transaction (output_instructions)
 NODE_COLLECTED = "collected"  # handed its instructions to an interflow_instructions caller
-# How deep nested flows may go (a flow calling itself counts each level).
-MAX_INTERFLOW_DEPTH = 16
+# How deep nested flows may go (a flow calling itself counts each level): upstream's Collatz
+# recurses once per step, and Collatz(54), its test input, needs 113 levels.
+MAX_INTERFLOW_DEPTH = 256
+# How many nested flow runs one run may start in all: depth alone does not bound the work of
+# a flow that calls itself twice.
+MAX_NESTED_RUNS = 10_000
 MAX_LOG_LINES = 10_000
 MAX_LOG_CHARS = 8_192
 MAX_NODE_ERROR_CHARS = 2_000
@@ -129,10 +133,13 @@ class Run:
         solana: Callable[[], SolanaSession] | None = None,
         services: RunServices | None = None,
         max_depth: int = MAX_INTERFLOW_DEPTH,
+        max_nested_runs: int = MAX_NESTED_RUNS,
     ) -> None:
         self.graphs = graphs
         self.services = services or RunServices()
         self.max_depth = max_depth
+        self.max_nested_runs = max_nested_runs
+        self.nested_runs = 0
         self.too_deep: str | None = None
         self.recorder = recorder
         self.deadline_seconds = deadline_seconds
@@ -548,6 +555,13 @@ class _Execution:
             self.run_.too_deep = (
                 f"nested flows go deeper than the nesting limit of {limit} levels: "
                 f"{_chain_text((*self.chain, flow_id))}"
+            )
+            raise NodeError(self.run_.too_deep)
+        self.run_.nested_runs += 1
+        if self.run_.nested_runs > self.run_.max_nested_runs:
+            self.run_.too_deep = (
+                f"the run started more than {self.run_.max_nested_runs:,} nested flow runs "
+                "(the limit of nested runs per run)"
             )
             raise NodeError(self.run_.too_deep)
         graph = self.run_.graphs.get(flow_id)

@@ -7,17 +7,19 @@ in one place; anything else is logged and becomes a 500 without internals.
 from __future__ import annotations
 
 import json
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from pydantic import BaseModel, ValidationError
 
-from flowdeploy import apikeys
+from flowdeploy import apikeys, strict_json
 from flowdeploy.auth import Caller, Credentials, require_user, resolve_caller
 from flowdeploy.errors import (
     ApiError,
     BadRequest,
     ConcurrentChange,
+    MethodNotAllowed,
     PayloadTooLarge,
     ServiceUnavailable,
     Unauthorized,
@@ -30,21 +32,20 @@ from flowdeploy.store import is_conflict, is_transient
 M = TypeVar("M", bound=BaseModel)
 
 MAX_BODY_BYTES = 1_048_576
-# Deep enough for IValues nested 64 levels (two JSON levels each), shallow enough that
-# nothing downstream recurses out of stack.
-MAX_BODY_DEPTH = 160
+MAX_BODY_DEPTH = strict_json.MAX_DEPTH
 # curl -d sends form-urlencoded unless told otherwise; a JSON body is what we read.
-JSON_LIKE_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain")
+FORM = "application/x-www-form-urlencoded"
+JSON_LIKE_TYPES = ("application/json", FORM, "text/plain")
 
 
 def error_response(
-    status: int, message: str, retry_after: int | None = None, key: str = "error"
+    status: int, message: str, headers: dict[str, str] | None = None, key: str = "error"
 ) -> Response[str]:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
         body=json.dumps({key: message}),
-        headers={"Retry-After": str(retry_after)} if retry_after is not None else None,
+        headers=headers or None,
     )
 
 
@@ -69,16 +70,18 @@ def make_app(error_key: str = "error") -> APIGatewayHttpResolver:
     @app.exception_handler(ApiError)
     def _api_error(error: ApiError) -> Response[str]:
         logger.info("request refused", extra={"status": error.status, "error": error.message})
-        return error_response(error.status, error.message, error.retry_after, error_key)
+        return error_response(error.status, error.message, error.headers(), error_key)
 
     @app.exception_handler(Exception)
     def _unexpected(error: Exception) -> Response[str]:
         mapped = unexpected_error(error)
         if mapped is not None:
             logger.warning("dependency failure", extra={"status": mapped.status}, exc_info=True)
-            return error_response(mapped.status, mapped.message, mapped.retry_after, error_key)
+            return error_response(mapped.status, mapped.message, mapped.headers(), error_key)
         logger.exception("unhandled error")
         return error_response(500, "internal error", key=error_key)
+
+    app.use(middlewares=[_method_guard])
 
     @app.not_found
     def _no_route(_: Exception) -> Response[str]:
@@ -88,18 +91,35 @@ def make_app(error_key: str = "error") -> APIGatewayHttpResolver:
     return app
 
 
-def _deeper_than(document: object, limit: int) -> bool:
-    """Whether JSON `document` nests deeper than `limit`, found without recursion."""
-    pending = [(document, 1)]
-    while pending:
-        value, depth = pending.pop()
-        if depth > limit:
-            return True
-        if isinstance(value, dict):
-            pending.extend((child, depth + 1) for child in value.values())
-        elif isinstance(value, list):
-            pending.extend((child, depth + 1) for child in value)
-    return False
+def _specificity(path: str) -> tuple[int, int]:
+    """As API Gateway ranks routes: more literal segments first (`/deployment/read` before
+    `/deployment/<deployment_id>`), then more segments."""
+    segments = path.strip("/").split("/")
+    return sum(not s.startswith("<") for s in segments), len(segments)
+
+
+def allowed_methods(app: APIGatewayHttpResolver, path: str) -> list[str]:
+    """The methods of the resolver's most specific routes matching `path`; [] if none match.
+
+    Read from the resolver's own route table, so every route a function declares counts.
+    """
+    matching = [r for r in (*app._static_routes, *app._dynamic_routes) if r.rule.match(path)]
+    if not matching:
+        return []
+    best = max(_specificity(r.path) for r in matching)
+    return sorted({r.method for r in matching if _specificity(r.path) == best})
+
+
+def _method_guard(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """405 with Allow for a path the function serves with other methods: also when API
+    Gateway (or the resolver) would hand it to a route whose parameter swallows a literal
+    segment (`GET /deployment/start` to `GET /deployment/{deployment_id}`)."""
+    event = app.current_event
+    method = event.http_method.upper()
+    allowed = allowed_methods(app, event.path)
+    if allowed and method not in allowed:
+        raise MethodNotAllowed(method, event.path, allowed)
+    return next_middleware(app)
 
 
 def parse_body(
@@ -128,22 +148,28 @@ def parse_body(
         if optional:
             return model()
         raise BadRequest("request body is required (JSON)")
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise BadRequest(
-            f"body is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
-        ) from None
-    except RecursionError:
-        raise BadRequest("body is nested too deeply") from None
+    if content_type == FORM and raw.lstrip()[:1] not in {"{", "["}:
+        # curl -d labels JSON as a form: JSON under that label is read, a real form is not.
+        raise UnsupportedMediaType(f"send the body as application/json, not {content_type}")
+    data = strict_json.load(raw, "body", MAX_BODY_DEPTH)
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
-    if _deeper_than(data, MAX_BODY_DEPTH):
-        raise BadRequest(f"body is nested deeper than {MAX_BODY_DEPTH} levels")
     try:
         return model.model_validate(data)
     except ValidationError as error:
         raise BadRequest(describe(error)) from None
+
+
+def query(app: APIGatewayHttpResolver, *names: str) -> dict[str, str]:
+    """The query string parameters; 400 naming those the route does not take (a typo such
+    as `?tagg=` must not silently fall back to a default)."""
+    params = dict(app.current_event.query_string_parameters or {})
+    unknown = sorted(set(params) - set(names))
+    if unknown:
+        noun = "parameter" if len(unknown) == 1 else "parameters"
+        takes = f"this route takes {', '.join(names)}" if names else "this route takes none"
+        raise BadRequest(f"unknown query {noun}: {', '.join(unknown)} ({takes})")
+    return params
 
 
 def credentials(app: APIGatewayHttpResolver) -> Credentials:

@@ -100,6 +100,8 @@ ERRORS = {
     415: "body that is not JSON",
     422: "the run failed or was stopped, or ended without a transaction for the wallet: the "
     "message says why",
+    429: "the deployment's owner has MAX_LIVE_RUNS_PER_USER runs queued or running; nothing "
+    "was started; retry after Retry-After seconds",
     503: "a dependency failed or is throttling; nothing was done; retry after Retry-After seconds",
     504: "the run is still going after the wait (about 25 s; it goes on): ask again",
 }
@@ -127,6 +129,15 @@ class ActionError(BaseModel):
 
 class _Shape(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
+
+
+class Index(_Shape):
+    """`GET /`: where the documentation is, and every route."""
+
+    name: str
+    docs: str
+    openapi: str
+    routes: list[str]
 
 
 class FlowCreated(_Shape):
@@ -157,6 +168,25 @@ Flow = create_model(
     __doc__="A flow; Space Operator's other columns are there when they were sent.",
     **{name: (Any, None) for name in sorted(UPSTREAM_COLUMNS)},  # type: ignore[call-overload]
 )
+
+
+class FlowSummary(_Shape):
+    """A flow as `GET /flow` lists it."""
+
+    id: int
+    user_id: str
+    name: str
+    is_public: bool
+    start_shared: bool
+    start_unverified: bool
+    current_network: SolanaNetwork
+    created_at: str
+    updated_at: str
+
+
+class FlowPage(_Shape):
+    flows: list[FlowSummary]
+    next: int | None
 
 
 class DeploymentCreated(_Shape):
@@ -190,6 +220,16 @@ class Tag(_Shape):
     tag: str
     deployment_id: str
     description: str | None
+
+
+class DeploymentPage(_Shape):
+    deployments: list[Deployment]
+    next: str | None
+
+
+class TagPage(_Shape):
+    tags: list[Tag]
+    next: str | None
 
 
 class StartedRun(_Shape):
@@ -251,6 +291,11 @@ class FlowRun(_Shape):
 class Presigner(_Shape):
     pubkey: str
     signature: str
+
+
+class FlowRunPage(_Shape):
+    flow_runs: list[FlowRun]
+    next: str | None
 
 
 class SignatureRequest(_Shape):
@@ -385,6 +430,11 @@ class CreatedApiKey(ApiKey):
     key: str
 
 
+class ApiKeyPage(_Shape):
+    api_keys: list[ApiKey]
+    next: str | None
+
+
 class Wallet(_Shape):
     """A server-held wallet: its secret key is never shown, not even when created."""
 
@@ -392,6 +442,11 @@ class Wallet(_Shape):
     name: str
     pubkey: str
     created_at: str
+
+
+class WalletPage(_Shape):
+    wallets: list[Wallet]
+    next: str | None
 
 
 class PortDefinition(BaseModel):

@@ -1,25 +1,79 @@
-"""Count AWS calls, with botocore's event hooks: the round-trip tests and `make bench` use it.
+"""Count and record AWS calls, with botocore's event hooks.
+
+Counting: the round-trip tests and `make bench`. Recording: which function made which call,
+as the IAM requests AWS would authorize (tests/test_iam_policies.py judges them against
+template.yaml's policies).
 
 Every botocore session registers `botocore.handlers.BUILTIN_HANDLERS` when it is created,
-so one `before-call` hook added there sees every API call of every client made later,
-whichever session made it (boto3's default one, pynamodb's per-thread ones). A call is
-counted once however often botocore retries it. `install()` must therefore run before
-the first client exists; counting only happens inside `counting()`.
+so hooks added there see every API call of every client made later, whichever session made
+it (boto3's default one, pynamodb's per-thread ones). A call is counted once however often
+botocore retries it. `install()` must therefore run before the first client exists.
+
+A call belongs to the function whose handler made it: the execution environment's own
+function (a worker process of the local stack), or, in one process running several
+(the unit tests' in-process stack), the function `acting_as` names for the current thread
+and the asyncio tasks and `to_thread` calls it starts.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 from botocore import handlers
 
-_EVENT = "before-call"
+from flowdeploy.local.iam_requests import Names, requests_for
+
+_COUNT_EVENT = "before-call"
+_RECORD_EVENT = "before-parameter-build"
 _active: list[Counter[str]] = []
 _lock = threading.Lock()
+
+_acting: ContextVar[str | None] = ContextVar("flowdeploy_acting_function", default=None)
+_process_principal: str | None = None
+
+
+class _Recorder:
+    """Appends each distinct (principal, action, resource, context keys) once, as JSON lines."""
+
+    def __init__(self, directory: Path, names: Names) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / f"calls-{os.getpid()}.jsonl"
+        self.names = names
+        self.seen: set[tuple[str, str, str, tuple[str, ...]]] = set()
+
+    def record(self, principal: str, service: str, operation: str, params: Any) -> None:
+        lines = []
+        for request in requests_for(service, operation, params, self.names):
+            key = (principal, request.action, request.resource, tuple(sorted(request.context)))
+            with _lock:
+                if key in self.seen:
+                    continue
+                self.seen.add(key)
+            lines.append(
+                json.dumps(
+                    {
+                        "principal": principal,
+                        "call": f"{service}:{operation}",
+                        "action": request.action,
+                        "resource": request.resource,
+                        "context": request.context,
+                    }
+                )
+            )
+        if lines:
+            with _lock, self.path.open("a") as sink:
+                sink.write("".join(f"{line}\n" for line in lines))
+
+
+_recorder: _Recorder | None = None
 
 
 def _count(model: Any, **_: Any) -> None:
@@ -30,10 +84,19 @@ def _count(model: Any, **_: Any) -> None:
                 counter[name] += 1
 
 
+def _record(model: Any, params: Any, **_: Any) -> None:
+    recorder = _recorder
+    principal = _acting.get() or _process_principal
+    if recorder is None or principal is None:
+        return
+    recorder.record(principal, model.service_model.service_name, model.name, params)
+
+
 def install() -> None:
     """Hook every botocore session created from now on (idempotent)."""
-    if (_EVENT, _count) not in handlers.BUILTIN_HANDLERS:
-        handlers.BUILTIN_HANDLERS.append((_EVENT, _count))
+    for hook in ((_COUNT_EVENT, _count), (_RECORD_EVENT, _record)):
+        if hook not in handlers.BUILTIN_HANDLERS:
+            handlers.BUILTIN_HANDLERS.append(hook)
 
 
 @contextmanager
@@ -46,3 +109,32 @@ def counting() -> Iterator[Counter[str]]:
         yield counter
     finally:
         _active.remove(counter)
+
+
+def record_to(directory: Path, names: Names | None = None) -> Names:
+    """Record attributed calls into `directory` from now on; the resource names to extend."""
+    global _recorder  # noqa: PLW0603
+    install()
+    _recorder = _Recorder(directory, names or Names())
+    return _recorder.names
+
+
+def resource_names() -> Names | None:
+    """The names of the recording in progress (provisioning adds to them), if any."""
+    return _recorder.names if _recorder else None
+
+
+def act_as_process(principal: str) -> None:
+    """Every call of this process is `principal`'s (a worker: one execution environment)."""
+    global _process_principal  # noqa: PLW0603
+    _process_principal = principal
+
+
+@contextmanager
+def acting_as(principal: str) -> Iterator[None]:
+    """Calls made inside the block, and by tasks and threads it starts, are `principal`'s."""
+    token = _acting.set(principal)
+    try:
+        yield
+    finally:
+        _acting.reset(token)

@@ -30,11 +30,17 @@ def _ports(ports: list[dict[str, Any]], output: bool) -> str:
 
 
 def rows() -> list[str]:
-    """One table row per command declaration, both formats in one row when shared."""
+    """One table row per command declaration, both formats in one row when shared; a
+    family of commands (rhai_script_0x1 … 5x5) in one row, shown by its widest member."""
     from flowdeploy.engine.command import FORMATS, REGISTRIES
 
     rows: list[str] = []
     seen: set[int] = set()
+    families: dict[str, dict[str, Any]] = {}
+    for registry in REGISTRIES.values():
+        for member in registry.values():
+            if member.family is not None:
+                families.setdefault(member.family, {})[member.name] = member
     names = sorted({name for registry in REGISTRIES.values() for name in registry})
     for name in names:
         for document_format in FORMATS:
@@ -42,6 +48,14 @@ def rows() -> list[str]:
             if command is None or id(command) in seen:
                 continue
             seen.add(id(command))
+            shown = f"`{name}`"
+            if command.family is not None:
+                members = families.pop(command.family, None)
+                if members is None:
+                    continue  # the family has its row
+                command = max(members.values(), key=lambda m: (len(m.inputs), len(m.outputs)))
+                first, last = min(members), max(members)
+                shown = f"`{command.family}`: `{first}` … `{last}`"
             entry = command.catalogue_entry(document_format)
             formats = " and ".join(FORMAT_NAMES[f] for f in command.formats)
             if command.dynamic_ports:
@@ -52,7 +66,7 @@ def rows() -> list[str]:
                     f"{_ports(entry['ports']['outputs'], True)}"
                 )
             description = entry["description"].replace("|", "\\|")
-            rows.append(f"| `{name}` | {formats} | {ports} | {description} |")
+            rows.append(f"| {shown} | {formats} | {ports} | {description} |")
     return rows
 
 

@@ -23,19 +23,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from flowdeploy.local import ACCOUNT, calls
+from flowdeploy.local.environments import Functions, LambdaError
+from flowdeploy.local.event_sources import pollers, schedules
 from flowdeploy.local.stack import (
-    ACCOUNT,
-    Functions,
+    canonical_aliases,
     fake_credentials,
     function_environment,
-    pollers,
+    local_replacements,
     provision,
+    provision_jwt_parameter,
     repository_root,
-    schedules,
 )
 from flowdeploy.local.template import Route, Template
 from flowdeploy.local.websocket import WebSocketGateway
-from flowdeploy.settings import settings
 
 TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded")
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
@@ -98,15 +99,51 @@ def api_event(
     return event
 
 
-class Gateway:
-    """API Gateway's part: routing, CORS, and turning responses back into HTTP."""
+INTERNAL_ERROR = b'{"message":"Internal Server Error"}'
+TOO_MANY_REQUESTS = b'{"message":"Too Many Requests"}'
 
-    def __init__(self, template: Template, functions: Functions) -> None:
+
+class TokenBucket:
+    """API Gateway's throttling: `rate` requests a second on average, bursts of `burst`."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.capacity = float(burst)
+        self.tokens = float(burst)
+        self.updated = time.monotonic()
+        self.lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+            if self.tokens < 1:
+                return False
+            self.tokens -= 1
+            return True
+
+
+class Gateway:
+    """API Gateway's part: routing, CORS, throttling, and turning responses back into HTTP."""
+
+    def __init__(self, template: Template, functions: Functions | None = None) -> None:
         self.routes = template.routes()
         self.cors = template.cors()
-        self.functions = functions
+        self.functions = functions  # None until attached: `make dev` starts them once it listens
+        # Each route has its own limits, as API Gateway applies route settings.
+        self.buckets = {
+            route: TokenBucket(rate, burst)
+            for route, (rate, burst) in template.route_throttling().items()
+        }
         api = template.websocket_api()
-        self.websocket = WebSocketGateway(api, functions.invoke) if api is not None else None
+        self.websocket = WebSocketGateway(api, self.invoke) if api is not None else None
+
+    def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        """Invoke `function` in its own execution environment (LambdaError if it failed)."""
+        if self.functions is None:
+            raise RuntimeError("the gateway has no functions attached")
+        return self.functions.invoke(function, event)
 
     def route(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self.routes:
@@ -141,12 +178,19 @@ class Gateway:
         if found is None:
             return 404, {"content-type": "application/json"}, b'{"message":"Not Found"}'
         route, params = found
+        bucket = self.buckets.get(route.route_key)
+        if bucket is not None and not bucket.take():
+            return 429, {"content-type": "application/json"}, TOO_MANY_REQUESTS
         event = api_event(method, target, headers, body, route, params)
+        if self.functions is None:
+            raise RuntimeError("the gateway has no functions attached")
         try:
             result = self.functions.invoke(route.function, event)
-        except Exception:
-            logging.getLogger("flowdeploy.local").exception("%s crashed", route.function)
-            return 500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}'
+        except LambdaError as error:
+            # Lambda's error (an exception, a timeout, a response over 6 MB) reaches the
+            # client as API Gateway's generic 500; the detail is in the log only.
+            logging.getLogger("flowdeploy.local").error("%s: %s", route.function, error)
+            return 500, {"content-type": "application/json"}, INTERNAL_ERROR
         status, out_headers, payload = self.response(result)
         if self.cors:  # API Gateway ignores a function's CORS headers once it has its own
             out_headers = {
@@ -237,30 +281,25 @@ def make_server(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
     return server
 
 
-def serve_websocket_api(gateway: Gateway, base_url: str) -> str:
-    """The WebSocket API's URL on the server at `base_url`, whose management API the
-    functions post to (WEBSOCKET_ENDPOINT); "" if the template has none."""
+def websocket_urls(gateway: Gateway, base_url: str) -> tuple[str, str]:
+    """The WebSocket API on the server at `base_url`: its `ws://` URL, and its stage's
+    https URL on AWS turned local, where the functions post (their WEBSOCKET_ENDPOINT);
+    ("", "") if the template has none."""
     if gateway.websocket is None:
-        return ""
-    os.environ["WEBSOCKET_ENDPOINT"] = f"{base_url}{gateway.websocket.path}"
-    return f"ws{base_url.removeprefix('http')}{gateway.websocket.path}"
-
-
-def quiet_logs() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    for name, level in (
-        ("werkzeug", logging.ERROR),
-        ("botocore", logging.WARNING),
-        ("flowdeploy.local.http", logging.WARNING),
-        ("websockets", logging.WARNING),
-    ):
-        logging.getLogger(name).setLevel(level)
+        return "", ""
+    stage = f"{base_url}{gateway.websocket.path}"
+    return f"ws{stage.removeprefix('http')}", stage
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m flowdeploy.local", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("PORT", "3000")),
+        help="port of the API (default: $PORT, else 3000); 0 picks a free one",
+    )
     parser.add_argument(
         "--solana-port",
         type=int,
@@ -275,14 +314,108 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="override a template parameter, e.g. TriggerQueueEnabled=true",
     )
+    parser.add_argument(
+        "--record-calls",
+        type=Path,
+        metavar="DIR",
+        help="write each function's AWS calls, as IAM requests, to DIR (the IAM test reads them)",
+    )
     return parser.parse_args(argv)
+
+
+def local_variables(endpoint: str, solana_url: str) -> dict[str, str]:
+    """What the local stack adds to every function's environment (documented as such)."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        # Flows created locally use the local cluster; on AWS the default stays devnet.
+        "DEFAULT_SOLANA_URL": solana_url,
+        "DEFAULT_SOLANA_CLUSTER": "localnet",
+        # Local flows may call local services; on AWS http_request refuses private addresses.
+        "HTTP_ALLOW_PRIVATE": "true",
+        # Metrics are CloudWatch EMF lines on stdout: noise on a terminal.
+        "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
+    }
+
+
+def start_functions(
+    template: Template,
+    record_calls: Path | None,
+    solana_url: str,
+    api_url: str,
+    websocket_endpoint: str = "",
+) -> tuple[dict[str, Any], Functions]:
+    """The template's resources in moto (names for resolving), and its functions, each
+    invoked in execution environments of its own with its own environment."""
+    if record_calls:
+        calls.record_to(record_calls)
+    names = provision(template)
+    provision_jwt_parameter(template)
+    added = local_variables(os.environ["AWS_ENDPOINT_URL"], solana_url)
+    replaced = local_replacements(api_url, websocket_endpoint)
+    specs = template.functions()
+    aliases = canonical_aliases(template, names)
+    functions = Functions(
+        specs,
+        {
+            name: function_environment(template, spec, names, added, replaced)
+            for name, spec in specs.items()
+        },
+        record_calls=record_calls,
+        resource_aliases=lambda: aliases,
+    )
+    return names, functions
+
+
+def busy_port(what: str, host: str, port: int, error: OSError, remedy: str) -> str:
+    """What `make dev` says when a port it needs is taken, and how to choose another."""
+    return (
+        f"cannot listen on {host}:{port} for {what}: {error.strerror or error}.\n"
+        f"Another `make dev` (or another program) is using it; {remedy}"
+    )
+
+
+def banner(base_url: str, aws_endpoint: str, solana_url: str, ws_url: str = "") -> str:
+    """What `make dev` prints once it serves; the FLOWDEPLOY_ lines are for scripts."""
+    return (
+        f"flowdeploy local stack\n"
+        f"  API            {base_url}\n"
+        f"  WebSocket      {ws_url} (live run events)\n"
+        f"  docs           {base_url}/docs (Swagger UI), {base_url}/openapi.json\n"
+        f"  AWS services   {aws_endpoint} (moto, in memory: DynamoDB, SQS, KMS, SSM,"
+        f" Secrets Manager)\n"
+        f'  Solana RPC     {solana_url} (LiteSVM, in memory; cluster "localnet")\n'
+        f"  access token   make token USER=<user uuid>\n"
+        f"  stop           Ctrl-C\n"
+        f"FLOWDEPLOY_AWS_ENDPOINT={aws_endpoint}\n"
+        f"FLOWDEPLOY_SOLANA_RPC={solana_url}\n"
+        f"FLOWDEPLOY_WS_URL={ws_url}\n"
+        f"FLOWDEPLOY_URL={base_url}"
+    )
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    logging.getLogger("flowdeploy.local.http").setLevel(logging.WARNING)
+    logging.getLogger("websockets").setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     parameters = dict(p.partition("=")[::2] for p in args.parameter)
+    _configure_logging()
 
-    quiet_logs()
+    # Both ports first, before anything slow starts: a taken one fails at once. The
+    # functions are attached once the API listens: they are told its address (API_URL).
+    template = Template(args.template, parameters)
+    gateway = Gateway(template)
+    try:
+        server = make_server(gateway, args.host, args.port)
+    except OSError as error:
+        remedy = f"choose another with `make dev PORT={args.port + 1}`, or stop what holds it."
+        print(busy_port("the API", args.host, args.port, error, remedy), file=sys.stderr)
+        return 1
 
     from moto.server import ThreadedMotoServer
 
@@ -292,7 +425,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         solana.start()
     except OSError as error:
-        print(f"cannot listen on 127.0.0.1:{args.solana_port}: {error}", file=sys.stderr)
+        remedy = "let it pick a free one with `make dev SOLANA_PORT=0`, or stop what holds it."
+        port = args.solana_port
+        print(busy_port("the local Solana RPC", "127.0.0.1", port, error, remedy), file=sys.stderr)
+        server.server_close()
         return 1
 
     fake_credentials()
@@ -301,44 +437,17 @@ def main(argv: list[str] | None = None) -> int:
     moto_host, moto_port = moto.get_host_and_port()
     os.environ["AWS_ENDPOINT_URL"] = f"http://{moto_host}:{moto_port}"
 
-    template = Template(args.template, parameters)
-    names = provision(template)
-    os.environ.update(function_environment(template, names))
-    # Flows created locally use the local cluster; on AWS the default stays devnet.
-    os.environ.update(DEFAULT_SOLANA_URL=solana.url, DEFAULT_SOLANA_CLUSTER="localnet")
-    # Metrics are CloudWatch EMF lines on stdout: noise on a terminal.
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-
-    functions = Functions(template)
-    gateway = Gateway(template, functions)
-    try:
-        server = make_server(gateway, args.host, args.port)
-    except OSError as error:
-        print(f"cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
-        moto.stop()
-        solana.stop()
-        return 1
     base_url = f"http://{args.host}:{server.server_address[1]}"
-    ws_url = serve_websocket_api(gateway, base_url)
-    _publish_api_url(base_url)  # and the settings are read afresh, WEBSOCKET_ENDPOINT too
+    ws_url, ws_endpoint = websocket_urls(gateway, base_url)
+    names, functions = start_functions(
+        template, args.record_calls, solana.url, base_url, ws_endpoint
+    )
+    gateway.functions = functions
     workers: list[Any] = [*pollers(template, functions, names), *schedules(template, functions)]
     for worker in workers:
         worker.start()
 
-    print(
-        f"flowdeploy local stack\n"
-        f"  API            {base_url}\n"
-        f"  WebSocket      {ws_url} (live run events)\n"
-        f"  AWS services   {os.environ['AWS_ENDPOINT_URL']} (moto, in memory: DynamoDB, SQS, KMS)\n"
-        f'  Solana RPC     {solana.url} (LiteSVM, in memory; cluster "localnet")\n'
-        f"  access token   make token USER=<user uuid>\n"
-        f"  stop           Ctrl-C\n"
-        f"FLOWDEPLOY_AWS_ENDPOINT={os.environ['AWS_ENDPOINT_URL']}\n"
-        f"FLOWDEPLOY_SOLANA_RPC={solana.url}\n"
-        f"FLOWDEPLOY_WS_URL={ws_url}\n"
-        f"FLOWDEPLOY_URL={base_url}",
-        flush=True,
-    )
+    print(banner(base_url, os.environ["AWS_ENDPOINT_URL"], solana.url, ws_url), flush=True)
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -352,15 +461,10 @@ def main(argv: list[str] | None = None) -> int:
         for worker in workers:
             worker.stopping.set()
         server.shutdown()
+        functions.close()
         moto.stop()
         solana.stop()
     return 0
-
-
-def _publish_api_url(url: str) -> None:
-    """api_input nodes publish URLs under the API's address, known only once it listens."""
-    os.environ["API_URL"] = url
-    settings.cache_clear()
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """`make invoke FUNCTION=StartFunction EVENT=events/start.json`: one handler, one event.
 
-Like `sam local invoke`, without Docker: the function's module is loaded with its
-template.yaml environment, against in-memory DynamoDB and SQS (moto) holding the
-docs page's example (flow 3675, deployment 0194e5ac-…), and the result is printed.
+Like `sam local invoke`, without Docker: the function's module is loaded with exactly its
+template.yaml environment, against in-memory DynamoDB, SQS, KMS, SSM and Secrets Manager
+(moto) holding the docs page's example (flow 3675, deployment 0194e5ac-…), and the result
+is printed; a failure prints Lambda's error (also a timeout or a response over 6 MB).
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ import contextlib
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from flowdeploy.local import DEV_JWT_SECRET, calls
+from flowdeploy.local.environments import Functions, LambdaError
 from flowdeploy.local.stack import (
-    Functions,
     fake_credentials,
     function_environment,
+    local_replacements,
     provision,
     repository_root,
 )
@@ -39,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="override a template parameter, e.g. TriggerBucketTarget=3675",
     )
+    parser.add_argument("--record-calls", type=Path, metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     template = Template(args.template, dict(p.partition("=")[::2] for p in args.parameter))
@@ -56,22 +61,60 @@ def main(argv: list[str] | None = None) -> int:
 
     fake_credentials()
     os.environ.pop("AWS_ENDPOINT_URL", None)
+    if args.record_calls:
+        calls.record_to(args.record_calls)
+    spec = template.functions()[args.function]
+    outcome: dict[str, Any] = {}
     # Lambda writes logs to stdout; here stdout is the result, so logs go to stderr.
     with mock_aws(), contextlib.redirect_stdout(sys.stderr):
         names = provision(template)
-        os.environ.update(function_environment(template, names))
+        added = {"HTTP_ALLOW_PRIVATE": "true", "POWERTOOLS_METRICS_DISABLED": "true"}
+        replaced = local_replacements("http://127.0.0.1:3000")  # where `make dev` serves
+        environment = function_environment(template, spec, names, added, replaced)
+        # The one difference from `make dev`: the JWT secret from the environment, not SSM
+        # (moto's SSM takes seconds to load).
+        if environment.pop("JWT_SECRET_PARAMETER", None):
+            environment["JWT_SECRET"] = os.environ.get("JWT_SECRET") or DEV_JWT_SECRET
+        os.environ.clear()  # the function sees its own variables only, as in Lambda
+        os.environ.update(environment)
         if not args.no_seed:
             from flowdeploy.local.samples import seed
 
             seed()
-        result = Functions(template).invoke(args.function, event)
-        # A WebSocket function answers by posting to the connection: show what it posted.
-        connection = event.get("requestContext", {}).get("connectionId")
-        sent = posted(connection) if connection else []
-    for message in sent:
-        print(f"posted to {connection}: {json.dumps(message)}", file=sys.stderr)
-    print(json.dumps(result, indent=2))
+
+        def invoke() -> None:
+            try:
+                outcome["result"] = Functions({spec.name: spec}).invoke(spec.name, event)
+            except LambdaError as error:
+                outcome["error"] = error.payload
+
+        running = threading.Thread(target=invoke, daemon=True)
+        running.start()
+        running.join(spec.timeout)
+        show_posted(event)
+    if running.is_alive():  # Lambda stops the environment; so does this process
+        print(
+            json.dumps(
+                {
+                    "errorType": "Sandbox.Timedout",
+                    "errorMessage": (f"Task timed out after {spec.timeout:.2f} seconds"),
+                }
+            ),
+            flush=True,
+        )
+        os._exit(1)
+    if "error" in outcome:
+        print(json.dumps(outcome["error"], indent=2))
+        return 1
+    print(json.dumps(outcome["result"], indent=2))
     return 0
+
+
+def show_posted(event: dict[str, Any]) -> None:
+    """A WebSocket function answers by posting to the connection: show what it posted."""
+    connection = event.get("requestContext", {}).get("connectionId")
+    for message in posted(connection) if connection else []:
+        print(f"posted to {connection}: {json.dumps(message)}", file=sys.stderr)
 
 
 def posted(connection: str) -> list[Any]:

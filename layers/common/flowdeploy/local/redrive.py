@@ -1,9 +1,11 @@
 """`make redrive`: move flow run messages from the dead-letter queue back to FlowRunQueue.
 
-On AWS (`--stack NAME`) this is SQS's own StartMessageMoveTask. Against the local stack
+On AWS (`--stack NAME`) this is SQS's own StartMessageMoveTask, with the caller's
+credentials (the README lists the permissions it needs). Against the local stack
 (`--endpoint URL`, which moto does not implement) messages are received, sent again and
-then deleted. Either way a message may arrive twice if the move is interrupted; that is
-harmless, since a run executes at most once however often its message comes.
+then deleted, with the local stack's dummy credentials: none need be set. Either way a
+message may arrive twice if the move is interrupted; that is harmless, since a run executes
+at most once however often its message comes.
 """
 
 from __future__ import annotations
@@ -80,18 +82,28 @@ def main(argv: list[str] | None = None) -> int:
     import boto3
 
     if args.endpoint:
-        sqs = boto3.client("sqs", endpoint_url=args.endpoint, region_name=REGION)
+        sqs = boto3.client(
+            "sqs",
+            endpoint_url=args.endpoint,
+            region_name=REGION,
+            aws_access_key_id="local",  # moto accepts any; never the developer's own
+            aws_secret_access_key="local",  # noqa: S106
+        )
         queue = sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
         dead = sqs.get_queue_url(QueueName=DEAD_LETTERS)["QueueUrl"]
         print(f"moved {move_messages(sqs, dead, queue)} message(s) from {DEAD_LETTERS} to {QUEUE}")
         return 0
-    sqs = boto3.client("sqs")
-    queue, dead = stack_queues(boto3.client("cloudformation"), args.stack)
+    print(redrive_stack(boto3.client("cloudformation"), boto3.client("sqs"), args.stack))
+    return 0
+
+
+def redrive_stack(cloudformation: Any, sqs: Any, stack: str) -> str:
+    """Start SQS's move task from the stack's dead-letter queue to FlowRunQueue."""
+    queue, dead = stack_queues(cloudformation, stack)
     task = sqs.start_message_move_task(
         SourceArn=arn_of(sqs, dead), DestinationArn=arn_of(sqs, queue)
     )
-    print(f"moving messages from {dead} to {queue}: task {task['TaskHandle']}")
-    return 0
+    return f"moving messages from {dead} to {queue}: task {task['TaskHandle']}"
 
 
 if __name__ == "__main__":

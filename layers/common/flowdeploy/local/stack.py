@@ -1,37 +1,27 @@
-"""The local stack: moto's DynamoDB and SQS, the real handlers, and SQS-to-Lambda polling.
+"""The local stack's AWS resources and the functions' environments, read from template.yaml.
 
-Everything is read from template.yaml: tables, queues, function environments and
-event sources, so the local stack drifts from AWS only where it says so here.
+Tables, queues, buckets, KMS keys and secrets are created in moto as the template declares
+them; each function's environment is its own template entry (Globals included) resolved
+to them, plus what Lambda's runtime adds. The local stack drifts from AWS only where it
+says so here and in `flowdeploy.local.environments` / `event_sources`.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import logging
 import os
-import queue
 import secrets
+import string
 import threading
-import time
-import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from flowdeploy.local import DEV_JWT_SECRET, REGION
-from flowdeploy.local.template import LOCAL_WEBSOCKET_API_ID, FunctionSpec, Template, resolve
+from flowdeploy.local import ACCOUNT, DEV_JWT_SECRET, REGION, calls, moto_dynamodb
+from flowdeploy.local.iam_requests import key_arn, secret_arn
+from flowdeploy.local.template import LOCAL_WEBSOCKET_API_ID, FunctionSpec, Template
 
-log = logging.getLogger("flowdeploy.local")
-
-ACCOUNT = "123456789012"
 STACK_NAME = "flowdeploy"  # what AWS::StackName resolves to locally
 # Tags the local KMS keys with their logical id, so provisioning twice creates none twice.
 LOGICAL_ID_TAG = "flowdeploy:logical-id"
-# Locally a failed SQS record comes back after this, not after the queue's visibility
-# timeout (30 minutes in AWS), so retries and the dead-letter queue can be watched.
-LOCAL_RETRY_SECONDS = 2
 
 
 def fake_credentials() -> None:
@@ -54,32 +44,6 @@ def pseudo_parameters() -> dict[str, str]:
         "AWS::StackName": STACK_NAME,
         "AWS::URLSuffix": "amazonaws.com",
     }
-
-
-_moto_writes = threading.RLock()
-
-
-def isolate_moto_transactions() -> None:
-    """Make moto's DynamoDB writes one at a time, as DynamoDB isolates transactions.
-
-    moto runs a TransactWriteItems on a deep copy of each table it touches and, when a
-    condition fails, puts that copy back: every write other threads committed meanwhile
-    is lost. Under concurrent deploys that erased whole deployments (and flaked the
-    concurrent-deploy test). Holding one lock around each write makes the rollback exact.
-    """
-    from moto.dynamodb.models import DynamoDBBackend
-
-    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
-        method = getattr(DynamoDBBackend, name)
-        if getattr(method, "_isolated", False):
-            continue
-
-        def isolated(*args: Any, _method: Callable[..., Any] = method, **kw: Any) -> Any:
-            with _moto_writes:
-                return _method(*args, **kw)
-
-        isolated._isolated = True  # type: ignore[attr-defined]
-        setattr(DynamoDBBackend, name, isolated)
 
 
 _request = threading.local()
@@ -123,12 +87,12 @@ def isolate_powertools_requests() -> None:
 
 
 def provision(template: Template) -> dict[str, Any]:
-    """Create the template's tables, queues, buckets and KMS keys in the current endpoint;
-    names for `resolve`.
+    """Create the template's tables, queues, buckets, KMS keys and secrets in the current
+    endpoint; names for `Template.resolve`.
     """
     import boto3
 
-    isolate_moto_transactions()
+    moto_dynamodb.patch()
     isolate_powertools_requests()
 
     dynamodb = boto3.client("dynamodb")
@@ -142,16 +106,15 @@ def provision(template: Template) -> dict[str, Any]:
         names[f"{name}.Arn"] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
     for name, props in template.queues().items():
         attributes: dict[Any, str] = {}
-        if "VisibilityTimeout" in props:
-            attributes["VisibilityTimeout"] = str(props["VisibilityTimeout"])
-        if "MessageRetentionPeriod" in props:
-            attributes["MessageRetentionPeriod"] = str(props["MessageRetentionPeriod"])
+        for attribute in ("VisibilityTimeout", "MessageRetentionPeriod"):
+            if attribute in props:
+                attributes[attribute] = str(template.resolve(props[attribute], names))
         if "RedrivePolicy" in props:
             policy = props["RedrivePolicy"]
-            target = resolve(policy["deadLetterTargetArn"], names)
+            target = template.resolve(policy["deadLetterTargetArn"], names)
             attributes["RedrivePolicy"] = (
                 f'{{"deadLetterTargetArn": "{target}", '
-                f'"maxReceiveCount": {int(resolve(policy["maxReceiveCount"], names))}}}'
+                f'"maxReceiveCount": {int(template.resolve(policy["maxReceiveCount"], names))}}}'
             )
         url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
         names[name] = url
@@ -163,10 +126,14 @@ def provision(template: Template) -> dict[str, Any]:
         names[name] = bucket
         names[f"{name}.Arn"] = f"arn:aws:s3:::{bucket}"
     provision_keys(template, names)
+    provision_secrets(template, names)
     for name in template.of_type("AWS::ApiGatewayV2::Api"):
         # Management API calls to https://localws.execute-api.…/ws reach moto's mock in-process
         # (make invoke, unit tests); `make dev` points WEBSOCKET_ENDPOINT at its own server.
         names[name] = LOCAL_WEBSOCKET_API_ID
+    recording = calls.resource_names()
+    if recording is not None:
+        recording.aliases.update(canonical_aliases(template, names))
     return names
 
 
@@ -201,240 +168,135 @@ def provision_keys(template: Template, names: dict[str, Any]) -> None:
     aliases = {a["AliasName"] for a in kms.list_aliases()["Aliases"]}
     for name, resource in template.of_type("AWS::KMS::Alias").items():
         props = resource["Properties"]
-        alias = str(resolve(props["AliasName"], names))
+        alias = str(template.resolve(props["AliasName"], names))
         if alias not in aliases:
-            kms.create_alias(AliasName=alias, TargetKeyId=str(resolve(props["TargetKeyId"], names)))
+            target = str(template.resolve(props["TargetKeyId"], names))
+            kms.create_alias(AliasName=alias, TargetKeyId=target)
         names[name] = alias
 
 
-def function_environment(template: Template, names: dict[str, Any]) -> dict[str, str]:
-    """The functions' environment variables, resolved to local resources.
+def provision_secrets(template: Template, names: dict[str, Any]) -> None:
+    """The template's Secrets Manager secrets, generated as GenerateSecretString asks."""
+    import boto3
 
-    Secrets come from env values here instead of SSM / Secrets Manager.
-    """
-    env: dict[str, str] = {}
-    for spec in template.functions().values():
-        for key, value in spec.environment.items():
-            try:
-                env[key] = str(resolve(value, names, template.conditions))
-            except KeyError:
-                continue  # a secret's ARN: replaced by its value below
-    env["JWT_SECRET"] = os.environ.get("JWT_SECRET", DEV_JWT_SECRET)
-    env["RUN_TOKEN_SECRET"] = os.environ.get("RUN_TOKEN_SECRET") or secrets.token_urlsafe(32)
-    env.pop("JWT_SECRET_PARAMETER", None)
-    env.pop("RUN_TOKEN_SECRET_ARN", None)
-    # Local flows may call local services; on AWS http_request refuses private addresses.
-    env.setdefault("HTTP_ALLOW_PRIVATE", "true")
-    env.setdefault("POWERTOOLS_SERVICE_NAME", "flowdeploy")
-    env.setdefault("POWERTOOLS_METRICS_NAMESPACE", "flowdeploy")
-    return env
-
-
-@dataclass
-class LocalContext:
-    """What Lambda passes as `context`, enough for Powertools."""
-
-    function_name: str
-    memory_limit_in_mb: int
-    timeout: int
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    function_version: str = "$LATEST"
-    log_group_name: str = ""
-    log_stream_name: str = "local"
-    _deadline: float = field(default=0.0)
-
-    def __post_init__(self) -> None:
-        self.invoked_function_arn = (
-            f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
-        )
-        self.log_group_name = f"/aws/lambda/{self.function_name}"
-        self._deadline = time.monotonic() + self.timeout
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-def load_handler(spec: FunctionSpec, instance: int) -> Callable[[dict[str, Any], Any], Any]:
-    """Import the function's module afresh, like a new Lambda execution environment."""
-    module_name, _, attribute = spec.handler.rpartition(".")
-    path = spec.code_uri / f"{module_name.replace('.', '/')}.py"
-    unique = f"_lambda_{spec.name}_{instance}"
-    loader = importlib.util.spec_from_file_location(unique, path)
-    if loader is None or loader.loader is None:
-        raise RuntimeError(f"cannot load {path}")
-    module: ModuleType = importlib.util.module_from_spec(loader)
-    loader.loader.exec_module(module)
-    handler: Callable[[dict[str, Any], Any], Any] = getattr(module, attribute)
-    return handler
-
-
-class FunctionPool:
-    """Execution environments of one function: each serves one event at a time."""
-
-    def __init__(self, spec: FunctionSpec, max_instances: int = 16) -> None:
-        self.spec = spec
-        self._idle: queue.LifoQueue[Callable[[dict[str, Any], Any], Any]] = queue.LifoQueue()
-        self._slots = threading.BoundedSemaphore(max_instances)
-        self._count = 0
-        self._lock = threading.Lock()
-
-    def invoke(self, event: dict[str, Any]) -> Any:
-        with self._slots:
-            try:
-                handler = self._idle.get_nowait()
-            except queue.Empty:
-                with self._lock:
-                    self._count += 1
-                    instance = self._count
-                handler = load_handler(self.spec, instance)
-            try:
-                context = LocalContext(self.spec.name, self.spec.memory, self.spec.timeout)
-                return handler(event, context)
-            finally:
-                self._idle.put(handler)
-
-
-class Functions:
-    """Every function of the template, ready to invoke by name."""
-
-    def __init__(self, template: Template) -> None:
-        self.specs = template.functions()
-        self.pools = {name: FunctionPool(spec) for name, spec in self.specs.items()}
-
-    def invoke(self, name: str, event: dict[str, Any]) -> Any:
-        return self.pools[name].invoke(event)
-
-
-def sqs_event(messages: Sequence[Mapping[str, Any]], queue_arn: str) -> dict[str, Any]:
-    """Messages as Lambda's SQS event source hands them to a function."""
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m.get("Attributes", {}),
-                "messageAttributes": m.get("MessageAttributes", {}),
-                "md5OfBody": m.get("MD5OfBody", ""),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": REGION,
-            }
-            for m in messages
-        ]
-    }
-
-
-class QueuePoller(threading.Thread):
-    """Lambda's SQS event source mapping: poll, invoke, delete what succeeded."""
-
-    def __init__(
-        self, functions: Functions, function: str, queue_url: str, queue_arn: str, batch: int
-    ) -> None:
-        super().__init__(daemon=True, name=f"poll-{function}")
-        import boto3
-
-        self.sqs = boto3.client("sqs")
-        self.functions = functions
-        self.function = function
-        self.queue_url = queue_url
-        self.queue_arn = queue_arn
-        self.batch = batch
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                self.poll_once(wait_seconds=1)
-            except Exception:
-                log.exception("polling %s failed", self.queue_url)
-                time.sleep(1)
-
-    def poll_once(self, wait_seconds: int = 0) -> int:
-        """One receive → invoke → delete cycle; the number of messages handled."""
-        messages = self.sqs.receive_message(
-            QueueUrl=self.queue_url,
-            MaxNumberOfMessages=self.batch,
-            WaitTimeSeconds=wait_seconds,
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
-        if not messages:
-            return 0
+    manager = boto3.client("secretsmanager")
+    for name, resource in template.of_type("AWS::SecretsManager::Secret").items():
+        props = resource.get("Properties", {})
         try:
-            result = self.functions.invoke(self.function, sqs_event(messages, self.queue_arn))
-            failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
-        except Exception:
-            log.exception("%s raised; the whole batch will be retried", self.function)
-            failed = {m["MessageId"] for m in messages}
-        for message in messages:
-            if message["MessageId"] in failed:
-                self.sqs.change_message_visibility(
-                    QueueUrl=self.queue_url,
-                    ReceiptHandle=message["ReceiptHandle"],
-                    VisibilityTimeout=LOCAL_RETRY_SECONDS,
-                )
-            else:
-                self.sqs.delete_message(
-                    QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"]
-                )
-        return len(messages)
+            arn = manager.describe_secret(SecretId=name)["ARN"]
+        except manager.exceptions.ResourceNotFoundException:
+            arn = manager.create_secret(Name=name, SecretString=generated_secret(props))["ARN"]
+        names[name] = arn  # Ref of a secret is its ARN
 
 
-def scheduled_event(function: str) -> dict[str, Any]:
-    """What an EventBridge schedule rule sends its target."""
+def generated_secret(props: dict[str, Any]) -> str:
+    if "SecretString" in props:
+        return str(props["SecretString"])
+    spec = props.get("GenerateSecretString", {})
+    alphabet = string.ascii_letters + string.digits
+    if not spec.get("ExcludePunctuation"):
+        alphabet += "!#$%&()*+,-.:;<=>?@[]^_{|}~"
+    return "".join(secrets.choice(alphabet) for _ in range(int(spec.get("PasswordLength", 32))))
+
+
+def provision_jwt_parameter(template: Template) -> None:
+    """README "Deploy to AWS" step 1, locally: the SecureString that signs access tokens.
+
+    Only `make dev` does this: moto's SSM takes seconds to load, too long for every unit
+    test and `make invoke`, which read the secret from JWT_SECRET instead.
+    """
+    import boto3
+
+    name = template.parameter_values().get("JwtSecretParameterName")
+    if name:
+        boto3.client("ssm").put_parameter(
+            Name=str(name),
+            Type="SecureString",
+            Value=os.environ.get("JWT_SECRET") or DEV_JWT_SECRET,
+            Overwrite=True,
+        )
+
+
+def canonical_aliases(template: Template, names: dict[str, Any]) -> dict[str, str]:
+    """Local ARNs (random key ids, secret suffixes) → the ARN a policy statement names.
+
+    Tables and queues already carry their logical id as their name; keys and secrets are
+    named by it here, so a recorded call and a statement of template.yaml meet.
+    """
+    aliases = {}
+    for name in template.of_type("AWS::KMS::Key"):
+        canonical = key_arn(name)
+        aliases[names[name]] = aliases[names[f"{name}.Arn"]] = canonical
+        for alias_id, alias in template.of_type("AWS::KMS::Alias").items():
+            target = alias["Properties"]["TargetKeyId"]
+            if target in ({"Ref": name}, {"Fn::GetAtt": [name, "Arn"]}):
+                aliases[names[alias_id]] = canonical
+                aliases[f"arn:aws:kms:{REGION}:{ACCOUNT}:{names[alias_id]}"] = canonical
+    for name in template.of_type("AWS::SecretsManager::Secret"):
+        aliases[names[name]] = aliases[name] = secret_arn(name)
+    return aliases
+
+
+# What Lambda's runtime adds to every function's own variables; the local stack adds its
+# own on top (`added` in `function_environment`: the moto endpoint, the local Solana RPC).
+def runtime_variables(spec: FunctionSpec) -> dict[str, str]:
     return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": ACCOUNT,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "region": REGION,
-        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{function}Schedule"],
-        "detail": {},
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        # The function's role's credentials in AWS; moto accepts any.
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_SESSION_TOKEN": "local",
+        "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "local",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+        "LAMBDA_TASK_ROOT": str(spec.code_uri),
+        "_HANDLER": spec.handler,
+        "TZ": ":UTC",
+        "LANG": "en_US.UTF-8",
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        # No ~/.aws of the developer's: Lambda has none.
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     }
 
 
-class Schedule(threading.Thread):
-    """An EventBridge `rate()` schedule: invokes its function every `seconds`."""
-
-    def __init__(self, functions: Functions, function: str, seconds: float) -> None:
-        super().__init__(daemon=True, name=f"schedule-{function}")
-        self.functions = functions
-        self.function = function
-        self.seconds = seconds
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopping.wait(self.seconds):
-            try:
-                self.functions.invoke(self.function, scheduled_event(self.function))
-            except Exception:
-                log.exception("scheduled %s failed", self.function)
-
-
-def schedules(template: Template, functions: Functions) -> list[Schedule]:
-    return [
-        Schedule(functions, spec.name, seconds)
-        for spec in template.functions().values()
-        for seconds in spec.schedules
-    ]
-
-
-def pollers(
-    template: Template, functions: Functions, names: dict[str, Any], per_queue: int = 2
-) -> list[QueuePoller]:
-    found = []
-    for spec in template.functions().values():
-        for queue_id, batch in spec.sqs_queues:
-            for _ in range(per_queue):
-                found.append(
-                    QueuePoller(
-                        functions, spec.name, names[queue_id], names[f"{queue_id}.Arn"], batch
-                    )
-                )
+def local_replacements(api_url: str, websocket_endpoint: str = "") -> dict[str, str]:
+    """Values only AWS has, and what stands in for them locally, for the functions whose
+    template variables name them."""
+    deno = repository_root() / ".tools" / "deno" / "deno"  # the layer's /opt/bin/deno on AWS
+    found = {
+        # api_input nodes publish URLs under the API's address: API Gateway's on AWS.
+        "API_URL": api_url,
+        "DENO_PATH": os.environ.get("DENO_PATH") or str(deno),
+    }
+    if websocket_endpoint:
+        # The WebSocket API's stage, whose management API (post_to_connection) the local
+        # server answers; without one (make invoke) moto's mock answers the template's URL.
+        found["WEBSOCKET_ENDPOINT"] = websocket_endpoint
     return found
+
+
+def function_environment(
+    template: Template,
+    spec: FunctionSpec,
+    names: dict[str, Any],
+    added: dict[str, str],
+    replaced: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Exactly what the function's execution environment sees: its template variables
+    resolved to the local resources (or `replaced`), the runtime's, and the local stack's
+    `added` ones.
+    """
+    stand_ins = replaced or {}
+    own = {
+        key: stand_ins[key] if key in stand_ins else str(template.resolve(value, names))
+        for key, value in spec.environment.items()
+    }
+    return {**runtime_variables(spec), **own, **added}
 
 
 def repository_root() -> Path:

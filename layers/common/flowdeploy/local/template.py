@@ -67,12 +67,24 @@ class Route:
         return found.groupdict() if found else None
 
     @property
-    def specificity(self) -> tuple[int, int]:
-        """API Gateway prefers literal segments over parameters, and $default last."""
+    def specificity(self) -> tuple[int, int, int]:
+        """API Gateway prefers literal segments over parameters, a named method over ANY on
+        the same path, and $default last."""
         if self.path == "$default":
-            return (-1, 0)
+            return (-1, 0, 0)
         segments = self.path.strip("/").split("/")
-        return (sum(not s.startswith("{") for s in segments), len(segments))
+        literal = sum(not s.startswith("{") for s in segments)
+        return (literal, len(segments), self.method != "ANY")
+
+
+@dataclass(frozen=True)
+class QueueSource:
+    """An SQS event source mapping: the queue's logical id, its batch size, and at most how
+    many invocations it runs at once (ScalingConfig.MaximumConcurrency; None: no cap)."""
+
+    queue: str
+    batch: int
+    max_concurrency: int | None = None
 
 
 @dataclass
@@ -83,8 +95,9 @@ class FunctionSpec:
     timeout: int
     memory: int
     environment: dict[str, Any] = field(default_factory=dict)
-    sqs_queues: list[tuple[str, int]] = field(default_factory=list)  # (queue logical id, batch)
+    sqs_queues: list[QueueSource] = field(default_factory=list)
     schedules: list[float] = field(default_factory=list)  # seconds between scheduled events
+    reserved_concurrency: int | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +126,7 @@ class Template:
         unknown = set(self.overrides) - set(self.doc.get("Parameters", {}))
         if unknown:
             raise ValueError(f"template.yaml has no parameter {', '.join(sorted(unknown))}")
+        self.mappings: dict[str, Any] = self.doc.get("Mappings", {})
         self.conditions = self._evaluate_conditions()
         self.resources: dict[str, dict[str, Any]] = {
             name: resource
@@ -139,7 +153,7 @@ class Template:
             if function == "Condition":
                 return condition(args)
             if function == "Fn::Equals":
-                left, right = (str(resolve(a, values)) for a in args)
+                left, right = (str(resolve(a, values, mappings=self.mappings)) for a in args)
                 return left == right
             if function == "Fn::Not":
                 return not truth(args[0])
@@ -157,6 +171,11 @@ class Template:
         for name in declared:
             condition(name)
         return evaluated
+
+    def resolve(self, value: Any, names: Mapping[str, Any]) -> Any:
+        """`value` with its intrinsic functions resolved against `names`, the template's
+        parameters, conditions and mappings."""
+        return resolve(value, {**self.parameter_values(), **names}, self.conditions, self.mappings)
 
     def tables(self) -> dict[str, dict[str, Any]]:
         """create_table arguments per table logical id (the logical id is the local name)."""
@@ -193,18 +212,19 @@ class Template:
                 **globals_.get("Environment", {}).get("Variables", {}),
                 **resource["Properties"].get("Environment", {}).get("Variables", {}),
             }
+            reserved = self.resolve(props.get("ReservedConcurrentExecutions"), {})
             spec = FunctionSpec(
                 name=name,
                 code_uri=self.root / props["CodeUri"],
                 handler=props["Handler"],
-                timeout=int(props.get("Timeout", 3)),
-                memory=int(props.get("MemorySize", 128)),
+                timeout=int(self.resolve(props.get("Timeout", 3), {})),
+                memory=int(self.resolve(props.get("MemorySize", 128), {})),
                 environment=env,
+                reserved_concurrency=None if reserved in (None, NO_VALUE) else int(reserved),
             )
             for event in props.get("Events", {}).values():
                 if event["Type"] == "SQS":
-                    queue = event["Properties"]["Queue"]["Fn::GetAtt"][0]
-                    spec.sqs_queues.append((queue, int(event["Properties"].get("BatchSize", 10))))
+                    spec.sqs_queues.append(self._queue_source(event["Properties"], "Queue"))
                 elif event["Type"] == "Schedule":
                     spec.schedules.append(rate_seconds(event["Properties"]["Schedule"]))
             specs[name] = spec
@@ -212,10 +232,18 @@ class Template:
             props = mapping["Properties"]
             source = props["EventSourceArn"].get("Fn::GetAtt", [""])[0]
             if source in self.of_type("AWS::SQS::Queue"):
-                specs[props["FunctionName"]["Ref"]].sqs_queues.append(
-                    (source, int(props.get("BatchSize", 10)))
-                )
+                function = props["FunctionName"]["Ref"]
+                specs[function].sqs_queues.append(self._queue_source(props, "EventSourceArn"))
         return specs
+
+    def _queue_source(self, props: Mapping[str, Any], queue_key: str) -> QueueSource:
+        scaling = self.resolve(props.get("ScalingConfig"), {}) or {}
+        maximum = self.resolve(scaling.get("MaximumConcurrency"), {}) if scaling else None
+        return QueueSource(
+            queue=props[queue_key]["Fn::GetAtt"][0],
+            batch=int(self.resolve(props.get("BatchSize", 10), {})),
+            max_concurrency=None if maximum in (None, NO_VALUE) else int(maximum),
+        )
 
     def routes(self) -> list[Route]:
         """Every HttpApi route, most specific first, as API Gateway matches them."""
@@ -264,6 +292,22 @@ class Template:
         ]
         return WebSocketApiSpec(name, LOCAL_WEBSOCKET_API_ID, stages[0], found.group(1), routes)
 
+    def route_throttling(self) -> dict[str, tuple[float, int]]:
+        """Route key → (rate per second, burst): the HTTP API's DefaultRouteSettings for
+        every route, its RouteSettings for the routes they name."""
+        limits: dict[str, tuple[float, int]] = {}
+        for resource in self.of_type("AWS::Serverless::HttpApi").values():
+            props = resource.get("Properties", {})
+            defaults = self.resolve(props.get("DefaultRouteSettings", {}), {})
+            default = _limits(defaults)
+            if default:
+                limits.update({route.route_key: default for route in self.routes()})
+            for key, settings in self.resolve(props.get("RouteSettings", {}), {}).items():
+                specific = _limits({**defaults, **settings})
+                if specific:
+                    limits[key] = specific
+        return limits
+
     def cors(self) -> dict[str, Any]:
         for resource in self.of_type("AWS::Serverless::HttpApi").values():
             return dict(resource.get("Properties", {}).get("CorsConfiguration", {}))
@@ -272,6 +316,14 @@ class Template:
 
 # The id the local stack gives the WebSocket API (in its events and ARNs).
 LOCAL_WEBSOCKET_API_ID = "localws"
+
+
+def _limits(settings: Mapping[str, Any]) -> tuple[float, int] | None:
+    rate, burst = settings.get("ThrottlingRateLimit"), settings.get("ThrottlingBurstLimit")
+    if rate is None or burst is None:
+        return None
+    return float(rate), int(burst)
+
 
 _RATE_UNITS = {"minute": 60, "hour": 3600, "day": 86400}
 
@@ -284,20 +336,52 @@ def rate_seconds(expression: str) -> float:
     return int(found.group(1)) * _RATE_UNITS[found.group(2)]
 
 
+NO_VALUE = "AWS::NoValue"  # what `!Ref AWS::NoValue` resolves to: "leave the property out"
+
+
 def resolve(
-    value: Any, names: Mapping[str, Any], conditions: Mapping[str, bool] | None = None
+    value: Any,
+    names: Mapping[str, Any],
+    conditions: Mapping[str, bool] | None = None,
+    mappings: Mapping[str, Any] | None = None,
 ) -> Any:
-    """Resolve Ref / GetAtt / Sub / If against `names` (logical id or "Id.Attr" → local value)."""
-    if isinstance(value, dict) and len(value) == 1:
-        ((key, arg),) = value.items()
-        if key == "Fn::If":
-            name, when_true, when_false = arg
-            chosen = when_true if (conditions or {})[name] else when_false
-            return resolve(chosen, names, conditions)
-        if key == "Ref":
-            return names[arg]
-        if key == "Fn::GetAtt":
-            return names[f"{arg[0]}.{arg[1]}"]
-        if key == "Fn::Sub" and isinstance(arg, str):
-            return re.sub(r"\$\{([^}]+)\}", lambda m: str(names[m.group(1)]), arg)
-    return value
+    """Resolve Ref / GetAtt / Sub / If / FindInMap against `names` (logical id, parameter or
+    "Id.Attr" → local value), in nested dicts and lists too."""
+
+    def again(inner: Any) -> Any:
+        return resolve(inner, names, conditions, mappings)
+
+    if isinstance(value, list):
+        return [again(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1 and (intrinsic := next(iter(value))) in _INTRINSICS:
+        return _INTRINSICS[intrinsic](
+            value[intrinsic], names, conditions or {}, mappings or {}, again
+        )
+    return {k: resolved for k, v in value.items() if (resolved := again(v)) != NO_VALUE}
+
+
+def _if(arg: Any, _: Any, conditions: Mapping[str, bool], __: Any, again: Any) -> Any:
+    name, when_true, when_false = arg
+    return again(when_true if conditions[name] else when_false)
+
+
+def _sub(arg: Any, names: Mapping[str, Any], *_: Any) -> Any:
+    if not isinstance(arg, str):
+        raise ValueError(f"the local stack resolves !Sub of a string only, not {arg!r}")
+    return re.sub(r"\$\{([^}]+)\}", lambda m: str(names[m.group(1)]), arg)
+
+
+def _find_in_map(arg: Any, _: Any, __: Any, mappings: Mapping[str, Any], again: Any) -> Any:
+    table, first, second = (again(a) for a in arg)
+    return mappings[table][str(first)][str(second)]
+
+
+_INTRINSICS: dict[str, Any] = {
+    "Fn::If": _if,
+    "Ref": lambda arg, names, *_: NO_VALUE if arg == NO_VALUE else names[arg],
+    "Fn::GetAtt": lambda arg, names, *_: names[f"{arg[0]}.{arg[1]}"],
+    "Fn::Sub": _sub,
+    "Fn::FindInMap": _find_in_map,
+}

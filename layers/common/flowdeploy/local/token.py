@@ -23,6 +23,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     secret = os.environ.get("JWT_SECRET", DEV_JWT_SECRET).encode()
     print(issue_access_token(user, secret, int(args.hours * 3600)))
+    if not args.user:
+        # stdout stays the bare token, for ACCESS_TOKEN=$(make -s token).
+        print(
+            f"an access token for user {user} (a new random one: make token USER=<uuid> "
+            "chooses it)",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from pynamodb.exceptions import DoesNotExist
 
 from flowdeploy.store import applied
@@ -20,8 +22,12 @@ def by_hash(key_hash: str) -> ApiKeyItem | None:
         return None
 
 
-def of_user(user_id: str) -> list[ApiKeyItem]:
-    return list(ApiKeyItem.by_user.query(user_id))
+def of_user(
+    user_id: str, after: str | None = None, limit: int | None = None
+) -> Iterator[ApiKeyItem]:
+    """The user's keys, oldest first (ids are UUIDv7); those after key `after`."""
+    later = ApiKeyItem.id > after if after is not None else None
+    return ApiKeyItem.by_user.query(user_id, later, limit=limit)
 
 
 def delete(user_id: str, key_id: str) -> bool:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.expressions.condition import size
 from pynamodb.transactions import TransactWrite
 
 from flowdeploy.store import applied
@@ -16,22 +15,24 @@ from flowdeploy.store.models import (
     START_FIELDS,
     DeploymentItem,
     DeploymentsRecord,
+    FlowDeploymentItem,
+    FlowHeadItem,
     SnapshotItem,
     TagItem,
     pack,
     unpack,
 )
+from flowdeploy.store.retry import RetryBudget
 
 LATEST = "latest"
 # Split packed snapshots well below DynamoDB's 400 KB item limit.
 SNAPSHOT_PART_BYTES = 300_000
-# TransactWriteItems takes at most 100 items and 4 MB: the deployment, `latest` and the
-# snapshot parts go in one transaction when they fit these, with room to spare.
+# TransactWriteItems takes at most 100 items and 4 MB: the deployment, `latest`, the flow's
+# head and listing and the snapshot parts go in one transaction when they fit these.
 TRANSACTION_PARTS = 90
 TRANSACTION_BYTES = 3_500_000
 # Beyond this a deployment is refused (413) rather than written in part.
 MAX_SNAPSHOT_BYTES = 32_000_000
-CONFLICT_RETRIES = 5
 
 
 def snapshot_items(deployment_id: str, flows: list[dict[str, Any]]) -> list[SnapshotItem]:
@@ -61,8 +62,10 @@ def insert(deployment: DeploymentItem, snapshots: list[SnapshotItem]) -> None:
 
     `latest` only ever moves forward (to a greater UUIDv7), so of two concurrent
     deploys the newer one wins whatever order they commit in; the older one then
-    commits without touching the tag. A snapshot too large for one transaction is
-    written first: its parts are unreachable until the deployment item exists.
+    commits without touching the tag. Every deploy also lists the deployment in its flow's
+    partition and counts itself on the flow's head (see `delete`). A snapshot too large for
+    one transaction is written first: its parts are unreachable until the deployment item
+    exists.
     """
     pk, sk = TagItem.key(int(deployment.entrypoint), LATEST)
     latest: TagItem | None = TagItem(
@@ -83,37 +86,53 @@ def insert(deployment: DeploymentItem, snapshots: list[SnapshotItem]) -> None:
             for item in snapshots:
                 batch.save(item)
         in_transaction = []
-    conflicts = 0
+    budget = RetryBudget()
     while True:
         try:
             _write(deployment, in_transaction, latest)
             return
         except TransactWriteError as error:
-            codes = [reason.code if reason else None for reason in error.cancellation_reasons]
-            if latest is not None and codes and codes[-1] == "ConditionalCheckFailed":
+            codes = _cancellation_codes(error)
+            # Puts, then updates: [deployment, snapshot parts..., listing, latest, head].
+            if latest is not None and len(codes) > 1 and codes[-2] == "ConditionalCheckFailed":
                 latest = None  # a newer deployment holds `latest`: leave it there
                 deployment.tags = None
-            elif "TransactionConflict" in codes and conflicts < CONFLICT_RETRIES:
+            elif "TransactionConflict" not in codes or not budget.wait():
                 # Another deploy is writing `latest` right now; DynamoDB does not retry this.
-                time.sleep(random.uniform(0.02, 0.1) * 2**conflicts)  # noqa: S311 - jitter
-                conflicts += 1
-            else:
                 raise
 
 
 def _write(
     deployment: DeploymentItem, snapshots: list[SnapshotItem], latest: TagItem | None
 ) -> None:
+    entrypoint = int(deployment.entrypoint)
     with TransactWrite(connection=_transactions()) as transaction:
         transaction.save(deployment, condition=DeploymentItem.pk.does_not_exist())
         for item in snapshots:
             transaction.save(item)
+        transaction.save(FlowDeploymentItem(*FlowDeploymentItem.key(entrypoint, deployment.id)))
         if latest is not None:
             transaction.save(
                 latest,
                 condition=TagItem.pk.does_not_exist()
                 | (TagItem.deployment_id < latest.deployment_id),
             )
+        transaction.update(_head(entrypoint), [FlowHeadItem.deploys.add(1), *_HEAD_KIND])
+
+
+_HEAD_KIND = (FlowHeadItem.kind.set(FlowHeadItem),)  # an update may create the head
+
+
+def _head(entrypoint: int) -> FlowHeadItem:
+    return FlowHeadItem(*FlowHeadItem.key(entrypoint))
+
+
+def get_head(entrypoint: int) -> FlowHeadItem | None:
+    try:
+        item = DeploymentsRecord.get(*FlowHeadItem.key(entrypoint), consistent_read=True)
+    except DoesNotExist:
+        return None
+    return item if isinstance(item, FlowHeadItem) else None
 
 
 def get(deployment_id: str) -> DeploymentItem | None:
@@ -157,14 +176,22 @@ def get_tag(entrypoint: int, tag: str) -> TagItem | None:
     return item if isinstance(item, TagItem) else None
 
 
-def of_flow(entrypoint: int) -> Iterator[DeploymentItem]:
-    """Deployments of a flow, newest first."""
-    return DeploymentItem.by_entrypoint.query(entrypoint, scan_index_forward=False)
+def of_flow(
+    entrypoint: int, after: str | None = None, limit: int | None = None
+) -> Iterator[DeploymentItem]:
+    """Deployments of a flow, newest first; only those older than deployment `after`."""
+    older = DeploymentItem.id < after if after is not None else None
+    return DeploymentItem.by_entrypoint.query(
+        entrypoint, older, scan_index_forward=False, limit=limit
+    )
 
 
-def tags_of_flow(entrypoint: int) -> Iterator[TagItem]:
-    """Tags of a flow, by name."""
-    return TagItem.by_entrypoint.query(entrypoint)
+def tags_of_flow(
+    entrypoint: int, after: str | None = None, limit: int | None = None
+) -> Iterator[TagItem]:
+    """Tags of a flow, by name; only those after tag `after`."""
+    later = TagItem.tag > after if after is not None else None
+    return TagItem.by_entrypoint.query(entrypoint, later, limit=limit)
 
 
 def load_snapshot(deployment: DeploymentItem) -> dict[int, dict[str, Any]]:
@@ -187,8 +214,9 @@ def _cancellation_codes(error: TransactWriteError) -> list[str | None]:
     return [reason.code if reason else None for reason in error.cancellation_reasons]
 
 
-def _backoff(attempt: int) -> None:
-    time.sleep(random.uniform(0.02, 0.1) * 2**attempt)  # noqa: S311 - jitter
+def _lost_a_race(codes: list[str | None]) -> bool:
+    """Whether a cancelled transaction met a concurrent write: reading again may succeed."""
+    return bool({"ConditionalCheckFailed", "TransactionConflict"} & set(codes))
 
 
 def _column_actions(changes: dict[str, Any]) -> list[Any]:
@@ -222,7 +250,7 @@ def update(
         return item
     current: DeploymentItem | None = deployment
     verify = False  # whether to read the listed tags first (after finding one moved away)
-    attempt = 0
+    budget = RetryBudget()
     while True:
         if current is None or current.user_id != owner_id:
             return None
@@ -251,17 +279,11 @@ def update(
                     )
         except TransactWriteError as error:
             codes = _cancellation_codes(error)
-            if attempt >= CONFLICT_RETRIES or not {
-                "ConditionalCheckFailed",
-                "TransactionConflict",
-            } & set(codes):
+            if not _lost_a_race(codes) or not budget.wait():
                 raise
             # All updates, sent in order: [the deployment, its tags...].
             if "ConditionalCheckFailed" in codes[1:]:
                 verify = True  # a listed tag names another deployment now
-            if "TransactionConflict" in codes:
-                _backoff(attempt)
-            attempt += 1
             current = get(deployment.id)
             continue
         for name, value in changes.items():
@@ -274,15 +296,18 @@ def delete(deployment: DeploymentItem) -> bool:
     """Remove a deployment with its tags, then its snapshot; False if it was already gone.
 
     If it held `latest`, `latest` moves to the newest remaining deployment of the flow in
-    the same transaction (or disappears with it when none remains). Every write is
-    conditional on what was read, so a concurrent deploy, tag move or delete makes the
-    transaction retry on fresh reads instead of leaving `latest` on a deleted deployment.
-    Runs are not touched: their records keep the deployment id.
+    the same transaction (or disappears with it when none remains). The fallback is found
+    with strongly consistent reads (the flow's own listing), after reading the flow's deploy
+    count, and the transaction is conditional on that count: a deploy that commits in
+    between makes it retry rather than pass over the newer deployment. Every other write is
+    conditional on what was read too, so a concurrent tag move or delete also makes it retry
+    on fresh reads instead of leaving `latest` on a deleted deployment. Runs are not
+    touched: their records keep the deployment id.
     """
     entrypoint = int(deployment.entrypoint)
     owner = deployment.user_id
     current: DeploymentItem | None = deployment
-    attempt = 0
+    budget = RetryBudget()
     while True:
         if current is None or current.user_id != owner:
             return False  # deleted meanwhile
@@ -290,16 +315,17 @@ def delete(deployment: DeploymentItem) -> bool:
         names = set(current.tags or ()) | {t.tag for t in tags_of_flow(entrypoint)}
         tags = [t for t in get_tags(entrypoint, names) if t.deployment_id == current.id]
         latest = next((t for t in tags if t.tag == LATEST), None)
-        fallback_id = _newest_other(entrypoint, current.id) if latest is not None else None
-        fallback = get(fallback_id) if fallback_id is not None else None
-        if fallback_id is not None and fallback is None and attempt < CONFLICT_RETRIES:
-            _backoff(attempt)  # the index still lists a deployment deleted meanwhile
-            attempt += 1
-            continue
+        custom = {t.tag for t in tags if t.tag != LATEST}
+        # The head first: a deploy committing after this read is caught by the condition.
+        head = get_head(entrypoint) if latest is not None else None
+        fallback = _newest_other(entrypoint, current.id) if latest is not None else None
         try:
             with TransactWrite(connection=_transactions()) as transaction:
                 transaction.delete(
                     current, condition=(DeploymentItem.user_id == owner) & _at_revision(current)
+                )
+                transaction.delete(
+                    FlowDeploymentItem(*FlowDeploymentItem.key(entrypoint, current.id))
                 )
                 on_us = TagItem.deployment_id == current.id
                 for tag in tags:
@@ -315,14 +341,24 @@ def delete(deployment: DeploymentItem) -> bool:
                     for name, value in start_fields(fallback).items():
                         setattr(latest, name, value)
                     transaction.save(latest, condition=on_us)
+                no_deploy_since = _deploys_as(head) if latest is not None else None
+                if no_deploy_since is not None and fallback is None:
+                    # The flow's last deployment: nothing of it is left, not even its head.
+                    transaction.delete(_head(entrypoint), condition=no_deploy_since)
+                elif custom:
+                    transaction.update(
+                        _head(entrypoint),
+                        [FlowHeadItem.custom_tags.delete(custom), *_HEAD_KIND],
+                        condition=no_deploy_since,
+                    )
+                elif no_deploy_since is not None:
+                    transaction.condition_check(
+                        FlowHeadItem, *FlowHeadItem.key(entrypoint), condition=no_deploy_since
+                    )
             break
         except TransactWriteError as error:
-            codes = _cancellation_codes(error)
-            retryable = {"ConditionalCheckFailed", "TransactionConflict"} & set(codes)
-            if not retryable or attempt >= CONFLICT_RETRIES:
+            if not _lost_a_race(_cancellation_codes(error)) or not budget.wait():
                 raise
-            _backoff(attempt)
-            attempt += 1
             current = get(deployment.id)
     # Unreachable once the deployment item is gone, as they were before it was written.
     with SnapshotItem.batch_write() as batch:
@@ -331,9 +367,37 @@ def delete(deployment: DeploymentItem) -> bool:
     return True
 
 
-def _newest_other(entrypoint: int, deployment_id: str) -> str | None:
-    others = (d.id for d in of_flow(entrypoint) if d.id != deployment_id)
-    return next(others, None)
+def _deploys_as(head: FlowHeadItem | None) -> Any:
+    """Condition: no deploy of the flow has committed since `head` was read."""
+    if head is None or head.deploys is None:
+        return FlowHeadItem.deploys.does_not_exist()
+    return FlowHeadItem.deploys == head.deploys
+
+
+def _newest_other(entrypoint: int, deployment_id: str) -> DeploymentItem | None:
+    """The flow's newest deployment but `deployment_id`, from strongly consistent reads.
+
+    The flow's listing is consistent; deployments from before it existed are only in the
+    entrypoint index, which may also still show deleted ones: each of those newer than the
+    listed one is read back before it is chosen.
+    """
+    pk = FlowDeploymentItem.key(entrypoint, "")[0]
+    listed = FlowDeploymentItem.query(
+        pk,
+        FlowDeploymentItem.sk.startswith("DEPLOYMENT#"),
+        scan_index_forward=False,
+        consistent_read=True,
+        limit=2,
+    )
+    newest = next(
+        (i for i in (item.sk.partition("#")[2] for item in listed) if i != deployment_id), None
+    )
+    for indexed in of_flow(entrypoint):
+        if newest is not None and indexed.id <= newest:
+            break
+        if indexed.id != deployment_id and (found := get(indexed.id)) is not None:
+            return found
+    return get(newest) if newest is not None else None
 
 
 def _snapshot_items(deployment_id: str) -> Iterator[SnapshotItem]:
@@ -344,15 +408,27 @@ def _snapshot_items(deployment_id: str) -> Iterator[SnapshotItem]:
     )
 
 
-def put_tag(tag: TagItem, deployment: DeploymentItem) -> bool:
+class TooManyTags(Exception):
+    """The flow already has the most tags besides `latest` it may have."""
+
+
+def put_tag(tag: TagItem, deployment: DeploymentItem, max_custom_tags: int) -> bool:
     """Create or move a tag onto `deployment` (a consistent read), with its start fields.
 
     Only onto a deployment of the tag's owner and flow that still exists; False if it is
     gone (or another user holds the tag's key). The deployment lists the tag and moves to
-    its next revision in the same transaction, so a concurrent PATCH cannot miss the tag.
+    its next revision in the same transaction, so a concurrent PATCH cannot miss the tag;
+    the flow's head counts it there too, so no interleaving of PUTs passes
+    `max_custom_tags` (TooManyTags).
     """
     current: DeploymentItem | None = deployment
-    attempt = 0
+    head = _head(int(tag.entrypoint))
+    room = (
+        FlowHeadItem.custom_tags.does_not_exist()
+        | (size(FlowHeadItem.custom_tags) < max_custom_tags)  # type: ignore[no-untyped-call]
+        | FlowHeadItem.custom_tags.contains(tag.tag)
+    )
+    budget = RetryBudget()
     while True:
         if current is None:
             return False
@@ -370,19 +446,19 @@ def put_tag(tag: TagItem, deployment: DeploymentItem) -> bool:
                 transaction.save(
                     tag, condition=TagItem.pk.does_not_exist() | (TagItem.user_id == tag.user_id)
                 )
+                transaction.update(
+                    head, [FlowHeadItem.custom_tags.add({tag.tag}), *_HEAD_KIND], condition=room
+                )
             return True
         except TransactWriteError as error:
             codes = _cancellation_codes(error)
-            # pynamodb sends puts before updates: [the tag, the deployment].
+            # pynamodb sends puts before updates: [the tag, the deployment, the head].
             if codes and codes[0] == "ConditionalCheckFailed":
                 return False  # another user's tag
-            if attempt >= CONFLICT_RETRIES or not {
-                "ConditionalCheckFailed",
-                "TransactionConflict",
-            } & set(codes):
+            if len(codes) > 2 and codes[2] == "ConditionalCheckFailed":
+                raise TooManyTags from None
+            if not _lost_a_race(codes) or not budget.wait():
                 raise
-            _backoff(attempt)
-            attempt += 1
             current = get(tag.deployment_id)
             if current is not None and (
                 current.user_id != tag.user_id or int(current.entrypoint) != int(tag.entrypoint)
@@ -391,6 +467,21 @@ def put_tag(tag: TagItem, deployment: DeploymentItem) -> bool:
 
 
 def delete_tag(entrypoint: int, tag: str, owner_id: str) -> bool:
-    """Remove the owner's tag; False if there is none."""
-    item = TagItem(*TagItem.key(entrypoint, tag))
-    return applied(lambda: item.delete(condition=TagItem.user_id == owner_id))
+    """Remove the owner's tag, and its place in the flow's count; False if there is none."""
+    budget = RetryBudget()
+    while True:
+        try:
+            with TransactWrite(connection=_transactions()) as transaction:
+                transaction.delete(
+                    TagItem(*TagItem.key(entrypoint, tag)), condition=TagItem.user_id == owner_id
+                )
+                transaction.update(
+                    _head(entrypoint), [FlowHeadItem.custom_tags.delete({tag}), *_HEAD_KIND]
+                )
+            return True
+        except TransactWriteError as error:
+            codes = _cancellation_codes(error)
+            if codes[:1] == ["ConditionalCheckFailed"]:
+                return False
+            if "TransactionConflict" not in codes or not budget.wait():
+                raise

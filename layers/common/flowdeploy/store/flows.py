@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
@@ -96,6 +97,29 @@ def get_many(flow_ids: list[int]) -> dict[int, FlowItem]:
     """One BatchGetItem (pynamodb pages it past 100 keys), strongly consistent."""
     wanted = [i for i in flow_ids if i > COUNTER_ID]
     return {int(item.id): item for item in FlowItem.batch_get(wanted, consistent_read=True)}
+
+
+def summary_row(item: FlowItem) -> dict[str, Any]:
+    """A flow as `GET /flow` lists it: everything but its nodes, edges and environment."""
+    return {
+        "id": int(item.id),
+        "user_id": item.user_id,
+        "name": item.name,
+        "is_public": item.is_public,
+        "start_shared": item.start_shared,
+        "start_unverified": item.start_unverified,
+        "current_network": item.current_network,
+        "created_at": item.created_at,
+        "updated_at": item.updated_at,
+    }
+
+
+def newest_of_user(
+    user_id: str, after: int | None = None, limit: int | None = None
+) -> Iterator[FlowItem]:
+    """The user's flows, newest first; those older than flow `after`. Summaries only."""
+    older = FlowItem.id < after if after is not None else None
+    return FlowItem.by_user.query(user_id, older, scan_index_forward=False, limit=limit)
 
 
 def replace(flow_id: int, user_id: str, document: dict[str, Any]) -> dict[str, Any] | None:

@@ -45,13 +45,25 @@ def unpack(blob: bytes) -> Any:
 # -- Flows ------------------------------------------------------------------
 
 
+# What `GET /flow` lists of each flow (not its nodes and edges, which can be large).
+FLOW_SUMMARY = (
+    "name",
+    "is_public",
+    "start_shared",
+    "start_unverified",
+    "current_network",
+    "created_at",
+    "updated_at",
+)
+
+
 class UserFlowsIndex(GlobalSecondaryIndex["FlowItem"]):
-    """A user's flows, oldest first: what export and import read (the counter item has no
-    user and is not in it)."""
+    """A user's flows by id, with what `GET /flow` lists and what export and import read
+    (`source`); the counter item has no user and is not in it."""
 
     class Meta:
         index_name = "UserFlowsIndex"
-        projection = IncludeProjection(["name", "source"])
+        projection = IncludeProjection([*FLOW_SUMMARY, "source"])
 
     user_id = UnicodeAttribute(hash_key=True)
     id = NumberAttribute(range_key=True)
@@ -82,6 +94,8 @@ class FlowItem(Model):
     # Where an imported flow came from ("<exporting user>/<its uuid or id>"): a second
     # import of the same export updates this flow instead of adding another.
     source = UnicodeAttribute(null=True)
+
+    by_user = UserFlowsIndex()
 
     by_user = UserFlowsIndex()
 
@@ -196,6 +210,35 @@ class TagItem(DeploymentsRecord, discriminator="tag"):
         return f"TAG#{entrypoint}#{tag}", "TAG"
 
 
+class FlowHeadItem(DeploymentsRecord, discriminator="flow"):
+    """pk `FLOW#<entrypoint>`, sk `HEAD`: what writes about one flow's deployments and tags
+    agree on, each in its transaction.
+
+    `custom_tags` names the flow's tags besides `latest`, so a tag PUT counts them inside its
+    conditional write; `deploys` goes up with every deploy, so a delete that picks the
+    fallback for `latest` can make its write conditional on no deploy having committed since
+    it looked (tags written before this item existed are not counted until they are moved).
+    No `entrypoint`: it stays out of the indexes.
+    """
+
+    custom_tags = UnicodeSetAttribute(null=True)
+    deploys = NumberAttribute(null=True)
+
+    @staticmethod
+    def key(entrypoint: int) -> tuple[str, str]:
+        return f"FLOW#{entrypoint}", "HEAD"
+
+
+class FlowDeploymentItem(DeploymentsRecord, discriminator="flow_deployment"):
+    """pk `FLOW#<entrypoint>`, sk `DEPLOYMENT#<id>`: the flow's deployments in its own
+    partition, written and deleted with the deployment, so they are listed newest first with
+    a strongly consistent Query (the entrypoint index is only eventually consistent)."""
+
+    @staticmethod
+    def key(entrypoint: int, deployment_id: str) -> tuple[str, str]:
+        return f"FLOW#{entrypoint}", f"DEPLOYMENT#{deployment_id}"
+
+
 # -- Flow runs ---------------------------------------------------------------
 
 
@@ -271,6 +314,16 @@ class FlowRunItem(Model):
 
     by_deployment = DeploymentRunsIndex()
     by_sweep = SweepIndex()
+
+
+class LiveRunsItem(Model):
+    """A user's runs that are queued or running (ids; finished ones leave lazily)."""
+
+    class Meta:
+        table_name = _cfg.live_runs_table
+
+    user_id = UnicodeAttribute(hash_key=True)
+    runs = UnicodeSetAttribute(null=True)
 
 
 # -- Signature requests ----------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -21,8 +21,6 @@ LAST_SEQ = 10**SEQ_DIGITS - 1
 # outputs up to the same size), so one item stays below DynamoDB's 400 KB; a WebSocket event
 # clips a value long before (32 KB), and points here for the whole of it.
 MAX_VALUES_BYTES = 128_000
-# A page of records stops early past this many bytes of values: a Lambda response is 6 MB.
-MAX_PAGE_BYTES = 4_000_000
 # One events item holds at most this much packed; more are split across items.
 MAX_EVENTS_ITEM_BYTES = 300_000
 BATCH = 25  # BatchWriteItem's limit
@@ -117,35 +115,16 @@ def write(
 _Record = TypeVar("_Record", NodeRunItem, RunLogItem)
 
 
-def page(
-    model: type[_Record], run_id: str, after: int | None, limit: int
-) -> tuple[list[_Record], int | None]:
-    """Records of one kind in seq order after seq `after`, and the seq to continue after."""
+def records(model: type[_Record], run_id: str, after: int | None, limit: int) -> Iterator[_Record]:
+    """Records of one kind in seq order after seq `after`, at most `limit`."""
     prefix = NODE if model is NodeRunItem else LOG
     start = 0 if after is None else after + 1
-    found = list(
-        model.query(
-            run_id,
-            model.sk.between(_sk(prefix, start), _sk(prefix, LAST_SEQ)),
-            limit=limit + 1,
-            consistent_read=True,
-        )
+    return model.query(
+        run_id,
+        model.sk.between(_sk(prefix, start), _sk(prefix, LAST_SEQ)),
+        limit=limit,
+        consistent_read=True,
     )
-    more = len(found) > limit
-    records = found[:limit]
-    size = 0
-    for kept, record in enumerate(records):
-        size += _size(record)
-        if size > MAX_PAGE_BYTES and kept > 0:
-            records, more = records[:kept], True
-            break
-    return records, seq_of(records[-1].sk) if more else None
-
-
-def _size(record: NodeRunItem | RunLogItem) -> int:
-    if isinstance(record, NodeRunItem):
-        return sum(len(json.dumps(v)) for v in (record.inputs, record.outputs) if v is not None)
-    return len(record.content)
 
 
 def events(run_id: str) -> list[Event]:

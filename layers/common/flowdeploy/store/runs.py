@@ -46,9 +46,14 @@ def get(run_id: str) -> FlowRunItem | None:
         return None
 
 
-def of_deployment(deployment_id: str) -> Iterator[FlowRunItem]:
-    """Runs of a deployment, newest first (run ids are UUIDv7)."""
-    return FlowRunItem.by_deployment.query(deployment_id, scan_index_forward=False)
+def of_deployment(
+    deployment_id: str, after: str | None = None, limit: int | None = None
+) -> Iterator[FlowRunItem]:
+    """Runs of a deployment, newest first (run ids are UUIDv7); those older than run `after`."""
+    older = FlowRunItem.id < after if after is not None else None
+    return FlowRunItem.by_deployment.query(
+        deployment_id, older, scan_index_forward=False, limit=limit
+    )
 
 
 def _transition(

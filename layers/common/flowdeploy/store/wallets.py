@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
@@ -31,9 +32,12 @@ def insert(item: WalletItem) -> bool:
     return True
 
 
-def of_user(user_id: str) -> list[WalletItem]:
-    """The user's wallets, oldest first (ids are UUIDv7)."""
-    return list(WalletItem.query(user_id, consistent_read=True))
+def of_user(
+    user_id: str, after: str | None = None, limit: int | None = None
+) -> Iterator[WalletItem]:
+    """The user's wallets, oldest first (ids are UUIDv7); those after wallet `after`."""
+    later = WalletItem.id > after if after is not None else None
+    return WalletItem.query(user_id, later, consistent_read=True, limit=limit)
 
 
 def get(user_id: str, wallet_id: str) -> WalletItem | None:

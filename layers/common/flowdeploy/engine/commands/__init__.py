@@ -1,5 +1,16 @@
 """The built-in node commands; importing this package registers them all."""
 
-from flowdeploy.engine.commands import control, data, flow, kv, loops, math, solana, tokens, web
+from flowdeploy.engine.commands import (
+    control,
+    data,
+    flow,
+    kv,
+    loops,
+    math,
+    scripts,
+    solana,
+    tokens,
+    web,
+)
 
-__all__ = ["control", "data", "flow", "kv", "loops", "math", "solana", "tokens", "web"]
+__all__ = ["control", "data", "flow", "kv", "loops", "math", "scripts", "solana", "tokens", "web"]

@@ -122,6 +122,7 @@ class _CallsFlow(Command):
     """A node that runs another flow of the same deployment (config `flow_id`)."""
 
     dynamic_ports = True
+    passes_inputs_on = True
     config_fields = (
         Field(
             "flow_id",
