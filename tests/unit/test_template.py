@@ -160,6 +160,9 @@ def test_every_delivery_of_a_run_message_happens_before_the_sweeper_gives_up_on_
     assert Settings.from_env().flow_run_queued_timeout_seconds == threshold, "local default"
 
 
+IN_FLIGHT_ONLY = {"LiveRunsTable"}
+
+
 def test_stateful_resources_outlive_the_stack_and_are_never_replaced() -> None:
     for name, resource in TEMPLATE.doc["Resources"].items():
         kind = resource["Type"]
@@ -167,11 +170,13 @@ def test_stateful_resources_outlive_the_stack_and_are_never_replaced() -> None:
         if kind in {"AWS::KMS::Key", "AWS::SecretsManager::Secret", "AWS::S3::Bucket"}:
             assert policies == ("Retain", "Retain"), name
         elif kind == "AWS::DynamoDB::Table":
-            # Data that expires by itself (TTL: idempotency records, caches) may go with the
-            # stack, said explicitly; users' data is kept.
+            # Data that expires by itself (TTL: idempotency records, caches) or only counts
+            # what is in flight in this stack (LiveRunsTable: a new stack starts with no runs)
+            # may go with the stack, said explicitly; users' data is kept.
             expires = "TimeToLiveSpecification" in resource["Properties"]
+            transient = expires or name in IN_FLIGHT_ONLY
             assert policies == ("Retain", "Retain") or (
-                expires and policies == ("Delete", "Delete")
+                transient and policies == ("Delete", "Delete")
             ), name
         elif kind == "AWS::SQS::Queue":
             assert policies == ("Delete", "Delete"), name
