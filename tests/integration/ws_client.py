@@ -104,6 +104,9 @@ def check_stream_start(ok: Any) -> None:
         raise ContractError(f"not a stream start: {ok!r}")
 
 
+_CLOSED: dict[str, Any] = {}  # put on every stream when the connection closes
+
+
 class WsError(Exception):
     """An `Err` reply."""
 
@@ -144,8 +147,11 @@ class WsSession:
                     self.streams[stream_id].put_nowait(message)
                 else:
                     raise ContractError(f"neither a reply nor an event: {message!r}")
-        except websockets.ConnectionClosed:
-            pass
+        except websockets.ConnectionClosed as closed:
+            # A stream waited on now ends at once, saying why, rather than at its timeout.
+            self.failure = ConnectionError(f"the server closed the connection: {closed}")
+            for queue in self.streams.values():
+                queue.put_nowait(_CLOSED)
         except BaseException as error:
             self.failure = error
             raise
@@ -184,9 +190,14 @@ class WsSession:
         return int(started["stream_id"])
 
     async def next_event(self, stream_id: int, timeout: float = 20) -> dict[str, Any]:
-        if self.failure is not None:
+        queue = self.streams[stream_id]
+        if self.failure is not None and queue.empty():
             raise self.failure
-        return await asyncio.wait_for(self.streams[stream_id].get(), timeout)
+        message = await asyncio.wait_for(queue.get(), timeout)
+        if message is _CLOSED:
+            assert self.failure is not None
+            raise self.failure
+        return message
 
     async def until_finish(self, stream_id: int, timeout: float = 30) -> list[dict[str, Any]]:
         """A run stream's events up to FlowFinish (what client-next's waitForFinish reads)."""

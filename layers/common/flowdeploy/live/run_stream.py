@@ -33,8 +33,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# After the final status, how long to wait for a counted subscription's item to appear.
-SETTLE_SECONDS = 0.7
+# After the final status, how long to wait for a counted subscription's item to appear: two
+# writes of the subscriber's function (milliseconds on AWS; the local stack under load has
+# taken over 0.7 s). Only a run with such a subscriber waits.
+SETTLE_SECONDS = 3.0
+SETTLE_LOOKUPS = 5  # after waits of 1, 2, 4 and 8 fifteenths of SETTLE_SECONDS
 # Reads of the run item after which a counted subscription never found is given up.
 MAX_LOOKUPS_MISSING = 5
 # Posts run in threads (boto3 is blocking); shared by the runs of one environment.
@@ -143,8 +146,8 @@ class RunStream:
 
         self._counted = max(self._counted, int(count))
         async with self._lookup:
-            pause = SETTLE_SECONDS / 7  # waits of 1, 2, 4 of these: SETTLE_SECONDS in all
-            for attempt in range(4 if final else 1):
+            pause = SETTLE_SECONDS / (2 ** (SETTLE_LOOKUPS - 1) - 1)
+            for attempt in range(SETTLE_LOOKUPS if final else 1):
                 if len(self._subscribers) >= self._counted:
                     return
                 if attempt:
@@ -162,6 +165,13 @@ class RunStream:
                 if self._missing_lookups >= MAX_LOOKUPS_MISSING:
                     self._counted = len(self._subscribers)  # forgotten before it was found
                     self._missing_lookups = 0
+            if final and len(self._subscribers) < self._counted:
+                logger.warning(
+                    "run %s: %d counted subscription(s) not written after %.1f s; given up",
+                    self.run_id,
+                    self._counted - len(self._subscribers),
+                    SETTLE_SECONDS,
+                )
 
     async def drain(self, timeout: float) -> None:
         """Wait until every subscriber got every event (or was let go), at most `timeout`

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from flowdeploy.local import ACCOUNT, DEV_JWT_SECRET, REGION, calls, moto_dynamodb
-from flowdeploy.local.iam_requests import key_arn, secret_arn
-from flowdeploy.local.template import LOCAL_WEBSOCKET_API_ID, FunctionSpec, Template
+from flowdeploy.local.iam_requests import LOCAL_WEBSOCKET_API_ID, key_arn, secret_arn
+from flowdeploy.local.template import FunctionSpec, Template
 
 STACK_NAME = "flowdeploy"  # what AWS::StackName resolves to locally
 # Tags the local KMS keys with their logical id, so provisioning twice creates none twice.
@@ -218,7 +218,7 @@ def provision_jwt_parameter(template: Template) -> None:
 
 
 def canonical_aliases(template: Template, names: dict[str, Any]) -> dict[str, str]:
-    """Local ARNs (random key ids, secret suffixes) → the ARN a policy statement names.
+    """Local ARNs (random key ids, secret suffixes) and ids → what a policy statement names.
 
     Tables and queues already carry their logical id as their name; keys and secrets are
     named by it here, so a recorded call and a statement of template.yaml meet.
@@ -234,6 +234,8 @@ def canonical_aliases(template: Template, names: dict[str, Any]) -> dict[str, st
                 aliases[f"arn:aws:kms:{REGION}:{ACCOUNT}:{names[alias_id]}"] = canonical
     for name in template.of_type("AWS::SecretsManager::Secret"):
         aliases[names[name]] = aliases[name] = secret_arn(name)
+    for name in template.of_type("AWS::ApiGatewayV2::Api"):
+        aliases[names[name]] = name  # the API's id in execute-api ARNs
     return aliases
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from flowdeploy.local.iam_requests import LOCAL_WEBSOCKET_API_ID
+
 
 class _CfnLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """YAML with CloudFormation's short tags (!Ref, !GetAtt, !Sub …) as their long forms."""
@@ -312,10 +314,6 @@ class Template:
         for resource in self.of_type("AWS::Serverless::HttpApi").values():
             return dict(resource.get("Properties", {}).get("CorsConfiguration", {}))
         return {}
-
-
-# The id the local stack gives the WebSocket API (in its events and ARNs).
-LOCAL_WEBSOCKET_API_ID = "localws"
 
 
 def _limits(settings: Mapping[str, Any]) -> tuple[float, int] | None:
