@@ -423,3 +423,49 @@ def test_a_node_in_a_loop_has_its_runs_numbered_by_times() -> None:
         if body["event"] == "NodeFinish" and command.get(body["data"]["node_id"]) == "to_string"
     )
     assert finishes == [0, 1, 2, 3]
+
+
+def test_a_subscriber_that_cannot_be_posted_to_is_closed_and_forgotten_not_skipped(
+    aws: dict[str, Any],
+) -> None:
+    """RunFunction's rare path (its DELETE on @connections): a post fails with something other
+    than 410 once botocore's retries give up; the run closes that connection, so its client
+    never silently misses an event, and goes on for the others."""
+    from flowdeploy.store import connections
+    from tests.faults import Fault, injected
+
+    api, owner = Api(), new_user()
+    run = started_run(api, owner, *chain(2))
+    params = {"flow_run_id": run["flow_run_id"], "token": run["token"]}
+    for connection in ("slow", "fine"):
+        api.ws(connection, {"id": 1, "method": "SubscribeFlowRunEvents", "params": params})
+    fault = Fault(
+        "PostToConnection", "LimitExceededException", when=lambda p: p["ConnectionId"] == "slow"
+    )
+    with injected(fault), counting() as calls:
+        api.functions.invoke("RunFunction", sqs_event(queue.message_body(run["flow_run_id"])))
+    assert len(fault.hits) == 1  # the first event; nothing more is tried
+    assert calls["apigatewaymanagementapi:DeleteConnection"] == 1
+    assert [s.connection_id for s in connections.run_subscribers(run["flow_run_id"])] == ["fine"]
+    assert posted("fine")[-1]["event"] == "FlowFinish"
+
+
+def test_a_subscription_that_could_not_be_written_closes_its_connection(
+    aws: dict[str, Any],
+) -> None:
+    """WebSocketFunction's rare path (its DELETE on @connections): the stream id was given,
+    the subscription could not be counted on the run (DynamoDB failed): the client is closed
+    rather than left waiting for events that will never come."""
+    from tests.faults import Fault, injected
+
+    api, owner = Api(), new_user()
+    run = started_run(api, owner, *chain(2))
+    params = {"flow_run_id": run["flow_run_id"], "token": run["token"]}
+    fault = Fault(
+        "UpdateItem", "ServiceUnavailable", when=lambda p: p["TableName"] == "FlowRunsTable"
+    )
+    with injected(fault), counting() as calls:
+        api.ws("c1", {"id": 1, "method": "SubscribeFlowRunEvents", "params": params})
+    assert len(fault.hits) == 1
+    assert calls["apigatewaymanagementapi:PostToConnection"] == 1  # the reply: its stream id
+    assert calls["apigatewaymanagementapi:DeleteConnection"] == 1
