@@ -182,7 +182,7 @@ def _latency() -> list[Row]:
     for design, flush in (("run", 2.0), ("stream", 2.0), ("stream", PROMPT_FLUSH)):
         args = ("--design", design, "--flush", str(flush))
         label = "run design" if design == "run" else f"stream design, {flush:g} s writes"
-        with local_stack("bench.live_stack", *args) as base:
+        with local_stack(module="bench.live_stack", args=args) as (base, _):
             ws_url = "ws" + base.removeprefix("http") + "/ws"
             asyncio.run(_watch(ws_url, base, 1))  # warm: the functions' first environments
             for subscribers in (1, 10):

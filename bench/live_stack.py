@@ -7,8 +7,10 @@ fan-out, as a stream-triggered Lambda would: Lambda's event source mapping reads
 4 times a second, so the fan-out polls GetRecords every 250 ms, and for each new events item
 looks the run's subscribers up (one Query) and posts every event to each, in order.
 `--flush` is how often RunFunction writes its records (2 s in the product; the stream can
-deliver no sooner than they are written). The same WebSocket server, management API and
-handlers serve both designs. A measuring prototype: never part of the product.
+deliver no sooner than they are written): its execution environments run it through
+`bench/live_run_function.py`, which also turns its own delivery off. The same WebSocket
+server, management API and handlers serve both designs. A measuring prototype: never part
+of the product.
 """
 
 from __future__ import annotations
@@ -18,16 +20,22 @@ import logging
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 POLLS_PER_SECOND = 4  # Lambda's DynamoDB Streams poller, per shard
+RUN_FUNCTION = "RunFunction"
 
 log = logging.getLogger("bench.live_stack")
 
 
 def use_stream_fan_out(flush_seconds: float) -> None:
-    from flowdeploy.local import stack
-    from flowdeploy.local.template import Template
+    """A stream on RunRecordsTable, RunFunction's environments running
+    `bench/live_run_function.py`, and the fan-out in this process once they are set up."""
+    import dataclasses
+
+    from flowdeploy.local import devserver, environments
+    from flowdeploy.local.template import FunctionSpec, Template
 
     tables = Template.tables
 
@@ -40,39 +48,50 @@ def use_stream_fan_out(flush_seconds: float) -> None:
         return found
 
     Template.tables = with_stream  # type: ignore[method-assign]
-    invoke = stack.Functions.invoke
-    patched = threading.Event()
+    run_environment: dict[str, str] = {}
+    environment_of = devserver.function_environment
 
-    def once_patched(self: stack.Functions, name: str, event: dict[str, Any]) -> Any:
-        patched.wait()  # no function runs before the run is changed
-        return invoke(self, name, event)
+    def run_function_environment(
+        template: Template, spec: FunctionSpec, *args: Any, **kwargs: Any
+    ) -> dict[str, str]:
+        found = environment_of(template, spec, *args, **kwargs)
+        if spec.name == RUN_FUNCTION:
+            found.update(
+                BENCH_FLUSH_SECONDS=str(flush_seconds),
+                BENCH_RUN_CODE=str(spec.code_uri),
+                BENCH_RUN_HANDLER=spec.handler,
+            )
+            run_environment.update(found)
+        return found
 
-    stack.Functions.invoke = once_patched  # type: ignore[method-assign]
+    devserver.function_environment = run_function_environment  # type: ignore[assignment]
+    configure = environments._configure
+
+    def prototype(spec: FunctionSpec, *args: Any) -> Any:
+        if spec.name == RUN_FUNCTION:
+            bench = Path(__file__).resolve().parent
+            spec = dataclasses.replace(spec, code_uri=bench, handler="live_run_function.handler")
+        return configure(spec, *args)
+
+    environments._configure = prototype
     threading.Thread(
-        target=_fan_out, args=(flush_seconds, patched), daemon=True, name="stream-fan-out"
+        target=_fan_out, args=(run_environment,), daemon=True, name="stream-fan-out"
     ).start()
 
 
-def _patch_the_run(flush_seconds: float) -> None:
-    """RunFunction posts nothing and writes its records every `flush_seconds`. Called once
-    the functions' environment is complete: importing flowdeploy reads its settings."""
-    from flowdeploy import runner
-    from flowdeploy.live.run_stream import RunStream
-
-    async def no_live_delivery(stream: RunStream, count: Any) -> None:
-        return None
-
-    RunStream.watchers = no_live_delivery  # type: ignore[method-assign]
-    runner.FLUSH_SECONDS = flush_seconds
-
-
-def _fan_out(flush_seconds: float, patched: threading.Event) -> None:
+def _fan_out(run_environment: dict[str, str]) -> None:
+    """As a stream-triggered Lambda would, with RunFunction's tables and endpoint."""
     import os
 
-    while not os.environ.get("WEBSOCKET_ENDPOINT", "").startswith("http:"):  # still starting
+    while "WEBSOCKET_ENDPOINT" not in run_environment:  # the stack is still starting
         time.sleep(0.05)
-    _patch_the_run(flush_seconds)
-    patched.set()
+    os.environ.update(
+        {
+            key: value
+            for key, value in run_environment.items()
+            if key.endswith("_TABLE") or key == "WEBSOCKET_ENDPOINT"
+        }
+    )
     import boto3
 
     from flowdeploy.live.events import Event
