@@ -338,16 +338,17 @@ def test_each_sample_event_runs_with_make_invoke(name: str) -> None:
 
 
 # `make invoke`'s main() for each WebSocket route's sample, in one interpreter (each call has
-# fresh tables, as each `make invoke` has): what it printed, and what it posted.
+# fresh tables, as each `make invoke` has): what it printed, and what it posted; its AWS calls
+# are recorded for the IAM test.
 _INVOKE_EACH = """
 import contextlib, io, json, sys
 from flowdeploy.local.invoke import main
 from flowdeploy.local.samples import sample_events
-found = {}
-for name in sys.argv[1:]:
+found, calls = {}, sys.argv[1]
+for name in sys.argv[2:]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([sample_events()[name][0], f"events/{name}"])
+        code = main([sample_events()[name][0], f"events/{name}", f"--record-calls={calls}"])
     lines = err.getvalue().splitlines()
     posted = [l.split(": ", 1)[1] for l in lines if l.startswith("posted to ")]
     found[name] = {"code": code, "result": json.loads(out.getvalue()), "posted": posted}
@@ -357,7 +358,7 @@ print(json.dumps(found))
 
 def test_each_websocket_sample_runs_with_make_invoke() -> None:
     done = subprocess.run(
-        [sys.executable, "-c", _INVOKE_EACH, *WEBSOCKET_SAMPLES],
+        [sys.executable, "-c", _INVOKE_EACH, str(CALL_RECORDS), *WEBSOCKET_SAMPLES],
         cwd=ROOT,
         env={k: v for k, v in os.environ.items() if k != "JWT_SECRET"},
         capture_output=True,
