@@ -56,8 +56,14 @@ if (ROOT / ".tools" / "deno" / "deno").is_file():
 # `make invoke`'s in their own processes, all into this directory.
 from flowdeploy.local import calls  # noqa: E402
 
-CALL_RECORDS = Path(tempfile.mkdtemp(prefix="flowdeploy-calls-"))
-atexit.register(shutil.rmtree, CALL_RECORDS, ignore_errors=True)
+# `make test` runs the suite in parallel workers and then the IAM judgement in a session of
+# its own: all of them share the directory it names. Alone, a session uses a directory of its own.
+if os.environ.get("FLOWDEPLOY_CALL_RECORDS"):
+    CALL_RECORDS = Path(os.environ["FLOWDEPLOY_CALL_RECORDS"])
+    CALL_RECORDS.mkdir(parents=True, exist_ok=True)
+else:
+    CALL_RECORDS = Path(tempfile.mkdtemp(prefix="flowdeploy-calls-"))
+    atexit.register(shutil.rmtree, CALL_RECORDS, ignore_errors=True)
 calls.record_to(CALL_RECORDS)
 
 
