@@ -37,9 +37,9 @@ MAX_OUTPUTS_BYTES = 128_000
 # start while MAX_HELD_RECORDS or MAX_HELD_BYTES are held.
 FLUSH_SECONDS = 2.0
 FLUSH_RECORDS = 250
-FLUSH_BYTES = 4_000_000
+FLUSH_BYTES = 2_000_000
 MAX_HELD_RECORDS = 1_000
-MAX_HELD_BYTES = 16_000_000
+MAX_HELD_BYTES = 8_000_000  # a RunFunction batch runs 10 runs at once
 FINAL_FLUSH_ATTEMPTS = 3  # how often buffered node runs and log lines are written
 STOP_POLL_SECONDS = 1.0  # how often a running run checks for a stop request
 # Time kept back from the Lambda's remaining time to record the result after the deadline.
