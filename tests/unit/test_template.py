@@ -159,9 +159,6 @@ def test_every_delivery_of_a_run_message_happens_before_the_sweeper_gives_up_on_
     assert Settings.from_env().flow_run_queued_timeout_seconds == threshold, "local default"
 
 
-DERIVED_TABLES = {"LiveRunsTable"}
-
-
 def test_stateful_resources_outlive_the_stack_and_are_never_replaced() -> None:
     for name, resource in TEMPLATE.doc["Resources"].items():
         kind = resource["Type"]
@@ -169,14 +166,13 @@ def test_stateful_resources_outlive_the_stack_and_are_never_replaced() -> None:
         if kind in {"AWS::KMS::Key", "AWS::SecretsManager::Secret", "AWS::S3::Bucket"}:
             assert policies == ("Retain", "Retain"), name
         elif kind == "AWS::DynamoDB::Table":
-            # Data that expires by itself (TTL: idempotency records, caches) may go with the
+            # Data that expires by itself (TTL: idempotency records, caches) or only counts
+            # what is live (LiveRunsTable: places come back as runs end) may go with the
             # stack, said explicitly; users' data is kept.
-            # So may counts derived from runs (LiveRunsTable: the runs live now, which end
-            # with the stack's queue and functions).
             expires = "TimeToLiveSpecification" in resource["Properties"]
-            derived = name in DERIVED_TABLES
+            transient = expires or name == "LiveRunsTable"
             assert policies == ("Retain", "Retain") or (
-                (expires or derived) and policies == ("Delete", "Delete")
+                transient and policies == ("Delete", "Delete")
             ), name
         elif kind == "AWS::SQS::Queue":
             assert policies == ("Delete", "Delete"), name
@@ -227,6 +223,9 @@ def test_functions_run_python_3_13_on_arm64_with_the_shared_layer() -> None:
     env = globals_["Environment"]["Variables"]
     assert "JWT_SECRET" not in env, "the secret comes from SSM, never a literal"
     assert env["JWT_SECRET_PARAMETER"] == {"Ref": "JwtSecretParameterName"}
+    # Deploys and runs read one node-run limit.
+    assert env["FLOW_MAX_NODE_RUNS"] == {"Ref": "FlowMaxNodeRuns"}
+    assert TEMPLATE.parameter_defaults()["FlowMaxNodeRuns"] == 10_000
 
 
 def test_the_documented_routes_go_to_the_documented_functions() -> None:

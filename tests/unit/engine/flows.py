@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from flowdeploy.engine import LogLine, NodeRun, Run, RunResult, build_flow_set
+from flowdeploy.engine.scheduler import MAX_NODE_RUNS
 from flowdeploy.engine.services import RunServices
 from flowdeploy.values import IValue, decode_map, encode_map
 
@@ -35,6 +36,9 @@ class Memory:
     def log(self, line: LogLine) -> None:
         self.logs.append(line)
 
+    async def room(self) -> None:
+        return  # lists have room
+
     def status(self, node_id: str) -> str:
         return next(run.status for run in self.nodes if run.node_id == node_id)
 
@@ -58,6 +62,7 @@ def run(
     deadline: float = 10,
     allow_private: bool = True,
     services: RunServices | None = None,
+    max_node_runs: int = MAX_NODE_RUNS,
 ) -> Outcome:
     """Run flow 1 (`document`), with flows `others` available to interflow nodes."""
     return asyncio.run(
@@ -68,6 +73,7 @@ def run(
             deadline=deadline,
             allow_private=allow_private,
             services=services,
+            max_node_runs=max_node_runs,
         )
     )
 
@@ -81,6 +87,7 @@ async def run_async(
     allow_private: bool = True,
     engine: list[Run] | None = None,
     services: RunServices | None = None,
+    max_node_runs: int = MAX_NODE_RUNS,
 ) -> Outcome:
     graphs = build_flow_set({1: document, **(others or {})}, 1)
     memory = Memory()
@@ -90,6 +97,7 @@ async def run_async(
         deadline_seconds=deadline,
         http_allow_private=allow_private,
         services=services,
+        max_node_runs=max_node_runs,
     )
     if engine is not None:
         engine.append(flow_run)
