@@ -46,9 +46,14 @@ $(DENO): Makefile
 dev: $(STAMP) $(DENO)
 	$(BIN)/python -m flowdeploy.local $(if $(PORT),--port $(PORT)) $(if $(SOLANA_PORT),--solana-port $(SOLANA_PORT)) $(foreach p,$(PARAMS),--parameter $(p))
 
-## Lint, type-check and run every test
+## Lint, type-check and run every test: the suite on two workers, then the IAM judgement of
+## every AWS call they recorded (make test WORKERS=4: more workers)
+WORKERS ?= 2
+CALLS := .pytest_cache/aws-calls
 test: lint $(JS_STAMP) $(DENO) $(IAM_SIMULATOR)
-	$(BIN)/python -m pytest -q
+	rm -rf $(CALLS)
+	FLOWDEPLOY_CALL_RECORDS=$(CURDIR)/$(CALLS) $(BIN)/python -m pytest -q -n $(WORKERS) -m "not after_everything"
+	FLOWDEPLOY_CALL_RECORDS=$(CURDIR)/$(CALLS) $(BIN)/python -m pytest -q -m after_everything
 
 $(IAM_SIMULATOR): tests/iam/package.json tests/iam/package-lock.json
 	npm ci --prefix tests/iam --no-audit --no-fund --silent

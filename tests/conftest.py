@@ -59,8 +59,14 @@ if (ROOT / ".tools" / "deno" / "deno").is_file():
 # `make invoke`'s in their own processes, all into this directory.
 from flowdeploy.local import calls  # noqa: E402
 
-CALL_RECORDS = Path(tempfile.mkdtemp(prefix="flowdeploy-calls-"))
-atexit.register(shutil.rmtree, CALL_RECORDS, ignore_errors=True)
+# `make test` runs the suite in parallel workers and then the IAM judgement in a session of
+# its own: all of them share the directory it names. Alone, a session uses a directory of its own.
+if os.environ.get("FLOWDEPLOY_CALL_RECORDS"):
+    CALL_RECORDS = Path(os.environ["FLOWDEPLOY_CALL_RECORDS"])
+    CALL_RECORDS.mkdir(parents=True, exist_ok=True)
+else:
+    CALL_RECORDS = Path(tempfile.mkdtemp(prefix="flowdeploy-calls-"))
+    atexit.register(shutil.rmtree, CALL_RECORDS, ignore_errors=True)
 calls.record_to(CALL_RECORDS)
 
 
@@ -80,6 +86,44 @@ def new_user() -> str:
 
 
 # -- moto in-process ---------------------------------------------------------
+
+
+def _reuse_what_every_test_would_rebuild() -> None:
+    """Each test gets fresh moto backends, and with them a fresh botocore session (moto
+    drops the default one) that would parse the same service models again, and KMS keys
+    for which moto generates an RSA key even when they are symmetric: together about half
+    a second per test. The parsed models are read-only, shared as within one session; the
+    RSA key of a key spec is the same for every test (no test uses it).
+    """
+    import functools
+
+    import botocore.loaders
+    import botocore.session
+    import moto.kms.models
+
+    load_file = botocore.loaders.JSONFileLoader.load_file
+    parsed: dict[str, Any] = {}
+
+    def cached_load_file(self: Any, file_path: str) -> Any:
+        if file_path not in parsed:
+            parsed[file_path] = load_file(self, file_path)
+        return parsed[file_path]
+
+    botocore.loaders.JSONFileLoader.load_file = cached_load_file  # type: ignore[method-assign]
+    # One loader for every session: it also caches which services and versions exist,
+    # found by listing botocore's data directories.
+    shared_loader = botocore.loaders.create_loader()
+    create_loader = botocore.session.Session._register_data_loader
+
+    def register_shared_loader(self: Any) -> None:
+        create_loader(self)
+        self._components.lazy_register_component("data_loader", lambda: shared_loader)
+
+    botocore.session.Session._register_data_loader = register_shared_loader  # type: ignore[method-assign]
+    moto.kms.models.generate_private_key = functools.cache(moto.kms.models.generate_private_key)
+
+
+_reuse_what_every_test_would_rebuild()
 
 
 @pytest.fixture

@@ -22,6 +22,12 @@ app = http.make_app()
         tag="deployments",
         ok=openapi.DeploymentCreated,
         errors=(400, 404, 413),
+        description=(
+            "A 400 also when a run of it would do more than a run may: nested flows deeper "
+            "than FLOW_MAX_NESTING levels (the message names the chain), or more node runs "
+            "than FLOW_MAX_NODE_RUNS, counting each nested flow each time it is called (the "
+            "message names the heaviest calls). Recursion deploys: it is bounded as it runs."
+        ),
     ),
 )
 def deploy_flow(flow_id: str) -> dict[str, str]:

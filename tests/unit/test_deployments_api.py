@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
 import pytest
 
+import flowdeploy.settings
 from flowdeploy.store import deployments as store
 from flowdeploy.store.models import DeploymentItem
 from tests.conftest import new_user
@@ -211,3 +213,48 @@ def test_a_deployment_too_large_for_one_transaction_writes_its_snapshot_first(
     deployment = store.get(deployment_id)
     assert deployment is not None
     assert set(store.load_snapshot(deployment)) == {entry, *leaves}
+
+
+# -- The work of one run, bounded at deploy (issue 16) --------------------------------
+
+
+def test_deploying_a_set_that_runs_21110_nodes_is_a_400_naming_the_limit_and_flows(
+    api: Api,
+) -> None:
+    # Five small flows: 10 interflow nodes per level, 4 levels, one node at the bottom.
+    user = new_user()
+    called = api.create_flow(
+        user, nodes=[{"id": "c", "data": {"node_id": "const", "config": {"value": 1}}}]
+    )
+    ids = [called]
+    for _ in range(4):
+        called = api.create_flow(user, nodes=[interflow(f"call{i}", called) for i in range(10)])
+        ids.insert(0, called)
+    reply = api.call("POST", f"/flow/deploy/{ids[0]}", user=user)
+    assert reply.status == 400
+    assert reply.body["error"].startswith(
+        f"flow {ids[0]} runs 21,110 nodes, more than the limit of 10,000 node runs per run "
+        f"(FLOW_MAX_NODE_RUNS; a nested flow counts each time it is called): flow {ids[0]} = "
+        f"10 nodes + 10 calls of flow {ids[1]} (2,110 each); flow {ids[1]} = "
+    )
+    assert count_items("DeploymentsTable") == 0
+
+
+def test_deploying_a_chain_deeper_than_the_nesting_limit_is_a_400_naming_it(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shallow = dataclasses.replace(flowdeploy.settings.settings(), flow_max_nesting=3)
+    monkeypatch.setattr(flowdeploy.settings, "settings", lambda: shallow)
+    user = new_user()
+    ids = [api.create_flow(user)]
+    for _ in range(4):
+        ids.insert(0, api.create_flow(user, nodes=[interflow("down", ids[0])]))
+    reply = api.call("POST", f"/flow/deploy/{ids[0]}", user=user)
+    assert (reply.status, reply.body) == (
+        400,
+        {
+            "error": "nested flows go 4 levels deep, deeper than the nesting limit of 3 levels "
+            f"(FLOW_MAX_NESTING): {' -> '.join(f'flow {i}' for i in ids)}"
+        },
+    )
+    assert api.call("POST", f"/flow/deploy/{ids[1]}", user=user).status == 200

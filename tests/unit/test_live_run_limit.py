@@ -122,12 +122,14 @@ def test_a_trigger_start_past_the_limit_is_retried_later(
 ) -> None:
     """An event start is not dropped like a bad event: Lambda retries it (asynchronous
     invocations, SQS messages) once places are free."""
-    from flowdeploy.errors import TooManyRequests
+    from flowdeploy.local.environments import LambdaError
     from flowdeploy.local.samples import eventbridge_event
 
     owner, flow_id, deployment_id = deployed
     for _ in range(LIMIT):
         start(api, deployment_id, user=owner)
     event = eventbridge_event("flowdeploy", "Start deployment", {"flow": flow_id, "inputs": {}})
-    with pytest.raises(TooManyRequests, match="MAX_LIVE_RUNS_PER_USER"):
+    # The invocation fails as Lambda reports it (errorType, errorMessage): Lambda retries it.
+    with pytest.raises(LambdaError, match=r"^TooManyRequests: .*MAX_LIVE_RUNS_PER_USER") as failed:
         api.functions.invoke("TriggerFunction", event)
+    assert failed.value.payload["errorType"] == "TooManyRequests"

@@ -160,9 +160,6 @@ def test_every_delivery_of_a_run_message_happens_before_the_sweeper_gives_up_on_
     assert Settings.from_env().flow_run_queued_timeout_seconds == threshold, "local default"
 
 
-IN_FLIGHT_ONLY = {"LiveRunsTable"}
-
-
 def test_stateful_resources_outlive_the_stack_and_are_never_replaced() -> None:
     for name, resource in TEMPLATE.doc["Resources"].items():
         kind = resource["Type"]
@@ -171,10 +168,10 @@ def test_stateful_resources_outlive_the_stack_and_are_never_replaced() -> None:
             assert policies == ("Retain", "Retain"), name
         elif kind == "AWS::DynamoDB::Table":
             # Data that expires by itself (TTL: idempotency records, caches) or only counts
-            # what is in flight in this stack (LiveRunsTable: a new stack starts with no runs)
-            # may go with the stack, said explicitly; users' data is kept.
+            # what is live (LiveRunsTable: places come back as runs end) may go with the
+            # stack, said explicitly; users' data is kept.
             expires = "TimeToLiveSpecification" in resource["Properties"]
-            transient = expires or name in IN_FLIGHT_ONLY
+            transient = expires or name == "LiveRunsTable"
             assert policies == ("Retain", "Retain") or (
                 transient and policies == ("Delete", "Delete")
             ), name
@@ -227,6 +224,9 @@ def test_functions_run_python_3_13_on_arm64_with_the_shared_layer() -> None:
     env = globals_["Environment"]["Variables"]
     assert "JWT_SECRET" not in env, "the secret comes from SSM, never a literal"
     assert env["JWT_SECRET_PARAMETER"] == {"Ref": "JwtSecretParameterName"}
+    # Deploys and runs read one node-run limit.
+    assert env["FLOW_MAX_NODE_RUNS"] == {"Ref": "FlowMaxNodeRuns"}
+    assert TEMPLATE.parameter_defaults()["FlowMaxNodeRuns"] == 10_000
 
 
 def test_the_documented_routes_go_to_the_documented_functions() -> None:

@@ -113,12 +113,20 @@ def deploy(user_id: str, flow_id: int, new_deployment_id: Callable[[], str] = ne
     """Freeze the owner's flow and the flows it calls; `latest` moves to the new deployment."""
     # Only deploying needs the engine (StartFunction imports this module too).
     from flowdeploy.engine import build_flow_set
+    from flowdeploy.engine.bounds import check_bounds
 
     entry = flow_store.get(flow_id)
     if entry is None or entry.user_id != user_id:
         raise NotFound(f"flow not found: {flow_id}")
     flows = collect_flow_set(flow_store.flow_row(entry), user_id, _load_flows)
-    build_flow_set({flow["id"]: flow for flow in flows}, flow_id)
+    graphs = build_flow_set({flow["id"]: flow for flow in flows}, flow_id)
+    limits = config.settings()
+    check_bounds(
+        graphs,
+        flow_id,
+        max_depth=limits.flow_max_nesting,
+        max_node_runs=limits.flow_max_node_runs,
+    )
     used_wallets = set().union(*(wallet_ids(flow["nodes"]) for flow in flows))
     _require_wallets(user_id, used_wallets)
     deployment_id = new_deployment_id()

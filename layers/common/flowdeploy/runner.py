@@ -8,6 +8,7 @@ buffered and written in batches while the run goes on, then the run takes its fi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -32,7 +33,14 @@ logger = logging.getLogger(__name__)
 
 # A run item holds its outputs; DynamoDB items stop at 400 KB, inputs take up to 256 KB.
 MAX_OUTPUTS_BYTES = 128_000
+# Records held for storage (`StoredRecorder`): a flush starts every FLUSH_SECONDS, or at once
+# past FLUSH_RECORDS or FLUSH_BYTES (BatchWriteItem takes 25 records a call); nodes wait to
+# start while MAX_HELD_RECORDS or MAX_HELD_BYTES are held.
 FLUSH_SECONDS = 2.0
+FLUSH_RECORDS = 250
+FLUSH_BYTES = 2_000_000
+MAX_HELD_RECORDS = 1_000
+MAX_HELD_BYTES = 8_000_000  # a RunFunction batch runs 10 runs at once
 FINAL_FLUSH_ATTEMPTS = 3  # how often buffered node runs and log lines are written
 STOP_POLL_SECONDS = 1.0  # how often a running run checks for a stop request
 # Time kept back from the Lambda's remaining time to record the result after the deadline.
@@ -246,7 +254,7 @@ async def _execute(
         solana=solana,
         services=_services(run, deployment, stream),
         max_depth=settings().flow_max_nesting,
-        max_nested_runs=settings().flow_max_nested_runs,
+        max_node_runs=settings().flow_max_node_runs,
     )
     try:
         inputs = decode_map(run.inputs or {}, "inputs")
@@ -306,50 +314,112 @@ async def _watch_for_stop(run_id: str, engine: Run, stream: RunStream) -> None:
 
 
 class StoredRecorder:
-    """Buffers node runs and log lines, and turns them into the run's events; writes both in
-    batches, never losing a failed batch."""
+    """Holds node runs and log lines, turns them into the run's events, and writes both in
+    batches, never losing a failed batch (the events not written yet ride the next one).
+
+    A flush starts every FLUSH_SECONDS, or at once when FLUSH_RECORDS records or FLUSH_BYTES
+    bytes are held. While MAX_HELD_RECORDS or MAX_HELD_BYTES are held (those being written
+    included), nodes wait to start (`room`): a run faster than its writes holds a bounded
+    number of records, plus one per node running at that moment. A node run is held as its
+    record keeps it, so a value too large to store is never held.
+    """
 
     def __init__(self, stream: RunStream) -> None:
         self.stream = stream
         self.run_id = stream.run_id
-        self._nodes: list[NodeRun] = []
+        self._nodes: list[run_records.StoredNode] = []
         self._logs: list[LogLine] = []
+        self._bytes = 0
+        self._writing_records = 0
+        self._writing_bytes = 0
         self._lock = asyncio.Lock()
+        self._due = asyncio.Event()  # enough is held for a flush now
+        self._written = asyncio.Event()  # a flush ended: there may be room
+
+    @property
+    def held_records(self) -> int:
+        return len(self._nodes) + len(self._logs) + self._writing_records
+
+    @property
+    def held_bytes(self) -> int:
+        return self._bytes + self._writing_bytes
 
     def node_started(self, node_id: str, times: int, inputs: Mapping[str, IValue]) -> None:
         self.stream.node_started(node_id, times, inputs)
 
     def node(self, run: NodeRun) -> None:
-        self._nodes.append(run)
+        stored = run_records.stored_node(run)
+        self._nodes.append(stored)
+        self._held(stored.size)
         self.stream.node_finished(run)
 
     def log(self, line: LogLine) -> None:
         self._logs.append(line)
+        self._held(run_records.log_size(line))
         self.stream.log(line)
 
     def event(self, kind: str, data: Mapping[str, Any]) -> None:
         self.stream.publish(kind, data)
 
+    def _held(self, size: int) -> None:
+        self._bytes += size
+        if len(self._nodes) + len(self._logs) >= FLUSH_RECORDS or self._bytes >= FLUSH_BYTES:
+            self._due.set()
+
+    async def room(self) -> None:
+        while self.held_records >= MAX_HELD_RECORDS or self.held_bytes >= MAX_HELD_BYTES:
+            self._due.set()
+            self._written.clear()
+            await self._written.wait()
+
     async def flush(self) -> bool:
-        """Write what is buffered; False (keeping it for the next flush) if that failed."""
+        """Write what is held; False (keeping it for the next flush) if that failed."""
         async with self._lock:
-            nodes, logs, events = self._nodes, self._logs, self.stream.unsaved()
+            nodes, logs, size = self._nodes, self._logs, self._bytes
+            events = self.stream.unsaved()
             if not nodes and not logs and not events:
                 return True
-            self._nodes, self._logs = [], []
+            self._nodes, self._logs, self._bytes = [], [], 0
+            self._writing_records, self._writing_bytes = len(nodes) + len(logs), size
+            writing = asyncio.ensure_future(
+                asyncio.to_thread(run_records.write, self.run_id, nodes, logs, events)
+            )
             try:
-                await asyncio.to_thread(run_records.write, self.run_id, nodes, logs, events)
-            except Exception:
-                logger.exception("could not write records of run %s; will retry", self.run_id)
-                self._nodes[:0], self._logs[:0] = nodes, logs
-                return False
-            self.stream.saved(len(events))
+                await asyncio.wait([writing])  # cancelling the wait leaves the write going
+            except asyncio.CancelledError:
+                # The write goes on in its thread: it ends before anything else is written,
+                # and its records are kept if it fails.
+                await asyncio.wait([writing])
+                self._written_or_kept(writing, nodes, logs, size, len(events))
+                raise
+            return self._written_or_kept(writing, nodes, logs, size, len(events))
+
+    def _written_or_kept(
+        self,
+        writing: asyncio.Future[None],
+        nodes: list[run_records.StoredNode],
+        logs: list[LogLine],
+        size: int,
+        events: int,
+    ) -> bool:
+        self._writing_records = self._writing_bytes = 0
+        self._written.set()
+        failure = writing.exception()
+        if failure is None:
+            self.stream.saved(events)
             return True
+        logger.error("could not write records of run %s; will retry", self.run_id, exc_info=failure)
+        self._nodes[:0], self._logs[:0] = nodes, logs
+        self._bytes += size
+        return False
 
     async def keep_flushing(self) -> None:
         while True:
-            await asyncio.sleep(FLUSH_SECONDS)
-            await self.flush()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._due.wait(), FLUSH_SECONDS)
+            self._due.clear()
+            if not await self.flush():
+                await asyncio.sleep(RETRY_PAUSE_SECONDS)
 
 
 def status_metric(status: str | None) -> str:

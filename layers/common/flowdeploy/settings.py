@@ -70,10 +70,12 @@ class Settings:
     max_live_runs_per_user: int
     # The API's base URL: api_input nodes publish `<api_url>/flow/submit/<key>`.
     api_url: str
-    # How deep nested flows may go at run time (a flow calling itself counts each level).
+    # How deep nested flows may go (a flow calling itself counts each level): a deploy whose
+    # non-recursive chain is deeper is a 400, a run that goes deeper fails.
     flow_max_nesting: int
-    # How many nested flow runs one run may start in all (bounds recursive flows' work).
-    flow_max_nested_runs: int
+    # How many nodes one run may start in all, across nested flows and loop turns: a deploy
+    # whose static count is over it is a 400, a run that reaches it fails.
+    flow_max_node_runs: int
     # JavaScript nodes: the Deno executable (else `deno` on PATH), each node run's wall
     # clock limit and V8 heap limit.
     deno_path: str | None
@@ -141,7 +143,7 @@ class Settings:
             max_live_runs_per_user=int(env.get("MAX_LIVE_RUNS_PER_USER", "10")),
             api_url=env.get("API_URL", "http://127.0.0.1:3000").rstrip("/"),
             flow_max_nesting=int(env.get("FLOW_MAX_NESTING", "256")),
-            flow_max_nested_runs=int(env.get("FLOW_MAX_NESTED_RUNS", "10000")),
+            flow_max_node_runs=int(env.get("FLOW_MAX_NODE_RUNS", "10000")),
             deno_path=env.get("DENO_PATH") or None,
             js_node_timeout_seconds=float(env.get("JS_NODE_TIMEOUT_SECONDS", "10")),
             js_node_memory_mb=int(env.get("JS_NODE_MEMORY_MB", "128")),

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flowdeploy.engine import LogLine, NodeRun, Run, RunResult, build_flow_set
+from flowdeploy.engine.scheduler import MAX_NODE_RUNS
 from flowdeploy.engine.services import RunServices
 from flowdeploy.values import IValue, decode_map, encode_map
 
@@ -44,6 +45,9 @@ class Memory:
     def event(self, kind: str, data: Mapping[str, Any]) -> None:
         self.events.append((kind, dict(data)))
 
+    async def room(self) -> None:
+        return  # lists have room
+
     def status(self, node_id: str) -> str:
         return next(run.status for run in self.nodes if run.node_id == node_id)
 
@@ -68,6 +72,7 @@ def run(
     deadline: float = 10,
     allow_private: bool = True,
     services: RunServices | None = None,
+    max_node_runs: int = MAX_NODE_RUNS,
 ) -> Outcome:
     """Run flow 1 (`document`), with flows `others` available to interflow nodes."""
     return asyncio.run(
@@ -78,6 +83,7 @@ def run(
             deadline=deadline,
             allow_private=allow_private,
             services=services,
+            max_node_runs=max_node_runs,
         )
     )
 
@@ -91,6 +97,7 @@ async def run_async(
     allow_private: bool = True,
     engine: list[Run] | None = None,
     services: RunServices | None = None,
+    max_node_runs: int = MAX_NODE_RUNS,
 ) -> Outcome:
     graphs = build_flow_set({1: document, **(others or {})}, 1)
     memory = Memory()
@@ -100,6 +107,7 @@ async def run_async(
         deadline_seconds=deadline,
         http_allow_private=allow_private,
         services=services,
+        max_node_runs=max_node_runs,
     )
     if engine is not None:
         engine.append(flow_run)

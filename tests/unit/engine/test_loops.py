@@ -177,3 +177,21 @@ def test_a_failure_in_one_element_fails_the_run() -> None:
     )
     assert outcome.status == "failed"
     assert outcome.error == "node 'inverse' (div) failed: cannot compute 1 / 0: division by zero"
+
+
+def test_a_loop_past_the_node_run_limit_fails_the_run_cleanly_naming_the_limit() -> None:
+    plus_one = loop(
+        list(range(100)),
+        node("plus", "add", b=1),
+        edges=[edge("each", "plus", "element", "a"), edge("plus", "all", "result", "element")],
+    )
+    outcome = run(plus_one, max_node_runs=50)
+    assert (outcome.status, outcome.error) == (
+        "failed",
+        "the run reached the limit of 50 node runs per run (FLOW_MAX_NODE_RUNS; loops and "
+        "nested flows count each run); not started: node 'plus' (add)",
+    )
+    runs = outcome.memory.nodes
+    assert len(runs) == 50, "const, foreach and 48 adds ran; nothing past the limit"
+    assert {r.status for r in runs} == {"succeeded"}
+    assert run(plus_one, max_node_runs=104).status == "succeeded"

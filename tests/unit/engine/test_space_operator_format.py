@@ -4,8 +4,8 @@ branch, and never a mix of the two formats."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
+import re
 from typing import Any
 
 import pytest
@@ -212,28 +212,26 @@ def test_a_flow_that_calls_itself_is_bounded_by_the_nesting_limit_at_run_time() 
     assert outcome.status == "failed"
     assert outcome.error == (
         "node 'again' (interflow) failed: nested flows go deeper than the nesting limit of 256 "
-        "levels: flow 1 -> flow 1 -> flow 1 -> ... (252 more) -> flow 1 -> flow 1 -> flow 1"
+        "levels (FLOW_MAX_NESTING): flow 1 -> flow 1 -> flow 1 -> ... (252 more) -> flow 1 -> "
+        "flow 1 -> flow 1"
     )
 
 
-def test_a_flow_that_calls_itself_twice_is_bounded_by_the_nested_runs_limit() -> None:
-    from flowdeploy.engine import Run, build_flow_set
-    from flowdeploy.values import decode_map
-    from tests.unit.engine.flows import Memory
-
+def test_a_flow_that_calls_itself_twice_is_bounded_by_the_node_run_limit() -> None:
     twice = flow(
         node("n", "flow_input", label="n"),
         node("left", "interflow", flow_id=1),
         node("right", "interflow", flow_id=1),
         edges=[edge("n", "left", into="n"), edge("n", "right", into="n")],
     )
-    engine = Run(build_flow_set({1: twice}, 1), Memory(), deadline_seconds=30, max_nested_runs=50)
-    result = asyncio.run(engine.execute(1, decode_map({"n": {"U": "1"}}, "inputs")))
-    assert result.status == "failed"
-    assert result.error is not None
-    assert result.error.endswith(
-        "the run started more than 50 nested flow runs (the limit of nested runs per run)"
-    )
+    outcome = run(twice, {"n": {"U": "1"}}, max_node_runs=50)
+    assert outcome.status == "failed"
+    assert re.fullmatch(
+        r"the run reached the limit of 50 node runs per run \(FLOW_MAX_NODE_RUNS; loops and "
+        r"nested flows count each run\); not started: node '((left|right)/)+\w+' \(\w+\)",
+        outcome.error or "",
+    ), outcome.error
+    assert len(outcome.memory.nodes) <= 50
 
 
 def test_interflow_in_a_space_operator_flow_passes_only_its_connected_ports() -> None:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from flowdeploy.engine.bounds import chain_text
 from flowdeploy.engine.command import Collected, NodeError, ReturnTransaction
 from flowdeploy.engine.convert import ConversionError
 from flowdeploy.engine.graph import FlowGraph, GraphNode
@@ -42,9 +43,9 @@ NODE_COLLECTED = "collected"  # handed its instructions to an interflow_instruct
 # How deep nested flows may go (a flow calling itself counts each level): upstream's Collatz
 # recurses once per step, and Collatz(54), its test input, needs 113 levels.
 MAX_INTERFLOW_DEPTH = 256
-# How many nested flow runs one run may start in all: depth alone does not bound the work of
-# a flow that calls itself twice.
-MAX_NESTED_RUNS = 10_000
+# How many nodes one run may start in all, nested flows and loops included (each node run is
+# a stored record): depth alone does not bound a loop or a flow that calls itself twice.
+MAX_NODE_RUNS = 10_000
 MAX_LOG_LINES = 10_000
 MAX_LOG_CHARS = 8_192
 MAX_NODE_ERROR_CHARS = 2_000
@@ -100,6 +101,10 @@ class Recorder(Protocol):
         """A live event a command published (`NodeContext.publish_event`)."""
         ...
 
+    async def room(self) -> None:
+        """Return once the recorder may take more records: a node waits here to start while
+        the records held for storage are at their bound."""
+
 
 @dataclass(slots=True)
 class RunResult:
@@ -120,6 +125,10 @@ class ExecutionFailed(Exception):
     """A flow execution ended early: a node failed, the deadline passed, or a stop."""
 
 
+class LimitReached(NodeError):
+    """The run reached its node-run limit: the run's error is this message, as it is."""
+
+
 class Run:
     """One run of a deployment: its flows, deadline, recorder and stop switch."""
 
@@ -133,14 +142,16 @@ class Run:
         solana: Callable[[], SolanaSession] | None = None,
         services: RunServices | None = None,
         max_depth: int = MAX_INTERFLOW_DEPTH,
-        max_nested_runs: int = MAX_NESTED_RUNS,
+        max_node_runs: int = MAX_NODE_RUNS,
     ) -> None:
         self.graphs = graphs
         self.services = services or RunServices()
         self.max_depth = max_depth
-        self.max_nested_runs = max_nested_runs
-        self.nested_runs = 0
+        self.max_node_runs = max_node_runs
+        self.node_runs = 0
+        # A limit's error, raised once where it was reached and passed up unchanged.
         self.too_deep: str | None = None
+        self.limit_reached: str | None = None
         self.recorder = recorder
         self.deadline_seconds = deadline_seconds
         self.http_allow_private = http_allow_private
@@ -224,6 +235,20 @@ class Run:
 
     def next_node_seq(self) -> int:
         return next(self._node_seq)
+
+    def may_start(self, label: str) -> bool:
+        """Count one more node run; False, having said why, past the node-run limit."""
+        if self.node_runs < self.max_node_runs:
+            self.node_runs += 1
+            return True
+        if self.limit_reached is None:
+            self.limit_reached = (
+                f"the run reached the limit of {self.max_node_runs:,} node runs per run "
+                f"(FLOW_MAX_NODE_RUNS; loops and nested flows count each run); not started: "
+                f"{label}"
+            )
+            self.log("error", self.limit_reached, None)
+        return False
 
 
 class _Execution:
@@ -445,7 +470,16 @@ class _Execution:
     async def _run_node(
         self, node: GraphNode, inputs: dict[str, IValue], times: int, tracker: Tracker
     ) -> None:
-        self.run_.recorder.node_started(self.prefix + node.id, times, inputs)
+        run = self.run_
+        await run.recorder.room()
+        if run.end_reason is not None:  # the run ended while it waited: it never starts
+            self.end(run.end_reason)
+            return
+        if not run.may_start(f"node {self.prefix + node.id!r} ({node.command.name})"):
+            assert run.limit_reached is not None
+            self.end(run.limit_reached)
+            return
+        run.recorder.node_started(self.prefix + node.id, times, inputs)
         started = timestamp()
         outputs: dict[str, IValue] | None = None
         error: str | None = None
@@ -471,6 +505,11 @@ class _Execution:
             self._running[node.id] -= 1
             self._record(node, NODE_COLLECTED, inputs, None, str(collected), started, times)
             self._after_run(node)
+            return
+        except LimitReached as reached:  # in a nested flow: said once, where it was reached
+            self._running[node.id] -= 1
+            self._record(node, NODE_FAILED, inputs, None, str(reached), started, times)
+            self.end(str(reached))
             return
         except (NodeError, ConversionError, ServiceFailure) as failure:
             error = str(failure)
@@ -553,15 +592,8 @@ class _Execution:
         limit = self.run_.max_depth
         if self.depth + 1 > limit:
             self.run_.too_deep = (
-                f"nested flows go deeper than the nesting limit of {limit} levels: "
-                f"{_chain_text((*self.chain, flow_id))}"
-            )
-            raise NodeError(self.run_.too_deep)
-        self.run_.nested_runs += 1
-        if self.run_.nested_runs > self.run_.max_nested_runs:
-            self.run_.too_deep = (
-                f"the run started more than {self.run_.max_nested_runs:,} nested flow runs "
-                "(the limit of nested runs per run)"
+                f"nested flows go deeper than the nesting limit of {limit} levels "
+                f"(FLOW_MAX_NESTING): {chain_text((*self.chain, flow_id))}"
             )
             raise NodeError(self.run_.too_deep)
         graph = self.run_.graphs.get(flow_id)
@@ -580,7 +612,9 @@ class _Execution:
         try:
             return await child.run()
         except ExecutionFailed as error:
-            if self.run_.too_deep is not None:  # said once, not once per level
+            if self.run_.limit_reached is not None:  # said once, not once per level
+                raise LimitReached(self.run_.limit_reached) from None
+            if self.run_.too_deep is not None:
                 raise NodeError(self.run_.too_deep) from None
             raise NodeError(f"flow {flow_id}: {error}") from None
 
@@ -595,13 +629,6 @@ def _zip(tracker: Tracker, other: Tracker) -> Tracker:
     if not tracker or tracker == other:
         return other
     return (*tracker, *(step for step in other if step not in tracker))
-
-
-def _chain_text(chain: tuple[int | None, ...]) -> str:
-    names = [f"flow {flow_id}" for flow_id in chain]
-    if len(names) > 7:
-        names = [*names[:3], f"... ({len(names) - 6} more)", *names[-3:]]
-    return " -> ".join(names)
 
 
 def _missing_outputs(node: GraphNode, outputs: dict[str, IValue]) -> str | None:

@@ -18,6 +18,7 @@ never silently misses an event.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -241,14 +242,19 @@ class _Subscriber:
             await self.wake.wait()
 
 
+def _in_pool(function: Any, *args: Any) -> asyncio.Future[Any]:
+    """`function(*args)` on the post threads, in this task's context (as `to_thread` does)."""
+    context = contextvars.copy_context()
+    return asyncio.get_running_loop().run_in_executor(_posts, context.run, function, *args)
+
+
 async def _deliver(connection_id: str, text: str) -> bool:
     """Post `text`; False if the connection is gone (then forgotten) or could not be sent to
     (then closed and forgotten)."""
     from flowdeploy.live.outbox import outbox
 
-    loop = asyncio.get_running_loop()
     try:
-        if await loop.run_in_executor(_posts, outbox().post, connection_id, text):
+        if await _in_pool(outbox().post, connection_id, text):
             return True
     except Exception:
         logger.exception("could not post to connection %s; closing it", connection_id)
@@ -261,9 +267,8 @@ async def _deliver(connection_id: str, text: str) -> bool:
 async def _close(connection_id: str) -> None:
     from flowdeploy.live.outbox import outbox
 
-    loop = asyncio.get_running_loop()
     try:
-        await loop.run_in_executor(_posts, outbox().close, connection_id)
+        await _in_pool(outbox().close, connection_id)
     except Exception:
         logger.exception("could not close connection %s", connection_id)
     await _forget(connection_id)

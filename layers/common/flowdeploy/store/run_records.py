@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,18 +35,47 @@ def seq_of(sk: str) -> int:
     return int(sk.rpartition("#")[2])
 
 
-def _values(values: Mapping[str, IValue] | None, what: str) -> dict[str, Any] | None:
+# What a record weighs besides its values and texts: keys, names and timestamps.
+RECORD_OVERHEAD_BYTES = 200
+
+
+def _values(values: Mapping[str, IValue] | None, what: str) -> tuple[dict[str, Any] | None, int]:
+    """The values as a record keeps them, and their size in bytes of JSON."""
     if values is None:
-        return None
+        return None, 0
     document = encode_map(dict(values))
     size = len(json.dumps(document, separators=(",", ":")))
     if size <= MAX_VALUES_BYTES:
-        return document
+        return document, size
     note = f"{what} are {size} bytes of JSON; node records keep up to {MAX_VALUES_BYTES}"
-    return {"truncated": {"S": note}}
+    return {"truncated": {"S": note}}, len(note) + 20
 
 
-def node_item(run_id: str, node: NodeRun) -> NodeRunItem:
+@dataclass(slots=True)
+class StoredNode:
+    """A node run as its record keeps it (values encoded, one too large replaced by a note),
+    holding nothing else of the run, and about how many bytes the record weighs."""
+
+    run: NodeRun  # its inputs and outputs left out
+    inputs: dict[str, Any] | None
+    outputs: dict[str, Any] | None
+    size: int
+
+
+def stored_node(node: NodeRun) -> StoredNode:
+    inputs, inputs_size = _values(node.inputs, "inputs")
+    outputs, outputs_size = _values(node.outputs, "outputs")
+    size = RECORD_OVERHEAD_BYTES + inputs_size + outputs_size + len(node.node_id)
+    size += len(node.error or "")
+    return StoredNode(replace(node, inputs=None, outputs=None), inputs, outputs, size)
+
+
+def log_size(line: LogLine) -> int:
+    return RECORD_OVERHEAD_BYTES + len(line.content) + len(line.node_id or "")
+
+
+def node_item(run_id: str, stored: StoredNode) -> NodeRunItem:
+    node = stored.run
     return NodeRunItem(
         run_id,
         _sk(NODE, node.seq),
@@ -53,8 +83,8 @@ def node_item(run_id: str, node: NodeRun) -> NodeRunItem:
         command=node.command,
         flow_id=node.flow_id,
         status=node.status,
-        inputs=_values(node.inputs, "inputs"),
-        outputs=_values(node.outputs, "outputs"),
+        inputs=stored.inputs,
+        outputs=stored.outputs,
         error=node.error,
         started_at=node.started_at,
         finished_at=node.finished_at,
@@ -98,7 +128,10 @@ def add_events(run_id: str, events: Sequence[Event]) -> bool:
 
 
 def write(
-    run_id: str, nodes: Iterable[NodeRun], logs: Iterable[LogLine], events: Sequence[Event] = ()
+    run_id: str,
+    nodes: Iterable[StoredNode],
+    logs: Iterable[LogLine],
+    events: Sequence[Event] = (),
 ) -> None:
     """Write node runs, events and log lines with BatchWriteItem, 25 per call, retrying
     leftovers."""

@@ -36,6 +36,7 @@ SUBMODULES = ("command", "common", "context", "value")
 _SPECIFIER = re.compile(r"jsr:@space-operator/flow-lib(@[0-9A-Za-z.^~<>=*+-]+)?")
 MAX_REPLY_BYTES = 4_000_000
 STDERR_KEPT = 4_000
+STDERR_READ_BYTES = 1_000_000  # read, to find V8's out-of-memory report in it
 
 
 class ScriptFailed(Exception):
@@ -187,13 +188,22 @@ async def _exchange(process: asyncio.subprocess.Process, request: bytes) -> tupl
         process.stdin.write(request)
         await process.stdin.drain()
         process.stdin.close()
-    stderr_task = asyncio.ensure_future(process.stderr.read(1_000_000))
+    stderr_task = asyncio.ensure_future(_read_up_to(process.stderr, STDERR_READ_BYTES))
     stdout = await process.stdout.read(MAX_REPLY_BYTES + 1)
     if len(stdout) > MAX_REPLY_BYTES:
         stderr_task.cancel()
         raise ScriptFailed(f"the JavaScript node wrote over {MAX_REPLY_BYTES:,} bytes of output")
     await process.wait()
     return stdout, await stderr_task
+
+
+async def _read_up_to(stream: asyncio.StreamReader, limit: int) -> bytes:
+    """Everything the stream says until it ends, the first `limit` bytes of it (a single
+    read returns only what has arrived so far: V8 writes its heap report in pieces)."""
+    kept = bytearray()
+    while chunk := await stream.read(65_536):
+        kept += chunk[: max(0, limit - len(kept))]
+    return bytes(kept)
 
 
 def _kill(process: asyncio.subprocess.Process) -> None:
