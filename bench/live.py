@@ -222,6 +222,9 @@ class _Publishing:
     def event(self, kind: str, data: Any) -> None:
         self.stream.publish(kind, data)
 
+    async def room(self) -> None:
+        return  # nothing is held
+
 
 def _cpu() -> list[Row]:
     """What building the events costs the engine when nobody listens (CPU, per node)."""
