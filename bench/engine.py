@@ -57,27 +57,6 @@ def _fan() -> dict[str, Any]:
     return {"nodes": nodes, "edges": edges}
 
 
-def _loop() -> dict[str, Any]:
-    """const [0..LOOP) → foreach → add 1 per element → collect → flow_output."""
-    from tests.unit.engine.flows import edge, node
-
-    return {
-        "nodes": [
-            node("list", "const", value=list(range(LOOP))),
-            node("each", "foreach"),
-            node("plus", "add", b=1),
-            node("all", "collect"),
-            node("out", "flow_output", label="all"),
-        ],
-        "edges": [
-            edge("list", "each", into="array"),
-            edge("each", "plus", "element", "a"),
-            edge("plus", "all", "result", "element"),
-            edge("all", "out", "array"),
-        ],
-    }
-
-
 def _waits(count: int) -> dict[str, Any]:
     from tests.unit.engine.flows import node
 
@@ -170,7 +149,10 @@ def measure() -> list[Row]:
         float(rows[-1].value.split()[0]) <= 2 * max(chain_us, 1),
         rows[-1].note,
     )
-    rows += _overhead(f"{LOOP:,}-element foreach → add → collect (per node run)", _loop(), 100)
+    from tests.unit.engine.flows import plus_one_loop
+
+    loop = plus_one_loop(LOOP)
+    rows += _overhead(f"{LOOP:,}-element foreach → add → collect (per node run)", loop, 100)
     one = median([asyncio.run(_run(_waits(1)))[1] for _ in range(REPEATS)])
     many = median([asyncio.run(_run(_waits(WAITS)))[1] for _ in range(REPEATS)])
     rows.append(

@@ -70,6 +70,14 @@ else:
 calls.record_to(CALL_RECORDS)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Which test files this session ran, beside its calls: the IAM judgement, in a later
+    session, knows whether the calls it judges are those of the whole suite."""
+    if os.environ.get("FLOWDEPLOY_CALL_RECORDS") and session.items:
+        ran = sorted({str(Path(str(item.path)).resolve()) for item in session.items})
+        (CALL_RECORDS / f"tests-{os.getpid()}.txt").write_text("\n".join(ran) + "\n")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked after_everything judge what the others did: they go last."""
     items.sort(key=lambda item: item.get_closest_marker("after_everything") is not None)

@@ -100,6 +100,21 @@ def test_starts_by_other_callers_count_for_the_deployments_owner(
     assert start(api, deployment_id, user=owner).status == 429
 
 
+def test_a_blink_post_past_the_limit_is_a_429_in_the_actions_shape(
+    api: Api, deployed: tuple[str, int, str]
+) -> None:
+    """A wallet's POST /action takes one of the owner's places too; past the limit it is
+    refused with the Solana Actions error body, and queues nothing."""
+    owner, _, deployment_id = deployed
+    for _ in range(LIMIT):
+        assert start(api, deployment_id, user=owner).status == 200
+    reply = api.call("POST", f"/action/{deployment_id}", json_body={"account": WALLET})
+    assert reply.status == 429, reply.body
+    assert int(reply.headers["retry-after"]) > 0
+    assert "MAX_LIVE_RUNS_PER_USER" in reply.body["message"], reply.body
+    assert count_items("FlowRunsTable") == LIMIT
+
+
 def test_a_start_that_died_between_its_two_writes_frees_its_place_after_a_grace_period(
     api: Api, deployed: tuple[str, int, str]
 ) -> None:

@@ -18,27 +18,8 @@ from flowdeploy.live.run_stream import RunStream
 from flowdeploy.store import run_records
 from flowdeploy.values import STRING, IValue
 from tests.unit.api import Api, count_items
-from tests.unit.engine.flows import edge, node
+from tests.unit.engine.flows import plus_one_loop
 from tests.unit.test_run_execution import deployed, execute, read, start
-
-
-def plus_one_loop(elements: int) -> dict[str, Any]:
-    """const [0..elements) → foreach → add 1 → collect → flow_output: elements + 4 node runs."""
-    return {
-        "nodes": [
-            node("list", "const", value=list(range(elements))),
-            node("each", "foreach"),
-            node("plus", "add", b=1),
-            node("all", "collect"),
-            node("out", "flow_output", label="all"),
-        ],
-        "edges": [
-            edge("list", "each", into="array"),
-            edge("each", "plus", "element", "a"),
-            edge("plus", "all", "result", "element"),
-            edge("all", "out", "array"),
-        ],
-    }
 
 
 def test_a_run_past_the_node_run_limit_fails_cleanly_with_its_records_kept(

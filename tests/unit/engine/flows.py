@@ -135,3 +135,22 @@ def one_node(
 
 def value(doc: dict[str, Any]) -> IValue:
     return IValue.from_json(doc)
+
+
+def plus_one_loop(elements: int) -> dict[str, Any]:
+    """const [0..elements) → foreach → add 1 → collect → flow_output: elements + 4 node runs."""
+    return {
+        "nodes": [
+            node("list", "const", value=list(range(elements))),
+            node("each", "foreach"),
+            node("plus", "add", b=1),
+            node("all", "collect"),
+            node("out", "flow_output", label="all"),
+        ],
+        "edges": [
+            edge("list", "each", into="array"),
+            edge("each", "plus", "element", "a"),
+            edge("plus", "all", "result", "element"),
+            edge("all", "out", "array"),
+        ],
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -51,10 +52,11 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", "100")
             self.end_headers()
-            for _ in range(20):
-                self.wfile.write(b"x")
-                self.wfile.flush()
-                time.sleep(0.2)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # client gave up
+                for _ in range(20):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.2)
         else:
             self._reply(404, "application/json", b'{"error": "nope"}')
 
