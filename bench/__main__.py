@@ -7,7 +7,16 @@ import sys
 
 from bench.report import Row, print_rows
 
-SECTIONS = ("cold_start", "round_trips", "engine", "load", "memory", "local_memory", "scripts")
+SECTIONS = (
+    "cold_start",
+    "round_trips",
+    "engine",
+    "live",
+    "load",
+    "memory",
+    "local_memory",
+    "scripts",
+)
 
 
 def main(argv: list[str]) -> int:

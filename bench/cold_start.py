@@ -27,6 +27,9 @@ HANDLERS: dict[str, tuple[Path, str, float | None]] = {
     "RunFunction": (ROOT / "functions" / "run", "app", 1.6),
     "TriggerFunction": (ROOT / "functions" / "trigger", "app", None),
     "DocsFunction": (ROOT / "functions", "docs.app", None),
+    # The WebSocket routes: never the engine; the management API client is made on first post.
+    "WebSocketFunction": (ROOT / "functions" / "ws", "app", 1.3),
+    "WebSocketConnectionFunction": (ROOT / "functions" / "ws_connect", "app", 1.3),
 }
 # Modules worth knowing about: heavy, or never meant for Lambda code.
 WATCHED = (

@@ -52,8 +52,13 @@ UNTHROTTLED = ("ApiThrottlingRateLimit=1000000", "ApiThrottlingBurstLimit=100000
 
 
 @contextmanager
-def local_stack(parameters: Sequence[str] = UNTHROTTLED) -> Iterator[tuple[str, int]]:
-    """`make dev` on free ports (the API's and the local Solana RPC's); its base URL and pid."""
+def local_stack(
+    parameters: Sequence[str] = UNTHROTTLED,
+    module: str = "flowdeploy.local",
+    args: Sequence[str] = (),
+) -> Iterator[tuple[str, int]]:
+    """`make dev` (or `module`, which runs it differently) on free ports (the API's and the
+    local Solana RPC's); its base URL and pid."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FLOW", "JWT_"))}
     env.pop("RUN_TOKEN_SECRET", None)
     # One user starts every run: let all of them be live at once (MaxLiveRunsPerUser).
@@ -62,7 +67,8 @@ def local_stack(parameters: Sequence[str] = UNTHROTTLED) -> Iterator[tuple[str, 
         [
             sys.executable,
             "-m",
-            "flowdeploy.local",
+            module,
+            *args,
             "--port",
             "0",
             "--solana-port",

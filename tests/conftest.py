@@ -35,6 +35,9 @@ os.environ.update(
     FLOW_RUNS_TABLE="FlowRunsTable",
     API_KEYS_TABLE="ApiKeysTable",
     WALLETS_TABLE="WalletsTable",
+    CONNECTIONS_TABLE="ConnectionsTable",
+    # The WebSocket API's management API: moto's mock answers it in-process.
+    WEBSOCKET_ENDPOINT="https://localws.execute-api.us-east-1.amazonaws.com/ws",
     KV_STORE_TABLE="KvStoreTable",
     # The key's alias: the key id is new in every moto context, its alias is not.
     WALLET_KEY_ID="alias/flowdeploy/wallets",
@@ -157,12 +160,14 @@ class Stack:
         log: Path,
         aws_endpoint: str,
         solana_url: str,
+        ws_url: str,
     ) -> None:
         self.process = process
         self.url = url
         self.log = log
         self.aws_endpoint = aws_endpoint  # the stack's moto server (DynamoDB, SQS, S3)
         self.solana_url = solana_url  # the stack's local Solana RPC (LiteSVM)
+        self.ws_url = ws_url  # the stack's WebSocket API (ws://…/ws)
 
 
 def _copy_lines(source: Any, log: Path) -> None:
@@ -208,7 +213,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         line = process.stdout.readline()
         if not line:
             break
-        found = re.match(r"FLOWDEPLOY_(URL|AWS_ENDPOINT|SOLANA_RPC)=(\S+)", line)
+        found = re.match(r"FLOWDEPLOY_(URL|AWS_ENDPOINT|SOLANA_RPC|WS_URL)=(\S+)", line)
         if found:
             printed[found.group(1)] = found.group(2)
     if "URL" not in printed:
@@ -216,7 +221,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         pytest.fail(f"local stack did not start:\n{log.read_text()}")
     # Keep reading its stdout (the functions' logs): a full pipe would block every log call.
     threading.Thread(target=_copy_lines, args=(process.stdout, log), daemon=True).start()
-    yield Stack(process, printed["URL"], log, printed["AWS_ENDPOINT"], printed["SOLANA_RPC"])
+    yield Stack(
+        process,
+        printed["URL"],
+        log,
+        printed["AWS_ENDPOINT"],
+        printed["SOLANA_RPC"],
+        printed["WS_URL"],
+    )
     process.terminate()
     try:
         process.wait(timeout=10)

@@ -47,6 +47,27 @@ class Api:
         status, out_headers, payload = self.gateway.handle(method, target, sent, body)
         return Reply(status, out_headers, json.loads(payload) if payload else None)
 
+    def ws(self, connection_id: str, message: Any = None, *, event_type: str = "MESSAGE") -> Any:
+        """A WebSocket message (or, by `event_type`, a CONNECT or DISCONNECT) through the
+        function of the route API Gateway would select; what the function returned."""
+        from flowdeploy.local.websocket import select_route, websocket_event
+
+        websocket = self.gateway.websocket
+        assert websocket is not None
+        body = message if isinstance(message, str) or message is None else json.dumps(message)
+        route = {"CONNECT": "$connect", "DISCONNECT": "$disconnect"}.get(event_type)
+        route = route or select_route(websocket.api, body)
+        event = websocket_event(
+            websocket.api,
+            route,
+            event_type,
+            connection_id,
+            connected_at=1739020079.355,
+            domain="localws.execute-api.us-east-1.amazonaws.com",
+            body=body,
+        )
+        return self.functions.invoke(websocket.api.routes[route], event)
+
     def create_flow(self, user: str, **fields: Any) -> int:
         reply = self.call("POST", "/flow", user=user, json_body={"name": "test flow", **fields})
         assert reply.status == 201, reply.body
@@ -98,3 +119,10 @@ def sqs_event(*bodies: str, receives: int = 1) -> dict[str, Any]:
             for i, body in enumerate(bodies)
         ]
     }
+
+
+def posted(connection_id: str) -> list[dict[str, Any]]:
+    """The messages posted to a connection through the management API (moto's mock)."""
+    from flowdeploy.local.invoke import posted as messages
+
+    return messages(connection_id)

@@ -84,3 +84,17 @@ def test_parameters_secrets_objects_and_unknown_calls() -> None:
     assert actions("s3", "ListObjectsV2", {"Bucket": "b"}) == [("s3:ListBucket", "arn:aws:s3:::b")]
     # Judged against "*": allowed only where a policy allows it on any resource.
     assert actions("events", "PutEvents", {"Entries": []}) == [("events:PutEvents", "*")]
+
+
+def test_a_post_to_a_connection_is_manage_connections_on_its_stage_method_and_connection() -> None:
+    from flowdeploy.local.iam_requests import management_requests
+
+    names = Names({"localws": "WebSocketApi"})
+    arn = "arn:aws:execute-api:us-east-1:123456789012:WebSocketApi/ws"
+    aws = "https://localws.execute-api.us-east-1.amazonaws.com/ws/@connections/L0SM9cOFvHcCIhw%3D"
+    local = "http://127.0.0.1:3000/ws/@connections/L0SM9cOFvHcCIhw%3D"
+    for url in (aws, local):  # moto's mock in-process, and the local stack's own server
+        assert management_requests(url, "POST", names) == [
+            IamRequest("execute-api:ManageConnections", f"{arn}/POST/@connections/L0SM9cOFvHcCIhw=")
+        ]
+    assert management_requests(local, "DELETE", names)[0].resource.startswith(f"{arn}/DELETE/")

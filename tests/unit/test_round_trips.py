@@ -160,7 +160,7 @@ def test_submitting_a_signature_is_one_read_and_one_conditional_write(
     api, user, signer = Api(), new_user(), Keypair()
     message = b"\x80 a transaction message"
     run_id = running_run(api, user)
-    request_id = signature_requests.open_request(run_id, str(signer.pubkey()), message, 30)
+    request_id = int(signature_requests.open_request(run_id, str(signer.pubkey()), message, 30).id)
     body = {"id": request_id, "signature": str(signer.sign_message(message))}
     calls.clear()
     assert api.call("POST", "/signature/submit", json_body=body).status == 200

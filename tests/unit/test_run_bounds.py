@@ -14,6 +14,7 @@ import pytest
 
 from flowdeploy import runner
 from flowdeploy.engine import NodeRun, Run, build_flow_set
+from flowdeploy.live.run_stream import RunStream
 from flowdeploy.store import run_records
 from flowdeploy.values import STRING, IValue
 from tests.unit.api import Api, count_items
@@ -81,7 +82,7 @@ def test_records_are_flushed_at_once_when_enough_are_held(
 
     async def scenario() -> None:
         writes = Writes(monkeypatch)
-        recorder = runner.StoredRecorder("run-count")
+        recorder = runner.StoredRecorder(RunStream("run-count", "owner", enabled=False))
         flushing = asyncio.create_task(recorder.keep_flushing())
         for seq in range(10):
             recorder.node(node_run(seq))
@@ -102,7 +103,7 @@ def test_records_are_flushed_by_bytes_and_hold_values_only_as_they_are_stored(
 
     async def scenario() -> None:
         writes = Writes(monkeypatch)
-        recorder = runner.StoredRecorder("run-bytes")
+        recorder = runner.StoredRecorder(RunStream("run-bytes", "owner", enabled=False))
         flushing = asyncio.create_task(recorder.keep_flushing())
         recorder.node(node_run(0, "x" * 1_000_000))  # held as the note that replaces it
         assert recorder.held_bytes < 1_000
@@ -127,7 +128,7 @@ def test_a_loop_faster_than_its_writes_waits_for_them_holding_a_bounded_number_o
 
     async def scenario() -> str:
         Writes(monkeypatch, pause=0.02)  # DynamoDB slower than the loop
-        recorder = runner.StoredRecorder("run-loop")
+        recorder = runner.StoredRecorder(RunStream("run-loop", "owner", enabled=False))
         record = recorder.node
 
         def node(run: NodeRun) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from flowdeploy import runner
 from flowdeploy.runner import execute_queued_run
-from flowdeploy.store import queue
+from flowdeploy.store import queue, run_records
 from flowdeploy.store import runs as run_store
 from tests.conftest import new_user
 from tests.unit.api import Api, Reply, count_items, sqs_event
@@ -235,13 +235,20 @@ def test_outputs_too_large_to_keep_fail_the_run(api: Api) -> None:
     assert "a run keeps at most 128000" in run["error"]
 
 
-def test_large_node_values_are_recorded_as_a_note(api: Api) -> None:
-    flow = {"nodes": [node("big", "const", value="x" * 20_000)], "edges": []}
+def test_node_values_are_kept_whole_up_to_128_000_bytes_then_as_a_note(api: Api) -> None:
+    flow = {
+        "nodes": [
+            node("big", "const", value="x" * 40_000),
+            node("huge", "const", value="y" * 130_000),
+        ],
+        "edges": [],
+    }
     owner, _, deployment_id = deployed(api, flow)
     started = start(api, owner, deployment_id)
     execute(api, started["flow_run_id"])
-    [record] = read(api, started, "/nodes").body["nodes"]
-    assert record["outputs"]["truncated"]["S"].startswith("outputs are 20")
+    records = {r["node_id"]: r for r in read(api, started, "/nodes").body["nodes"]}
+    assert records["big"]["outputs"] == {"output": {"S": "x" * 40_000}}
+    assert records["huge"]["outputs"]["truncated"]["S"].startswith("outputs are 130")
 
 
 # -- Validation when saving and deploying ---------------------------------------------
@@ -349,4 +356,6 @@ def test_a_stop_requested_during_a_failed_delivery_is_honoured(api: Api) -> None
     execute(api, run_id)
     run = read(api, started).body
     assert (run["status"], run["error"]) == ("stopped", "stopped by its owner")
-    assert count_items("RunRecordsTable") == 0
+    # no node ran: the run's only record is its events, which say how it ended
+    assert count_items("RunRecordsTable") == 1
+    assert [event.kind for event in run_records.events(run_id)] == ["FlowError", "FlowFinish"]

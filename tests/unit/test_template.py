@@ -62,6 +62,7 @@ def test_each_table_has_the_keys_its_model_uses(table: str, model: Any) -> None:
         ("SignatureRequestsTable", ["SignatureRequestItem"], "remove_at"),
         ("SignInTable", ["WalletUserItem", "UsedNonceItem"], "remove_at"),
         ("ReadCacheTable", ["CachedReadItem"], "expires_at"),
+        ("ConnectionsTable", ["ConnectionItem", "SubscriptionItem"], "remove_at"),
     ],
 )
 def test_the_tables_of_the_client_protocol_match_their_models_and_expire_items(
@@ -299,7 +300,10 @@ def test_every_route_of_the_template_has_a_handler(aws: dict[str, Any], route: A
         assert status == 401, (route.route_key, body)
 
 
-@pytest.mark.parametrize("name", sorted(sample_events()))
+WEBSOCKET_SAMPLES = sorted(name for name in sample_events() if name.startswith("ws_"))
+
+
+@pytest.mark.parametrize("name", sorted(set(sample_events()) - set(WEBSOCKET_SAMPLES)))
 def test_each_sample_event_runs_with_make_invoke(name: str) -> None:
     function, _ = sample_events()[name]
     parameters = [f"--parameter={k}={v}" for k, v in SAMPLE_PARAMETERS.get(name, {}).items()]
@@ -331,6 +335,46 @@ def test_each_sample_event_runs_with_make_invoke(name: str) -> None:
         assert result == {"failed": {"running": [], "queued": []}}
     else:
         assert result["statusCode"] in {200, 201}, result
+
+
+# `make invoke`'s main() for each WebSocket route's sample, in one interpreter (each call has
+# fresh tables, as each `make invoke` has): what it printed, and what it posted; its AWS calls
+# are recorded for the IAM test.
+_INVOKE_EACH = """
+import contextlib, io, json, sys
+from flowdeploy.local.invoke import main
+from flowdeploy.local.samples import sample_events
+found, calls = {}, sys.argv[1]
+for name in sys.argv[2:]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([sample_events()[name][0], f"events/{name}", f"--record-calls={calls}"])
+    lines = err.getvalue().splitlines()
+    posted = [l.split(": ", 1)[1] for l in lines if l.startswith("posted to ")]
+    found[name] = {"code": code, "result": json.loads(out.getvalue()), "posted": posted}
+print(json.dumps(found))
+"""
+
+
+def test_each_websocket_sample_runs_with_make_invoke() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _INVOKE_EACH, str(CALL_RECORDS), *WEBSOCKET_SAMPLES],
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k != "JWT_SECRET"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert set(found) == set(WEBSOCKET_SAMPLES) and len(found) == 6
+    for name, ran in found.items():
+        assert (ran["code"], ran["result"]) == (0, {"statusCode": 200}), name
+        if sample_events()[name][0] == "WebSocketFunction":  # it posts its reply
+            [message] = [json.loads(text) for text in ran["posted"]]
+            assert message["id"] == json.loads(sample_events()[name][1]["body"])["id"]
+            assert ("Err" in message) == (name == "ws_default.json"), message
 
 
 def test_events_folder_is_what_make_events_writes() -> None:

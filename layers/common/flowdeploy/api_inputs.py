@@ -15,16 +15,20 @@ import re
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from flowdeploy.errors import BadRequest, NotFound
 from flowdeploy.ids import timestamp
+from flowdeploy.live.events import API_INPUT
 from flowdeploy.settings import settings
 from flowdeploy.store import runs as store
 from flowdeploy.store.models import FlowRunItem
 from flowdeploy.values import IValue, IValueError
+
+if TYPE_CHECKING:
+    from flowdeploy.live.run_stream import RunStream
 
 logger = logging.getLogger(__name__)
 
@@ -98,10 +102,12 @@ def parse_submitted(body: SubmitBody) -> IValue:
 
 
 class StoredApiInputs:
-    """The engine's ApiInputs for one run in RunFunction."""
+    """The engine's ApiInputs for one run in RunFunction; each wait is announced to the
+    run's live subscribers as upstream's `ApiInput` event (`{"url"}`)."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, stream: RunStream | None = None) -> None:
         self.run_id = run_id
+        self.stream = stream
 
     async def wait(self, request: Any) -> IValue:
         from flowdeploy.engine.services import ApiInputFailed
@@ -118,6 +124,8 @@ class StoredApiInputs:
         }
         if not await asyncio.to_thread(store.open_api_input, self.run_id, token, entry):
             raise ApiInputFailed("the run is no longer running")
+        if self.stream is not None:
+            self.stream.publish(API_INPUT, {"url": url})
         try:
             if request.webhook_url:
                 await self._call_webhook(request, url)

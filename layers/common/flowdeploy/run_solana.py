@@ -14,6 +14,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 
 from flowdeploy import signature_requests, wallets
+from flowdeploy.live.run_stream import RunStream
 from flowdeploy.settings import settings
 from flowdeploy.solana import CLUSTERS
 from flowdeploy.solana.rpc import RpcError, SolanaRpc
@@ -34,7 +35,9 @@ logger = logging.getLogger(__name__)
 SIGNATURE_POLL_SECONDS = 0.5
 
 
-def session_for(run: FlowRunItem, deployment: DeploymentItem) -> SolanaSession:
+def session_for(
+    run: FlowRunItem, deployment: DeploymentItem, stream: RunStream | None = None
+) -> SolanaSession:
     network = dict(deployment.solana_network or {})
     cluster = str(network.get("cluster") or "")
     url = str(network.get("url") or CLUSTERS.get(cluster, ""))
@@ -65,7 +68,7 @@ def session_for(run: FlowRunItem, deployment: DeploymentItem) -> SolanaSession:
     except RpcError as error:
         raise SolanaFailure(f"the deployment's solana_network cannot be used: {error}") from None
     return SolanaSession(
-        solana_settings, rpc, OwnerWallets(run.user_id), StoredSignatureBroker(run.id)
+        solana_settings, rpc, OwnerWallets(run.user_id), StoredSignatureBroker(run.id, stream)
     )
 
 
@@ -108,8 +111,9 @@ class StoredSignatureBroker:
     itself. One conditional write on the request decides between an answer and the landed
     transaction: whichever is stored first, the other is refused."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, stream: RunStream | None = None) -> None:
         self.run_id = run_id
+        self.stream = stream
 
     async def request_signature(
         self,
@@ -120,7 +124,7 @@ class StoredSignatureBroker:
         watch: ReferenceWatch | None = None,
     ) -> SignatureAnswer | SentByWallet | None:
         try:
-            request_id = await asyncio.to_thread(
+            request = await asyncio.to_thread(
                 signature_requests.open_request,
                 self.run_id,
                 str(pubkey),
@@ -132,6 +136,9 @@ class StoredSignatureBroker:
             raise SolanaFailure(
                 "the run is no longer running; no signature was requested"
             ) from None
+        request_id = int(request.id)
+        if self.stream is not None:
+            self.stream.signature_request(request)
         loop = asyncio.get_running_loop()
         until = loop.time() + timeout
         try:

@@ -33,6 +33,7 @@ class Settings:
     signature_requests_table: str
     sign_in_table: str
     read_cache_table: str
+    connections_table: str
     idempotency_table: str
     live_runs_table: str
     flow_run_queue_url: str
@@ -93,6 +94,9 @@ class Settings:
     read_timeout_seconds: float
     # Access tokens issued by wallet sign-in and /auth/claim_token.
     access_token_lifetime_seconds: int
+    # API Gateway's management API of the WebSocket API (post_to_connection), with its stage:
+    # https://<api id>.execute-api.<region>.amazonaws.com/ws
+    websocket_endpoint: str
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -108,6 +112,7 @@ class Settings:
             signature_requests_table=env.get("SIGNATURE_REQUESTS_TABLE", "SignatureRequestsTable"),
             sign_in_table=env.get("SIGN_IN_TABLE", "SignInTable"),
             read_cache_table=env.get("READ_CACHE_TABLE", "ReadCacheTable"),
+            connections_table=env.get("CONNECTIONS_TABLE", "ConnectionsTable"),
             idempotency_table=env.get("IDEMPOTENCY_TABLE", "IdempotencyTable"),
             live_runs_table=env.get("LIVE_RUNS_TABLE", "LiveRunsTable"),
             flow_run_queue_url=env.get("FLOW_RUN_QUEUE_URL", ""),
@@ -147,6 +152,7 @@ class Settings:
             signature_request_wait_seconds=float(env.get("SIGNATURE_REQUEST_WAIT_SECONDS", "3.5")),
             read_timeout_seconds=float(env.get("READ_TIMEOUT_SECONDS", "20")),
             access_token_lifetime_seconds=int(env.get("ACCESS_TOKEN_LIFETIME_SECONDS", "3600")),
+            websocket_endpoint=env.get("WEBSOCKET_ENDPOINT", ""),
         )
 
     @property

@@ -2,7 +2,7 @@
 
 The run opens a request (`open_request`) and polls it; the signer reads it in upstream's
 shape (`request_json`, the one serialization of a request: the HTTP routes use it, and so
-will the WebSocket `SignatureRequest` event) and answers it with `submit`, which needs no
+does the WebSocket `SignatureRequest` event) and answers it with `submit`, which needs no
 credentials: the signature proves itself. It is verified against the request's key and
 message (or the wallet's changed message, if that kept the transaction's logic) before it
 is stored, with one read and one conditional write.
@@ -247,8 +247,8 @@ def open_request(
     timeout: float,
     presigners: Sequence[tuple[str, str]] = (),
     kind: str = TRANSACTION_MESSAGE,
-) -> int:
-    """Open a request for `pubkey`'s signature of `message` on a running run; its id."""
+) -> SignatureRequestItem:
+    """Open a request for `pubkey`'s signature of `message` on a running run."""
     now = time.time()
     for _ in range(5):  # a taken id is a 1-in-9e15 event; five tries are plenty
         item = SignatureRequestItem(
@@ -271,7 +271,7 @@ def open_request(
     if run_store.open_signature_request(run_id, request_id) is None:
         store.close(request_id)
         raise RunNotRunning(f"flow run {run_id} is no longer running")
-    return request_id
+    return item
 
 
 def answer_of(request_id: int) -> tuple[str, bytes | None] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from flowdeploy.engine import LogLine, NodeRun, Run, RunResult, build_flow_set
@@ -27,14 +28,22 @@ class Memory:
     """A Recorder that keeps everything in lists."""
 
     def __init__(self) -> None:
+        self.started: list[tuple[str, int, dict[str, IValue]]] = []
+        self.events: list[tuple[str, dict[str, Any]]] = []
         self.nodes: list[NodeRun] = []
         self.logs: list[LogLine] = []
+
+    def node_started(self, node_id: str, times: int, inputs: Mapping[str, IValue]) -> None:
+        self.started.append((node_id, times, dict(inputs)))
 
     def node(self, run: NodeRun) -> None:
         self.nodes.append(run)
 
     def log(self, line: LogLine) -> None:
         self.logs.append(line)
+
+    def event(self, kind: str, data: Mapping[str, Any]) -> None:
+        self.events.append((kind, dict(data)))
 
     async def room(self) -> None:
         return  # lists have room
@@ -51,6 +60,7 @@ class Outcome:
         self.status = result.status
         self.error = result.error
         self.outputs = encode_map(result.outputs)
+        self.not_run = result.not_run
         self.memory = memory
 
 

@@ -115,6 +115,11 @@ class NodeContext(Protocol):
 
     def log(self, level: str, content: str) -> None: ...
 
+    def publish_event(self, kind: str, data: Mapping[str, Any]) -> None:
+        """A live event of the run that no record holds (`flowdeploy.live.events.KINDS`,
+        e.g. upstream's ApiInput `{"url": …}`); `flow_run_id` and `time` are added."""
+        ...
+
     @property
     def remaining_seconds(self) -> float: ...
 

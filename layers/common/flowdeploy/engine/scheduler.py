@@ -15,8 +15,8 @@ import itertools
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flowdeploy.engine.bounds import chain_text
 from flowdeploy.engine.command import Collected, NodeError, ReturnTransaction
@@ -83,14 +83,23 @@ class LogLine:
     level: str
     node_id: str | None
     content: str
+    times: int = 0  # which run of the node wrote it (inside a foreach loop)
 
 
 class Recorder(Protocol):
     """Where node runs and log lines go as they happen (batched to storage by the caller)."""
 
+    def node_started(self, node_id: str, times: int, inputs: Mapping[str, IValue]) -> None:
+        """A node is about to run (its `times`-th run) with `inputs`; its NodeRun follows."""
+        ...
+
     def node(self, run: NodeRun) -> None: ...
 
     def log(self, line: LogLine) -> None: ...
+
+    def event(self, kind: str, data: Mapping[str, Any]) -> None:
+        """A live event a command published (`NodeContext.publish_event`)."""
+        ...
 
     async def room(self) -> None:
         """Return once the recorder may take more records: a node waits here to start while
@@ -108,6 +117,8 @@ class RunResult:
     simulation: dict[str, object] | None = None
     # The run ended because it passed its deadline.
     timed_out: bool = False
+    # Nodes of the entry flow that never ran (skipped, or not reached before the end).
+    not_run: list[str] = field(default_factory=list)
 
 
 class ExecutionFailed(Exception):
@@ -164,15 +175,20 @@ class Run:
         try:
             outputs = await top.run()
         except ExecutionFailed as error:
+            not_run = top.not_run()
             if self.transaction is not None:
                 # Upstream's clients read it from the outputs (getFlowOutput): put it there too.
                 outputs = {"transaction": IValue(STRING, self.transaction), **top.outputs}
-                return RunResult(STOPPED, outputs, None, self.transaction, self.simulation)
+                return RunResult(
+                    STOPPED, outputs, None, self.transaction, self.simulation, not_run=not_run
+                )
             status = STOPPED if self.stop_reason is not None else FAILED
-            return RunResult(status, top.outputs, str(error), timed_out=self.expired)
+            return RunResult(
+                status, top.outputs, str(error), timed_out=self.expired, not_run=not_run
+            )
         finally:
             timer.cancel()
-        return RunResult(SUCCEEDED, outputs, None)
+        return RunResult(SUCCEEDED, outputs, None, not_run=top.not_run())
 
     def stop(self, reason: str) -> None:
         """End the run now: running nodes are cancelled, nothing else starts."""
@@ -207,7 +223,7 @@ class Run:
     def remaining_seconds(self) -> float:
         return max(0.0, self._deadline - asyncio.get_running_loop().time())
 
-    def log(self, level: str, content: str, node_id: str | None) -> None:
+    def log(self, level: str, content: str, node_id: str | None, times: int = 0) -> None:
         seq = next(self._log_seq)
         if seq > MAX_LOG_LINES:
             return
@@ -215,7 +231,7 @@ class Run:
             level, content = "warn", f"log truncated: a run keeps at most {MAX_LOG_LINES} lines"
         else:
             content = clip(content, MAX_LOG_CHARS)
-        self.recorder.log(LogLine(seq, timestamp(), level, node_id, content))
+        self.recorder.log(LogLine(seq, timestamp(), level, node_id, content, times))
 
     def next_node_seq(self) -> int:
         return next(self._node_seq)
@@ -312,6 +328,10 @@ class _Execution:
         if self.run_.end_reason is None:
             self.run_.end_reason = reason  # the first failure anywhere is the run's cause
         self._done.set()
+
+    def not_run(self) -> list[str]:
+        """This flow's nodes that never ran, in the flow's order."""
+        return [node_id for node_id in self.graph.nodes if not self._ran.get(node_id)]
 
     def running_nodes(self) -> list[str]:
         return [self.prefix + node_id for node_id in self._tasks.values()]
@@ -459,6 +479,7 @@ class _Execution:
             assert run.limit_reached is not None
             self.end(run.limit_reached)
             return
+        run.recorder.node_started(self.prefix + node.id, times, inputs)
         started = timestamp()
         outputs: dict[str, IValue] | None = None
         error: str | None = None
@@ -499,7 +520,7 @@ class _Execution:
         if error is not None:
             error = clip(error, MAX_NODE_ERROR_CHARS)
             self._record(node, NODE_FAILED, inputs, None, error, started, times)
-            self.run_.log("error", f"{node.label}: {error}", self.prefix + node.id)
+            self.run_.log("error", f"{node.label}: {error}", self.prefix + node.id, times)
             self.end(f"{node.label} failed: {error}")
             return
         assert outputs is not None
@@ -639,7 +660,10 @@ class _Context:
         self._execution.emit(label, self.times, value)
 
     def log(self, level: str, content: str) -> None:
-        self._execution.run_.log(level, content, self.node_id)
+        self._execution.run_.log(level, content, self.node_id, self.times)
+
+    def publish_event(self, kind: str, data: Mapping[str, Any]) -> None:
+        self._execution.run_.recorder.event(kind, data)
 
     @property
     def remaining_seconds(self) -> float:

@@ -24,6 +24,38 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.models import SecurityScheme
 
 TITLE = "flowdeploy: Space Operator flow deployments"
+# OpenAPI has no WebSocket operations: the live-events API is described here (docs/live-events.md).
+WEBSOCKET_DESCRIPTION = """\
+## Live run events: WebSocket `/ws`
+
+`ws://127.0.0.1:3000/ws` on `make dev`; on AWS the stack output `WebSocketUrl`
+(`wss://<api id>.execute-api.<region>.amazonaws.com/ws`, its own host). Space Operator's
+protocol: each request is one text message `{"id": <integer>, "method": "<Method>",
+"params": {...}}`, answered by `{"id": <same>, "Ok": {...}}` or `{"id": <same>, "Err": "..."}`
+(`id` -1 when the message had none).
+
+| method | params | Ok |
+|---|---|---|
+| `Authenticate` | `{"token"}`: API key, JWT or `fr-` token (no `Bearer `) | identity¹ |
+| `SubscribeFlowRunEvents` | `{"flow_run_id", "token"?}` | `{"stream_id"}` |
+| `SubscribeSignatureRequests` | `{}` (needs a user) | `{"stream_id"}` |
+
+¹ `{"user_id", "pubkey", "flow_run_id"}`, each a string or null.
+
+Events: `{"stream_id", "seq", "event", "data"}`, `data` with `flow_run_id` and `time`
+(RFC 3339): `FlowStart`, `NodeStart` (`node_id`, `times`, `input`), `NodeLog` (`level`,
+`module`, `content`), `NodeOutput` (`output`), `NodeError` (`error`), `NodeFinish`, `FlowLog`,
+`SignatureRequest` (as `GET /flow/signature_request/{run_id}` returns it), `FlowError`
+(`error`), `FlowFinish` (`not_run`, `output`; always last), `ApiInput` (`url`). For example
+`{"stream_id": 1, "seq": 5, "event": "NodeLog", "data": {"time": "2026-12-01T18:17:11.341911Z",
+"node_id": "say", "times": 0, "level": "Info", "module": null, "content": "Hello, Ada",
+"flow_run_id": "01a232d3-2ed6-7204-a538-4f2f6bffa6ac"}}`. A subscriber gets every event of the
+run from `seq` 0 in order, then the live ones, exactly once; a finished run is replayed and its
+stream ends. A run another user owns, or one that does not exist: `Err` `flow run not found:
+<id>`. Limits: 32 KB frames (node events fit one; larger values are replaced by a
+`VALUE TOO LARGE` marker named in `clipped`), 128 KB messages, 2 hours per connection, 10 idle
+minutes.
+"""
 REF = "#/components/schemas/{model}"
 
 # Each route names the credentials it accepts, as alternatives.
@@ -580,7 +612,8 @@ def document(resolvers: Iterable[ApiGatewayResolver]) -> dict[str, Any]:
         version="1.0.0",
         description=(
             'The Space Operator "Flow Deployment" API. Errors are always '
-            '`{"error": "..."}`; a caller who may not see a thing gets 404, never 403.'
+            '`{"error": "..."}`; a caller who may not see a thing gets 404, never 403.\n\n'
+            + WEBSOCKET_DESCRIPTION
         ),
         security_schemes=schemes,
         on_conflict="error",

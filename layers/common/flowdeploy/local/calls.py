@@ -29,10 +29,18 @@ from typing import Any
 
 from botocore import handlers
 
-from flowdeploy.local.iam_requests import Names, requests_for
+from flowdeploy.local.iam_requests import (
+    MANAGEMENT_SERVICE,
+    IamRequest,
+    Names,
+    management_requests,
+    requests_for,
+)
 
 _COUNT_EVENT = "before-call"
 _RECORD_EVENT = "before-parameter-build"
+# The management API's resource is in the URL, known once the request is built.
+_RECORD_URL_EVENT = f"before-call.{MANAGEMENT_SERVICE}"
 _active: list[Counter[str]] = []
 _lock = threading.Lock()
 
@@ -49,9 +57,11 @@ class _Recorder:
         self.names = names
         self.seen: set[tuple[str, str, str, tuple[str, ...]]] = set()
 
-    def record(self, principal: str, service: str, operation: str, params: Any) -> None:
+    def record(
+        self, principal: str, service: str, operation: str, requests: list[IamRequest]
+    ) -> None:
         lines = []
-        for request in requests_for(service, operation, params, self.names):
+        for request in requests:
             key = (principal, request.action, request.resource, tuple(sorted(request.context)))
             with _lock:
                 if key in self.seen:
@@ -87,14 +97,30 @@ def _count(model: Any, **_: Any) -> None:
 def _record(model: Any, params: Any, **_: Any) -> None:
     recorder = _recorder
     principal = _acting.get() or _process_principal
+    service = model.service_model.service_name
+    if recorder is None or principal is None or service == MANAGEMENT_SERVICE:
+        return
+    requests = requests_for(service, model.name, params, recorder.names)
+    recorder.record(principal, service, model.name, requests)
+
+
+def _record_by_url(model: Any, params: Any, **_: Any) -> None:
+    """A management API call, judged by the URL and method of the request botocore built."""
+    recorder = _recorder
+    principal = _acting.get() or _process_principal
     if recorder is None or principal is None:
         return
-    recorder.record(principal, model.service_model.service_name, model.name, params)
+    requests = management_requests(params["url"], params["method"], recorder.names)
+    recorder.record(principal, MANAGEMENT_SERVICE, model.name, requests)
 
 
 def install() -> None:
     """Hook every botocore session created from now on (idempotent)."""
-    for hook in ((_COUNT_EVENT, _count), (_RECORD_EVENT, _record)):
+    for hook in (
+        (_COUNT_EVENT, _count),
+        (_RECORD_EVENT, _record),
+        (_RECORD_URL_EVENT, _record_by_url),
+    ):
         if hook not in handlers.BUILTIN_HANDLERS:
             handlers.BUILTIN_HANDLERS.append(hook)
 

@@ -36,6 +36,7 @@ from flowdeploy.local.stack import (
     repository_root,
 )
 from flowdeploy.local.template import Route, Template
+from flowdeploy.local.websocket import WebSocketGateway
 
 TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded")
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
@@ -135,6 +136,14 @@ class Gateway:
             route: TokenBucket(rate, burst)
             for route, (rate, burst) in template.route_throttling().items()
         }
+        api = template.websocket_api()
+        self.websocket = WebSocketGateway(api, self.invoke) if api is not None else None
+
+    def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        """Invoke `function` in its own execution environment (LambdaError if it failed)."""
+        if self.functions is None:
+            raise RuntimeError("the gateway has no functions attached")
+        return self.functions.invoke(function, event)
 
     def route(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self.routes:
@@ -211,6 +220,11 @@ def make_server(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
         server_version = "flowdeploy-local"
 
         def _serve(self) -> None:
+            websocket = gateway.websocket
+            path = urlsplit(self.path).path
+            if websocket is not None and path == websocket.path:
+                self._websocket(websocket)
+                return
             length = int(self.headers.get("content-length") or 0)
             if length > MAX_REQUEST_BYTES:
                 self.send_error(413, "Request Entity Too Large")
@@ -220,7 +234,30 @@ def make_server(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
             for name, value in self.headers.items():
                 key = name.lower()
                 headers[key] = f"{headers[key]},{value}" if key in headers else value
-            status, out_headers, payload = gateway.handle(self.command, self.path, headers, body)
+            management = f"{websocket.path}/@connections/" if websocket is not None else None
+            if websocket is not None and management and path.startswith(management):
+                connection = unquote(path[len(management) :])
+                self._reply(*websocket.manage(self.command, connection, body, headers))
+                return
+            self._reply(*gateway.handle(self.command, self.path, headers, body))
+
+        def _websocket(self, websocket: WebSocketGateway) -> None:
+            upgrade = (self.headers.get("upgrade") or "").lower()
+            if self.command != "GET" or upgrade != "websocket":
+                message = f"{websocket.path} is a WebSocket endpoint: connect a WebSocket client"
+                body = json.dumps({"error": message}).encode()
+                self._reply(426, {"content-type": "application/json", "upgrade": "websocket"}, body)
+                return
+            self.close_connection = True
+            websocket.serve(
+                self.path,
+                list(self.headers.items()),
+                self.connection,
+                self.rfile,  # type: ignore[arg-type]
+                self.client_address[0],
+            )
+
+        def _reply(self, status: int, out_headers: dict[str, str], payload: bytes) -> None:
             self.send_response(status)
             for key, value in out_headers.items():
                 if key not in {"content-length", "connection"}:
@@ -242,6 +279,16 @@ def make_server(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
 
     server = Server((host, port), Handler)
     return server
+
+
+def websocket_urls(gateway: Gateway, base_url: str) -> tuple[str, str]:
+    """The WebSocket API on the server at `base_url`: its `ws://` URL, and its stage's
+    https URL on AWS turned local, where the functions post (their WEBSOCKET_ENDPOINT);
+    ("", "") if the template has none."""
+    if gateway.websocket is None:
+        return "", ""
+    stage = f"{base_url}{gateway.websocket.path}"
+    return f"ws{stage.removeprefix('http')}", stage
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -291,7 +338,11 @@ def local_variables(endpoint: str, solana_url: str) -> dict[str, str]:
 
 
 def start_functions(
-    template: Template, record_calls: Path | None, solana_url: str, api_url: str
+    template: Template,
+    record_calls: Path | None,
+    solana_url: str,
+    api_url: str,
+    websocket_endpoint: str = "",
 ) -> tuple[dict[str, Any], Functions]:
     """The template's resources in moto (names for resolving), and its functions, each
     invoked in execution environments of its own with its own environment."""
@@ -300,7 +351,7 @@ def start_functions(
     names = provision(template)
     provision_jwt_parameter(template)
     added = local_variables(os.environ["AWS_ENDPOINT_URL"], solana_url)
-    replaced = local_replacements(api_url)
+    replaced = local_replacements(api_url, websocket_endpoint)
     specs = template.functions()
     aliases = canonical_aliases(template, names)
     functions = Functions(
@@ -323,11 +374,12 @@ def busy_port(what: str, host: str, port: int, error: OSError, remedy: str) -> s
     )
 
 
-def banner(base_url: str, aws_endpoint: str, solana_url: str) -> str:
+def banner(base_url: str, aws_endpoint: str, solana_url: str, ws_url: str = "") -> str:
     """What `make dev` prints once it serves; the FLOWDEPLOY_ lines are for scripts."""
     return (
         f"flowdeploy local stack\n"
         f"  API            {base_url}\n"
+        f"  WebSocket      {ws_url} (live run events)\n"
         f"  docs           {base_url}/docs (Swagger UI), {base_url}/openapi.json\n"
         f"  AWS services   {aws_endpoint} (moto, in memory: DynamoDB, SQS, KMS, SSM,"
         f" Secrets Manager)\n"
@@ -336,6 +388,7 @@ def banner(base_url: str, aws_endpoint: str, solana_url: str) -> str:
         f"  stop           Ctrl-C\n"
         f"FLOWDEPLOY_AWS_ENDPOINT={aws_endpoint}\n"
         f"FLOWDEPLOY_SOLANA_RPC={solana_url}\n"
+        f"FLOWDEPLOY_WS_URL={ws_url}\n"
         f"FLOWDEPLOY_URL={base_url}"
     )
 
@@ -345,6 +398,7 @@ def _configure_logging() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     logging.getLogger("botocore").setLevel(logging.WARNING)
     logging.getLogger("flowdeploy.local.http").setLevel(logging.WARNING)
+    logging.getLogger("websockets").setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -384,13 +438,16 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["AWS_ENDPOINT_URL"] = f"http://{moto_host}:{moto_port}"
 
     base_url = f"http://{args.host}:{server.server_address[1]}"
-    names, functions = start_functions(template, args.record_calls, solana.url, base_url)
+    ws_url, ws_endpoint = websocket_urls(gateway, base_url)
+    names, functions = start_functions(
+        template, args.record_calls, solana.url, base_url, ws_endpoint
+    )
     gateway.functions = functions
     workers: list[Any] = [*pollers(template, functions, names), *schedules(template, functions)]
     for worker in workers:
         worker.start()
 
-    print(banner(base_url, os.environ["AWS_ENDPOINT_URL"], solana.url), flush=True)
+    print(banner(base_url, os.environ["AWS_ENDPOINT_URL"], solana.url, ws_url), flush=True)
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

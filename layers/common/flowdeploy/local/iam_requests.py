@@ -4,7 +4,9 @@ Most calls are one action on one resource, named after the operation. The except
 the ones that matter for least privilege: a TransactWriteItems is checked as PutItem,
 UpdateItem, DeleteItem or ConditionCheckItem per item, batch calls once per table, a
 Query on an index against the index's ARN, the SQS batch calls as their single forms,
-and KMS calls carry the encryption context as condition keys.
+and KMS calls carry the encryption context as condition keys. The management API of a
+WebSocket API (`post_to_connection`) names no resource in its parameters: it is judged by the
+request's URL, the stage and connection it goes to (`management_requests`).
 
 Resources are named by their template identity (`Names`), so a call recorded on the local
 stack and a policy statement from template.yaml name the same ARN.
@@ -15,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flowdeploy.local import ACCOUNT, REGION
 
@@ -55,6 +57,28 @@ def secret_arn(name: str) -> str:
 
 def parameter_arn(name: str) -> str:
     return f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{name.lstrip('/')}"
+
+
+def connection_arn(api_id: str, stage: str, method: str, connection: str) -> str:
+    api = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}"
+    return f"{api}/{stage}/{method}/@connections/{connection}"
+
+
+# The one WebSocket API the local stack serves on its own host (127.0.0.1:<port>/<stage>);
+# on AWS, and with moto's mock, the API's id is the first label of its execute-api host.
+LOCAL_WEBSOCKET_API_ID = "localws"
+MANAGEMENT_SERVICE = "apigatewaymanagementapi"
+
+
+def management_requests(url: str, method: str, names: Names) -> list[IamRequest]:
+    """A management API request (POST, GET or DELETE on <stage>/@connections/<id>) as IAM
+    authorizes it: execute-api:ManageConnections on that stage, method and connection."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    api = host.split(".", 1)[0] if ".execute-api." in host else LOCAL_WEBSOCKET_API_ID
+    stage, _, connection = parts.path.lstrip("/").partition("/@connections/")
+    arn = connection_arn(names.canonical(api), stage, method.upper(), unquote(connection))
+    return [IamRequest("execute-api:ManageConnections", arn)]
 
 
 UNKNOWN_STACK_ID = "00000000-0000-0000-0000-000000000000"

@@ -16,6 +16,7 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from flowdeploy.local import DEV_JWT_SECRET, calls
 from flowdeploy.local.environments import Functions, LambdaError
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         running = threading.Thread(target=invoke, daemon=True)
         running.start()
         running.join(spec.timeout)
+        show_posted(event)
     if running.is_alive():  # Lambda stops the environment; so does this process
         print(
             json.dumps(
@@ -106,6 +108,28 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(json.dumps(outcome["result"], indent=2))
     return 0
+
+
+def show_posted(event: dict[str, Any]) -> None:
+    """A WebSocket function answers by posting to the connection: show what it posted."""
+    connection = event.get("requestContext", {}).get("connectionId")
+    for message in posted(connection) if connection else []:
+        print(f"posted to {connection}: {json.dumps(message)}", file=sys.stderr)
+
+
+def posted(connection: str) -> list[Any]:
+    """The messages posted to `connection` through the management API, in order (moto's mock
+    keeps their bytes, joined, under the id as it appeared in the URL)."""
+    from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+
+    backend = apigatewaymanagementapi_backends["123456789012"]["us-east-1"]
+    key = quote(connection, safe="")
+    data = backend.connections[key].data.decode() if key in backend.connections else ""
+    decoder, found, at = json.JSONDecoder(), [], 0
+    while at < len(data):
+        message, at = decoder.raw_decode(data, at)
+        found.append(message)
+    return found
 
 
 if __name__ == "__main__":

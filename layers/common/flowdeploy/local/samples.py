@@ -19,6 +19,8 @@ DOCS_FLOW = 3675
 DOCS_DEPLOYMENT = "0194e5ac-9103-7c52-971e-f71f83c5de2e"
 DOCS_RUN = "5ede3d1a-67ae-452a-95ee-189d76377dd5"
 DOCS_PUBKEY = "5B1yr3JTyijfCfrsvHTgSkVEQWNMCE7w6f1WQkuBzAfK"
+# A WebSocket connection of the docs user (seeded as having authenticated with a token).
+DOCS_CONNECTION = "L0SM9cOFvHcCIhw="
 DOCS_START_BODY = {
     "inputs": {"sender": {"S": DOCS_PUBKEY}, "amount": {"D": "3.14"}},
     "action_signer": DOCS_PUBKEY,
@@ -75,6 +77,11 @@ def seed() -> None:
         Caller(kind="user", user_id=DOCS_USER),
         new_run_id=lambda: DOCS_RUN,
     )
+    from flowdeploy.live import sessions
+    from flowdeploy.store import connections
+
+    sessions.connect(DOCS_CONNECTION, SAMPLE_CONNECTED_AT)
+    connections.prove(DOCS_CONNECTION, int(SAMPLE_CONNECTED_AT) + 7200, user_id=DOCS_USER)
 
 
 def http_event(
@@ -150,6 +157,69 @@ def sqs_run_event() -> dict[str, Any]:
 TRIGGER_BUCKET = "triggerbucket"  # TriggerBucket on the local stack (logical id, lower case)
 # Template parameters a sample needs (`make invoke ... PARAMS="Name=value"`).
 SAMPLE_PARAMETERS = {"trigger_s3.json": {"TriggerBucketTarget": str(DOCS_FLOW)}}
+
+
+SAMPLE_CONNECTED_AT = 1739020079.355
+
+
+def ws_event(event_type: str, message: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An event of the WebSocket API's route for `message` (or $connect / $disconnect), on
+    the docs user's connection, as API Gateway sends it."""
+    from flowdeploy.local.stack import repository_root
+    from flowdeploy.local.template import Template
+    from flowdeploy.local.websocket import select_route, websocket_event
+
+    api = Template(repository_root() / "template.yaml").websocket_api()
+    assert api is not None
+    body = json.dumps(message) if message is not None else None
+    route = {"CONNECT": "$connect", "DISCONNECT": "$disconnect"}.get(event_type)
+    event = websocket_event(
+        api,
+        route or select_route(api, body),
+        event_type,
+        DOCS_CONNECTION,
+        connected_at=SAMPLE_CONNECTED_AT,
+        domain=f"{api.api_id}.execute-api.us-east-1.amazonaws.com",
+        source_ip="203.0.113.7",
+        user_agent="Mozilla/5.0",
+        body=body,
+        headers={"Host": f"{api.api_id}.execute-api.us-east-1.amazonaws.com"}
+        if event_type == "CONNECT"
+        else None,
+        close=(1001, "Going away") if event_type == "DISCONNECT" else None,
+        now=SAMPLE_CONNECTED_AT + 0.2,
+    )
+    context = event["requestContext"]  # fixed, so `make events` does not churn
+    context["requestId"] = context["extendedRequestId"] = "GxoFxHk9oAMFkXw="
+    if "messageId" in context:
+        context["messageId"] = "GxoF1dxNoAMCIhw="
+    return event
+
+
+def ws_sample_events() -> dict[str, tuple[str, dict[str, Any]]]:
+    """One sample per WebSocket route."""
+    token = jwt.encode(SAMPLE_TOKEN_CLAIMS, DEV_JWT_SECRET, algorithm="HS256")
+    run = {"flow_run_id": DOCS_RUN}
+    return {
+        "ws_connect.json": ("WebSocketConnectionFunction", ws_event("CONNECT")),
+        "ws_disconnect.json": ("WebSocketConnectionFunction", ws_event("DISCONNECT")),
+        "ws_authenticate.json": (
+            "WebSocketFunction",
+            ws_event("MESSAGE", {"id": 1, "method": "Authenticate", "params": {"token": token}}),
+        ),
+        "ws_subscribe_flow_run_events.json": (
+            "WebSocketFunction",
+            ws_event("MESSAGE", {"id": 2, "method": "SubscribeFlowRunEvents", "params": run}),
+        ),
+        "ws_subscribe_signature_requests.json": (
+            "WebSocketFunction",
+            ws_event("MESSAGE", {"id": 3, "method": "SubscribeSignatureRequests", "params": {}}),
+        ),
+        "ws_default.json": (
+            "WebSocketFunction",
+            ws_event("MESSAGE", {"id": 4, "method": "Unsubscribe", "params": {}}),
+        ),
+    }
 
 
 def eventbridge_event(source: str, detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
@@ -321,6 +391,7 @@ def sample_events() -> dict[str, tuple[str, dict[str, Any]]]:
         # What SweeperFunction's rate(5 minutes) schedule sends.
         "sweeper.json": ("SweeperFunction", eventbridge_event("aws.events", "Scheduled Event", {})),
         "trigger_s3.json": ("TriggerFunction", s3_object_created_event()),
+        **ws_sample_events(),
     }
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flowdeploy.local import ACCOUNT, DEV_JWT_SECRET, REGION, calls, moto_dynamodb
-from flowdeploy.local.iam_requests import key_arn, secret_arn
+from flowdeploy.local.iam_requests import LOCAL_WEBSOCKET_API_ID, key_arn, secret_arn
 from flowdeploy.local.template import FunctionSpec, Template
 
 STACK_NAME = "flowdeploy"  # what AWS::StackName resolves to locally
@@ -127,6 +127,10 @@ def provision(template: Template) -> dict[str, Any]:
         names[f"{name}.Arn"] = f"arn:aws:s3:::{bucket}"
     provision_keys(template, names)
     provision_secrets(template, names)
+    for name in template.of_type("AWS::ApiGatewayV2::Api"):
+        # Management API calls to https://localws.execute-api.…/ws reach moto's mock in-process
+        # (make invoke, unit tests); `make dev` points WEBSOCKET_ENDPOINT at its own server.
+        names[name] = LOCAL_WEBSOCKET_API_ID
     recording = calls.resource_names()
     if recording is not None:
         recording.aliases.update(canonical_aliases(template, names))
@@ -214,7 +218,7 @@ def provision_jwt_parameter(template: Template) -> None:
 
 
 def canonical_aliases(template: Template, names: dict[str, Any]) -> dict[str, str]:
-    """Local ARNs (random key ids, secret suffixes) → the ARN a policy statement names.
+    """Local ARNs (random key ids, secret suffixes) and ids → what a policy statement names.
 
     Tables and queues already carry their logical id as their name; keys and secrets are
     named by it here, so a recorded call and a statement of template.yaml meet.
@@ -230,6 +234,8 @@ def canonical_aliases(template: Template, names: dict[str, Any]) -> dict[str, st
                 aliases[f"arn:aws:kms:{REGION}:{ACCOUNT}:{names[alias_id]}"] = canonical
     for name in template.of_type("AWS::SecretsManager::Secret"):
         aliases[names[name]] = aliases[name] = secret_arn(name)
+    for name in template.of_type("AWS::ApiGatewayV2::Api"):
+        aliases[names[name]] = name  # the API's id in execute-api ARNs
     return aliases
 
 
@@ -260,15 +266,20 @@ def runtime_variables(spec: FunctionSpec) -> dict[str, str]:
     }
 
 
-def local_replacements(api_url: str) -> dict[str, str]:
+def local_replacements(api_url: str, websocket_endpoint: str = "") -> dict[str, str]:
     """Values only AWS has, and what stands in for them locally, for the functions whose
     template variables name them."""
     deno = repository_root() / ".tools" / "deno" / "deno"  # the layer's /opt/bin/deno on AWS
-    return {
+    found = {
         # api_input nodes publish URLs under the API's address: API Gateway's on AWS.
         "API_URL": api_url,
         "DENO_PATH": os.environ.get("DENO_PATH") or str(deno),
     }
+    if websocket_endpoint:
+        # The WebSocket API's stage, whose management API (post_to_connection) the local
+        # server answers; without one (make invoke) moto's mock answers the template's URL.
+        found["WEBSOCKET_ENDPOINT"] = websocket_endpoint
+    return found
 
 
 def function_environment(

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from flowdeploy.local.iam_requests import LOCAL_WEBSOCKET_API_ID
+
 
 class _CfnLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """YAML with CloudFormation's short tags (!Ref, !GetAtt, !Sub …) as their long forms."""
@@ -98,6 +100,17 @@ class FunctionSpec:
     sqs_queues: list[QueueSource] = field(default_factory=list)
     schedules: list[float] = field(default_factory=list)  # seconds between scheduled events
     reserved_concurrency: int | None = None
+
+
+@dataclass(frozen=True)
+class WebSocketApiSpec:
+    """A WebSocket API: its stage, what selects a route, and each route's function."""
+
+    name: str  # logical id
+    api_id: str  # what the local stack calls it (API Gateway would generate one)
+    stage: str
+    selection_key: str  # `method` of $request.body.method
+    routes: dict[str, str]  # route key → function logical id
 
 
 class Template:
@@ -243,6 +256,43 @@ class Template:
                     props = event["Properties"]
                     routes.append(Route(props["Method"].upper(), props["Path"], name))
         return sorted(routes, key=lambda r: r.specificity, reverse=True)
+
+    def websocket_api(self) -> WebSocketApiSpec | None:
+        """The template's WebSocket API (there is at most one), its routes resolved through
+        their integrations to the functions they invoke."""
+        apis = {
+            name: resource["Properties"]
+            for name, resource in self.of_type("AWS::ApiGatewayV2::Api").items()
+            if resource["Properties"].get("ProtocolType") == "WEBSOCKET"
+        }
+        if not apis:
+            return None
+        ((name, props),) = apis.items()
+        expression = str(props["RouteSelectionExpression"])
+        found = re.fullmatch(r"\$request\.body\.([A-Za-z_][A-Za-z0-9_]*)", expression)
+        if found is None:
+            raise ValueError(f"the local stack routes on $request.body.<field>, not {expression}")
+        integrations = {}
+        for integration, resource in self.of_type("AWS::ApiGatewayV2::Integration").items():
+            uri = str(resource["Properties"]["IntegrationUri"].get("Fn::Sub", ""))
+            function = re.search(r"\$\{([A-Za-z0-9]+)\.Arn\}", uri)
+            if function is not None:
+                integrations[integration] = function.group(1)
+        routes = {}
+        for resource in self.of_type("AWS::ApiGatewayV2::Route").values():
+            route = resource["Properties"]
+            if route["ApiId"] != {"Ref": name}:
+                continue
+            target = re.fullmatch(r"integrations/\$\{(\w+)\}", str(route["Target"]["Fn::Sub"]))
+            if target is None:
+                raise ValueError(f"route {route['RouteKey']}: Target must be integrations/${{…}}")
+            routes[str(route["RouteKey"])] = integrations[target.group(1)]
+        stages = [
+            str(stage["Properties"]["StageName"])
+            for stage in self.of_type("AWS::ApiGatewayV2::Stage").values()
+            if stage["Properties"]["ApiId"] == {"Ref": name}
+        ]
+        return WebSocketApiSpec(name, LOCAL_WEBSOCKET_API_ID, stages[0], found.group(1), routes)
 
     def route_throttling(self) -> dict[str, tuple[float, int]]:
         """Route key → (rate per second, burst): the HTTP API's DefaultRouteSettings for

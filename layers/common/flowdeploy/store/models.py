@@ -300,6 +300,10 @@ class FlowRunItem(Model):
     simulation = JSONAttribute(null=True)
     # The id of the running run's open signature request (SignatureRequestItem).
     signature_request_id = UnicodeAttribute(null=True)
+    # How many WebSocket subscriptions were ever made to the run while it was not final
+    # (ConnectionsTable `RUN#<id>`): the worker reads it on its stop polls and when it
+    # finishes, and looks the subscriptions up only when it grew.
+    watchers = NumberAttribute(null=True)
     # api_input nodes waiting for a value: token -> {node_id, times, url, created_at,
     # expires_at, state (waiting | submitted | canceled), value (IValue JSON text)}.
     api_inputs: MapAttribute[str, Any] = MapAttribute(null=True)
@@ -376,6 +380,19 @@ class NodeRunItem(Model):
     started_at = UnicodeAttribute(null=True)
     finished_at = UnicodeAttribute()
     times = NumberAttribute(default=0)  # the node's run number inside a foreach loop
+
+
+class RunEventsItem(Model):
+    """Events of a run, `EVENTS#<seq of the first>`: consecutive events (their encoded
+    bodies, packed) written with the run's node records, replayed to late subscribers."""
+
+    class Meta:
+        table_name = _cfg.run_records_table
+
+    flow_run_id = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    size = NumberAttribute()  # how many events
+    events = BinaryAttribute(legacy_encoding=False)
 
 
 class RunLogItem(Model):
@@ -558,3 +575,44 @@ class CachedReadItem(Model):
     etag = UnicodeAttribute()
     cached_at = NumberAttribute()  # epoch seconds
     expires_at = NumberAttribute()  # epoch seconds; TTL attribute (removed some time after)
+
+
+# -- WebSocket connections and subscriptions (one table, TTL) -------------------------
+
+
+class ConnectionItem(Model):
+    """pk `CONN#<connection id>`, sk `CONN`: an open WebSocket connection and what its
+    credentials proved (users, runs), the last stream id it was given, and the keys of its
+    subscription items, so that forgetting it removes them too."""
+
+    class Meta:
+        table_name = _cfg.connections_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    connected_at = NumberAttribute(null=True)
+    user_ids = UnicodeSetAttribute(null=True)
+    run_ids = UnicodeSetAttribute(null=True)
+    streams = NumberAttribute(null=True)
+    subscriptions = UnicodeSetAttribute(null=True)  # "<pk> <sk>" of each
+    remove_at = NumberAttribute()  # TTL: after API Gateway's 2-hour connection limit
+
+    @staticmethod
+    def key(connection_id: str) -> tuple[str, str]:
+        return f"CONN#{connection_id}", "CONN"
+
+
+class SubscriptionItem(Model):
+    """pk `RUN#<flow run id>` (a run's events) or `SIGN#<user id>` (the signature requests
+    of a user's runs), sk `<connection id>#<stream id>`: where to send them."""
+
+    class Meta:
+        table_name = _cfg.connections_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    connection_id = UnicodeAttribute()
+    stream_id = NumberAttribute()
+    # A run's subscription: the run's `watchers` count that counted it (1, 2, …).
+    ticket = NumberAttribute(null=True)
+    remove_at = NumberAttribute()

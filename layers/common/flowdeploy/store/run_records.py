@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from flowdeploy.store.models import NodeRunItem, RunLogItem
+from flowdeploy.live.events import Event
+from flowdeploy.store.models import NodeRunItem, RunEventsItem, RunLogItem, pack, unpack
 from flowdeploy.values import IValue, encode_map
 
 if TYPE_CHECKING:  # reading records back (ApiFunction, StartFunction) needs no engine
     from flowdeploy.engine.scheduler import LogLine, NodeRun
 
-NODE, LOG = "NODE#", "LOG#"
+NODE, LOG, EVENTS = "NODE#", "LOG#", "EVENTS#"
 SEQ_DIGITS = 8
 LAST_SEQ = 10**SEQ_DIGITS - 1
-# A node record keeps its inputs and outputs only up to this size, so that one item stays far
-# below DynamoDB's 400 KB limit and a page of records below Lambda's 6 MB response.
-MAX_VALUES_BYTES = 16_000
+# A node record keeps its inputs and its outputs whole up to this size each (a run keeps its
+# outputs up to the same size), so one item stays below DynamoDB's 400 KB; a WebSocket event
+# clips a value long before (32 KB), and points here for the whole of it.
+MAX_VALUES_BYTES = 128_000
+# One events item holds at most this much packed; more are split across items.
+MAX_EVENTS_ITEM_BYTES = 300_000
 BATCH = 25  # BatchWriteItem's limit
 
 
@@ -98,11 +103,43 @@ def log_item(run_id: str, line: LogLine) -> RunLogItem:
     )
 
 
-def write(run_id: str, nodes: Iterable[StoredNode], logs: Iterable[LogLine]) -> None:
-    """Write node runs and log lines with BatchWriteItem, 25 per call, retrying leftovers."""
+def events_items(run_id: str, events: Sequence[Event]) -> list[RunEventsItem]:
+    """Consecutive events as items of at most MAX_EVENTS_ITEM_BYTES packed, each keyed by
+    its first event's seq."""
+    if not events:
+        return []
+    packed = pack([event.body for event in events])
+    if len(packed) > MAX_EVENTS_ITEM_BYTES and len(events) > 1:
+        half = len(events) // 2
+        return events_items(run_id, events[:half]) + events_items(run_id, events[half:])
+    return [RunEventsItem(run_id, _sk(EVENTS, events[0].seq), size=len(events), events=packed)]
+
+
+def add_events(run_id: str, events: Sequence[Event]) -> bool:
+    """Write events that no one else may write: False (nothing written) if the first one's
+    item exists already."""
+    from flowdeploy.store import applied
+
+    for position, item in enumerate(events_items(run_id, events)):
+        condition = RunEventsItem.sk.does_not_exist()
+        if not applied(partial(item.save, condition=condition)) and position == 0:
+            return False
+    return True
+
+
+def write(
+    run_id: str,
+    nodes: Iterable[StoredNode],
+    logs: Iterable[LogLine],
+    events: Sequence[Event] = (),
+) -> None:
+    """Write node runs, events and log lines with BatchWriteItem, 25 per call, retrying
+    leftovers."""
     with NodeRunItem.batch_write() as batch:
         for node in nodes:
             batch.save(node_item(run_id, node))
+        for item in events_items(run_id, events):
+            batch.save(item)
     with RunLogItem.batch_write() as log_batch:
         for line in logs:
             log_batch.save(log_item(run_id, line))
@@ -121,3 +158,16 @@ def records(model: type[_Record], run_id: str, after: int | None, limit: int) ->
         limit=limit,
         consistent_read=True,
     )
+
+
+def events(run_id: str) -> list[Event]:
+    """Every event of the run written so far, in order: the contiguous run from seq 0."""
+    found: list[Event] = []
+    for item in RunEventsItem.query(
+        run_id, RunEventsItem.sk.startswith(EVENTS), consistent_read=True
+    ):
+        first = seq_of(item.sk)
+        if first != len(found):  # a gap: what follows is not replayable in order
+            break
+        found += [Event(first + i, body) for i, body in enumerate(unpack(item.events))]
+    return found
