@@ -81,7 +81,7 @@ def test_a_command_can_publish_a_kind_no_record_holds() -> None:
 
     stream = RunStream(RUN, "owner")
     stream.publish("ApiInput", {"url": "https://example.com/i/1"})
-    [event] = stream.events
+    [event] = stream.kept
     assert (event.seq, event.kind) == (0, "ApiInput")
     assert decoded(event.body)["data"]["url"] == "https://example.com/i/1"
 
@@ -370,6 +370,45 @@ def test_the_run_waits_a_moment_for_a_counted_subscription_to_be_written(
     assert [frame["event"] for frame in posted("c1")] == ["FlowFinish"]
 
 
+def test_a_run_holds_only_unwritten_events_and_a_late_subscriber_reads_the_rest_back(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events written and sent to every known subscriber are let go; a subscriber found
+    later gets them from the run's records, in order, a bounded read at a time, then the
+    live ones: no gap, no duplicate."""
+    import asyncio
+
+    from flowdeploy.live import run_stream
+    from flowdeploy.live.run_stream import RunStream
+    from flowdeploy.store import connections
+    from flowdeploy.store.models import SubscriptionItem
+
+    monkeypatch.setattr(run_stream, "REPLAY_BYTES", 1_000)  # a few events per read
+    api, owner = Api(), new_user()
+    run_id = started_run(api, owner, *chain(2))["flow_run_id"]
+
+    async def run() -> RunStream:
+        stream = RunStream(run_id, owner)
+        for i in range(40):
+            stream.publish(*events.log("info", f"line {i}", None, 0))
+        run_records.write(run_id, [], [], stream.unsaved())
+        stream.saved(len(stream.unsaved()))
+        assert (stream.kept, stream.first_kept, stream.count) == ([], 40, 40)
+        connections.prove("c1", 4102444800, user_id=owner, new_stream=True)
+        SubscriptionItem(
+            f"RUN#{run_id}", "c1#1", connection_id="c1", stream_id=1, remove_at=4102444800
+        ).save()
+        await stream.watchers(1)  # found now, 40 events after they were let go
+        stream.publish(*events.flow_finish({}, []))
+        await stream.drain(5)
+        return stream
+
+    asyncio.run(run())
+    frames = posted("c1")
+    assert [frame["seq"] for frame in frames] == list(range(41))
+    assert frames[0]["data"]["content"] == "line 0" and frames[-1]["event"] == "FlowFinish"
+
+
 def test_a_connection_holds_a_bounded_number_of_subscriptions(
     aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -418,7 +457,7 @@ def test_a_node_in_a_loop_has_its_runs_numbered_by_times() -> None:
     graphs = build_flow_set({1: document("Loop")}, 1)
     result = asyncio.run(Run(graphs, recorder, deadline_seconds=10).execute(1, {}))
     assert result.status == "succeeded" and result.not_run == []
-    bodies = [decoded(event.body) for event in recorder.stream.events]
+    bodies = [decoded(event.body) for event in recorder.stream.kept]
     command = {node["id"]: node["data"]["node_id"] for node in document("Loop")["nodes"]}
     finishes = sorted(
         body["data"]["times"]

@@ -150,12 +150,11 @@ async def _end_stream_of_unclaimed(run_id: str) -> None:
         run = await asyncio.to_thread(store.get, run_id)
         if run is None or run.status not in store.FINAL or not run.watchers:
             return
-        written = await asyncio.to_thread(run_records.events, run_id)
-        if any(event.kind == "FlowFinish" for event in written):
+        written, finished = await asyncio.to_thread(_written_events, run_id)
+        if finished:
             return
         stream = RunStream(run_id, run.user_id)
-        stream.events = list(written)
-        stream.saved(len(written))
+        stream.continue_after(written)
         stream.finish(run.status, run.error, run.outputs or {}, [])
         if not await asyncio.to_thread(run_records.add_events, run_id, stream.unsaved()):
             return  # another delivery of the message wrote (and sends) them
@@ -164,6 +163,14 @@ async def _end_stream_of_unclaimed(run_id: str) -> None:
         await stream.drain(DRAIN_SECONDS)
     except Exception:
         logger.exception("could not end the event stream of run %s", run_id)
+
+
+def _written_events(run_id: str) -> tuple[int, bool]:
+    """How many events the run wrote, and whether the last is its FlowFinish."""
+    count, last = 0, ""
+    for event in run_records.iter_events(run_id):
+        count, last = event.seq + 1, event.kind
+    return count, last == "FlowFinish"
 
 
 def _fitted(result: RunResult) -> RunResult:

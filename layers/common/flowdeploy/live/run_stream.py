@@ -41,6 +41,8 @@ SETTLE_SECONDS = 3.0
 SETTLE_LOOKUPS = 5  # after waits of 1, 2, 4 and 8 fifteenths of SETTLE_SECONDS
 # Reads of the run item after which a counted subscription never found is given up.
 MAX_LOOKUPS_MISSING = 5
+# A subscriber behind what the run still holds reads the rest back this much at a time.
+REPLAY_BYTES = 1_000_000
 # Posts run in threads (boto3 is blocking); shared by the runs of one environment.
 _posts = ThreadPoolExecutor(max_workers=32, thread_name_prefix="post")
 _NODE_STATUSES_WITH_OUTPUT = frozenset({"succeeded"})
@@ -54,7 +56,12 @@ class RunStream:
         self.run_id = run_id
         self.owner = owner
         self.enabled = enabled
-        self.events: list[Event] = []
+        # The events from seq `_first` on: those written (`_saved`) that every subscriber
+        # found so far has been sent are let go, so a run holds what is not written yet and
+        # what its slowest subscriber has still to get; earlier ones are read back from the
+        # run's records for a subscriber found later.
+        self._kept: list[Event] = []
+        self._first = 0
         self._saved = 0
         self._counted = 0
         self._missing_lookups = 0
@@ -69,8 +76,8 @@ class RunStream:
         """Add an event of `kind` (one of `events.KINDS`) with its kind's `data`."""
         if not self.enabled:
             return None
-        event = Event(len(self.events), events.encode(kind, data, self.run_id, where=where))
-        self.events.append(event)
+        event = Event(self.count, events.encode(kind, data, self.run_id, where=where))
+        self._kept.append(event)
         for subscriber in self._subscribers.values():
             subscriber.wake.set()
         return event
@@ -127,11 +134,41 @@ class RunStream:
 
     # -- what the run writes ------------------------------------------------------------
 
+    @property
+    def count(self) -> int:
+        """How many events the run has had."""
+        return self._first + len(self._kept)
+
+    @property
+    def kept(self) -> list[Event]:
+        """The events still held, from seq `first_kept` on."""
+        return self._kept
+
+    @property
+    def first_kept(self) -> int:
+        return self._first
+
+    def continue_after(self, written: int) -> None:
+        """The run already wrote events 0 to `written` - 1 (read back from its records)."""
+        assert not self._kept and self._first == self._saved == 0
+        self._first = self._saved = written
+
     def unsaved(self) -> list[Event]:
-        return self.events[self._saved :]
+        return self._kept[self._saved - self._first :]
 
     def saved(self, count: int) -> None:
         self._saved += count
+        self._let_go()
+
+    def _let_go(self) -> None:
+        """Drop the events written that no subscriber found so far still has to be sent."""
+        needed = min(
+            (s.next for s in self._subscribers.values() if not s.finished), default=self._saved
+        )
+        upto = min(self._saved, needed)
+        if upto > self._first:
+            del self._kept[: upto - self._first]
+            self._first = upto
 
     # -- subscribers -------------------------------------------------------------------
 
@@ -227,19 +264,54 @@ class _Subscriber:
         self.wake = asyncio.Event()
 
     async def send(self) -> None:
-        events_ = self.stream.events
+        stream = self.stream
         while True:
             self.wake.clear()
-            while self.next < len(events_):
-                event = events_[self.next]
-                if not await _deliver(self.connection_id, event.frame(self.stream_id)):
-                    self.finished = True  # gone or closed: nothing more to send
-                    return
-                self.next += 1
-                if event.kind == events.FLOW_FINISH:
-                    self.finished = True
+            while self.next < stream.count:
+                if self.next < stream.first_kept:  # written and let go: read them back
+                    try:
+                        written = await asyncio.to_thread(
+                            self._written, self.next, stream.first_kept
+                        )
+                    except Exception:
+                        logger.exception("could not read back events of run %s", stream.run_id)
+                        self.finished = True  # it would miss events: closed instead
+                        await _close(self.connection_id)
+                        return
+                    for event in written:
+                        if not await self._send(event):
+                            return
+                    continue
+                if not await self._send(stream.kept[self.next - stream.first_kept]):
                     return
             await self.wake.wait()
+
+    def _written(self, start: int, until: int) -> list[Event]:
+        """Events `start` to `until` - 1 at most, from the run's records (each was written
+        before it was let go), up to REPLAY_BYTES of them at a time."""
+        from flowdeploy.store import run_records
+
+        found: list[Event] = []
+        size = 0
+        for event in run_records.iter_events(self.stream.run_id, start):
+            if event.seq >= until or (found and size + len(event.body) > REPLAY_BYTES):
+                break
+            found.append(event)
+            size += len(event.body)
+        if not found or found[0].seq != start:
+            raise LookupError(f"event {start} of run {self.stream.run_id} is not in its records")
+        return found
+
+    async def _send(self, event: Event) -> bool:
+        """Deliver `event`; False once nothing more is to be sent (gone, closed, finished)."""
+        if not await _deliver(self.connection_id, event.frame(self.stream_id)):
+            self.finished = True  # gone or closed: nothing more to send
+            return False
+        self.next += 1
+        if event.kind == events.FLOW_FINISH:
+            self.finished = True
+            return False
+        return True
 
 
 def _in_pool(function: Any, *args: Any) -> asyncio.Future[Any]:

@@ -25,7 +25,7 @@ from flowdeploy.auth import (
 from flowdeploy.errors import ApiError, BadRequest, NotFound, Unauthorized
 from flowdeploy.ids import parse_uuid
 from flowdeploy.live import protocol
-from flowdeploy.live.events import FLOW_FINISH
+from flowdeploy.live.events import FLOW_FINISH, Event
 from flowdeploy.store import connections, run_records
 from flowdeploy.store import runs as run_store
 from flowdeploy.store.models import ConnectionItem, FlowRunItem
@@ -170,19 +170,26 @@ class _Session:
         or before events existed) its outcome as FlowError and FlowFinish."""
         from flowdeploy.live.run_stream import RunStream
 
+        written = 0
+        for event in run_records.iter_events(run.id):  # read a page at a time
+            if not self._replayed(run, event, stream_id):
+                return
+            written = event.seq + 1
         stream = RunStream(run.id, run.user_id)
-        stream.events = run_records.events(run.id)
-        if not any(event.kind == FLOW_FINISH for event in stream.events):
-            stream.finish(run.status, run.error, run.outputs or {}, [])
-        for event in stream.events:
-            if time.monotonic() > self.deadline:
-                logger.warning("replay of run %s did not finish in time; closing", run.id)
-                self.close()
+        stream.continue_after(written)
+        stream.finish(run.status, run.error, run.outputs or {}, [])
+        for event in stream.kept:
+            if not self._replayed(run, event, stream_id):
                 return
-            if not self.send(event.frame(stream_id)):
-                return
-            if event.kind == FLOW_FINISH:
-                return
+
+    def _replayed(self, run: FlowRunItem, event: Event, stream_id: int) -> bool:
+        """Send one replayed event; False once the replay is over (finished, the connection
+        gone, or out of time)."""
+        if time.monotonic() > self.deadline:
+            logger.warning("replay of run %s did not finish in time; closing", run.id)
+            self.close()
+            return False
+        return self.send(event.frame(stream_id)) and event.kind != FLOW_FINISH
 
 
 def credential(token: str) -> tuple[str | None, str | None]:

@@ -13,6 +13,8 @@ from flowdeploy.store.models import NodeRunItem, RunEventsItem, RunLogItem, pack
 from flowdeploy.values import IValue, encode_map
 
 if TYPE_CHECKING:  # reading records back (ApiFunction, StartFunction) needs no engine
+    from pynamodb.expressions.condition import Condition
+
     from flowdeploy.engine.scheduler import LogLine, NodeRun
 
 NODE, LOG, EVENTS = "NODE#", "LOG#", "EVENTS#"
@@ -162,12 +164,40 @@ def records(model: type[_Record], run_id: str, after: int | None, limit: int) ->
 
 def events(run_id: str) -> list[Event]:
     """Every event of the run written so far, in order: the contiguous run from seq 0."""
-    found: list[Event] = []
-    for item in RunEventsItem.query(
-        run_id, RunEventsItem.sk.startswith(EVENTS), consistent_read=True
-    ):
+    return list(iter_events(run_id))
+
+
+def iter_events(run_id: str, start: int = 0) -> Iterator[Event]:
+    """The events of the run written so far from seq `start` on, in order, read a page at a
+    time (a replay holds one page of items, not the run): the contiguous run from the item
+    that holds `start` (from seq 0 when `start` is 0)."""
+    condition: Condition = RunEventsItem.sk.startswith(EVENTS)
+    expected = 0
+    if start:
+        # The item holding `start`: the last one keyed at or before it ("EVENTS#" sorts
+        # before the run's other records).
+        holding = next(
+            RunEventsItem.query(
+                run_id,
+                RunEventsItem.sk <= _sk(EVENTS, start),
+                consistent_read=True,
+                scan_index_forward=False,
+                limit=1,
+            ),
+            None,
+        )
+        if holding is None or not holding.sk.startswith(EVENTS):
+            return
+        expected = seq_of(holding.sk)
+        condition = RunEventsItem.sk.between(holding.sk, _sk(EVENTS, LAST_SEQ))
+    for item in RunEventsItem.query(run_id, condition, consistent_read=True):
         first = seq_of(item.sk)
-        if first != len(found):  # a gap: what follows is not replayable in order
-            break
-        found += [Event(first + i, body) for i, body in enumerate(unpack(item.events))]
-    return found
+        if first != expected:  # a gap: what follows is not replayable in order
+            return
+        bodies = unpack(item.events)
+        expected = first + len(bodies)
+        if expected <= start:
+            continue
+        for i, body in enumerate(bodies):
+            if first + i >= start:
+                yield Event(first + i, body)
