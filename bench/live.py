@@ -202,35 +202,11 @@ def _latency() -> list[Row]:
     return rows
 
 
-class _Publishing:
-    """The engine's recorder as RunFunction's, without the storage: every event built."""
-
-    def __init__(self) -> None:
-        from flowdeploy.live.run_stream import RunStream
-
-        self.stream = RunStream(str(uuid.uuid4()), "owner")
-
-    def node_started(self, node_id: str, times: int, inputs: Any) -> None:
-        self.stream.node_started(node_id, times, inputs)
-
-    def node(self, run: Any) -> None:
-        self.stream.node_finished(run)
-
-    def log(self, line: Any) -> None:
-        self.stream.log(line)
-
-    def event(self, kind: str, data: Any) -> None:
-        self.stream.publish(kind, data)
-
-    async def room(self) -> None:
-        return  # nothing is held
-
-
 def _cpu() -> list[Row]:
     """What building the events costs the engine when nobody listens (CPU, per node)."""
     from bench.inprocess import chain
     from flowdeploy.engine import Run, build_flow_set
-    from tests.unit.engine.flows import Memory
+    from tests.unit.engine.flows import Memory, Publishing
 
     nodes, edges = chain(CPU_CHAIN)
     graphs = build_flow_set({1: {"nodes": nodes, "edges": edges}}, 1)
@@ -242,7 +218,7 @@ def _cpu() -> list[Row]:
         return time.perf_counter() - started
 
     without = median([seconds(Memory()) for _ in range(3)])
-    publishing = [_Publishing() for _ in range(3)]
+    publishing = [Publishing() for _ in range(3)]
     with_events = median([seconds(recorder) for recorder in publishing])
     per_node = (with_events - without) / CPU_CHAIN * 1e6
     return [

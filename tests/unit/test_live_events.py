@@ -17,7 +17,7 @@ from flowdeploy.local.calls import counting
 from flowdeploy.store import queue, run_records
 from tests.conftest import new_user, token_for
 from tests.unit.api import Api, posted, sqs_event
-from tests.unit.engine.flows import edge, node
+from tests.unit.engine.flows import Publishing, edge, node
 
 RUN = "01a232b8-3e89-7676-9a00-c81ccbf0c592"
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -431,29 +431,9 @@ def test_a_node_in_a_loop_has_its_runs_numbered_by_times() -> None:
     import asyncio
 
     from flowdeploy.engine import Run, build_flow_set
-    from flowdeploy.live.run_stream import RunStream
     from tests.unit.engine.upstream import document
 
-    class Publishing:  # RunFunction's recorder, without the storage
-        def __init__(self) -> None:
-            self.stream = RunStream(RUN, "owner")
-
-        def node_started(self, node_id: str, times: int, inputs: Any) -> None:
-            self.stream.node_started(node_id, times, inputs)
-
-        def node(self, run: Any) -> None:
-            self.stream.node_finished(run)
-
-        def log(self, line: Any) -> None:
-            self.stream.log(line)
-
-        def event(self, kind: str, data: Any) -> None:
-            self.stream.publish(kind, data)
-
-        async def room(self) -> None:
-            return  # nothing is held
-
-    recorder = Publishing()
+    recorder = Publishing(RUN)
     graphs = build_flow_set({1: document("Loop")}, 1)
     result = asyncio.run(Run(graphs, recorder, deadline_seconds=10).execute(1, {}))
     assert result.status == "succeeded" and result.not_run == []

@@ -154,3 +154,28 @@ def plus_one_loop(elements: int) -> dict[str, Any]:
             edge("all", "out", "array"),
         ],
     }
+
+
+class Publishing:
+    """RunFunction's recorder without the storage: every event of the run built and kept
+    (`stream.kept`)."""
+
+    def __init__(self, run_id: str = "01a23302-0000-7000-8000-000000000000") -> None:
+        from flowdeploy.live.run_stream import RunStream
+
+        self.stream = RunStream(run_id, "owner")
+
+    def node_started(self, node_id: str, times: int, inputs: Any) -> None:
+        self.stream.node_started(node_id, times, inputs)
+
+    def node(self, run: Any) -> None:
+        self.stream.node_finished(run)
+
+    def log(self, line: Any) -> None:
+        self.stream.log(line)
+
+    def event(self, kind: str, data: Any) -> None:
+        self.stream.publish(kind, data)
+
+    async def room(self) -> None:
+        return  # nothing is held
