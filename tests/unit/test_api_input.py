@@ -4,6 +4,7 @@ value resumes it, a DELETE cancels it, a timeout fails it; a webhook is told the
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -155,3 +156,33 @@ def test_a_webhook_is_told_where_to_post_and_its_answer_resumes_the_run(
     [told] = calls
     assert told["flow_run_id"] == started["flow_run_id"]
     assert (told["times"], told["timeout"], told["extra"]) == (0, 5.0, {"key": "value"})
+
+
+def test_a_webhook_that_fails_is_said_in_the_run_log_and_the_wait_goes_on(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowdeploy.settings import settings
+
+    monkeypatch.setenv("HTTP_ALLOW_PRIVATE", "true")
+    settings.cache_clear()
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    _, started = started_api_input(api, webhook_url={"S": f"http://127.0.0.1:{port}/hook"})
+    thread = when_waiting(
+        api,
+        started,
+        lambda request: api.call(
+            "POST", submit_path(request["url"]), json_body={"value": {"S": "by hand"}}
+        ),
+    )
+    execute(api, started["flow_run_id"])
+    thread.join()
+    settings.cache_clear()
+    run = read(api, started).body
+    assert (run["status"], run["outputs"]) == ("succeeded", {"c": {"S": "by hand"}})
+    lines = read(api, started, "/logs").body["logs"]
+    [warning] = [line for line in lines if "webhook" in line["content"]]
+    assert warning["level"] == "warn"
+    assert warning["content"].startswith("api_input webhook failed: ")
+    assert warning["content"].endswith("; still waiting for the value")

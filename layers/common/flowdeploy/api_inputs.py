@@ -184,7 +184,11 @@ class StoredApiInputs:
                 settings().http_allow_private,
             )
         except http_client.RequestFailed as error:
-            logger.warning("api_input webhook failed: %s", error)
-            return
-        if not 200 <= reply.status < 300:
-            logger.warning("api_input webhook answered %s", reply.status)
+            problem = f"failed: {error}"
+        else:
+            if 200 <= reply.status < 300:
+                return
+            problem = f"answered HTTP {reply.status}"
+        logger.warning("api_input webhook %s", problem)
+        if request.log is not None:  # the run's log says it too: the wait goes on regardless
+            request.log("warn", f"api_input webhook {problem}; still waiting for the value")

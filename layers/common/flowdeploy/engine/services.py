@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Protocol
 from flowdeploy.values import IValue
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from solders.instruction import Instruction
     from solders.pubkey import Pubkey
 
@@ -50,6 +52,8 @@ class ApiInputRequest:
     webhook_url: str | None = None
     webhook_headers: dict[str, str] = field(default_factory=dict)
     extra: IValue | None = None
+    # The node's run log (level, text): what happened on the way, e.g. a webhook that failed.
+    log: Callable[[str, str], None] | None = field(default=None, compare=False)
 
 
 class ApiInputs(Protocol):

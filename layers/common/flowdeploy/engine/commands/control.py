@@ -191,6 +191,7 @@ class ApiInput(Command):
             webhook_url=self.get(inputs, "webhook_url"),
             webhook_headers=self.get(inputs, "webhook_headers", {}),
             extra=self.given(inputs, "extra"),
+            log=ctx.log,
         )
         try:
             value = await broker.wait(request)
