@@ -22,29 +22,37 @@ from bench.report import LAYER, ROOT, Row, median, python
 RUNS = 5
 
 
-def _rhai(cache: Path | None) -> dict[str, Any]:
-    if cache is not None:
-        for stale in cache.glob("flowdeploy-rhai-*.lark"):
+def _probe(tmp: Path, *args: str) -> dict[str, Any]:
+    """Run bench.script_probe with `tmp` as its temp directory: the caches the bench empties
+    for its cold measures are its own, never those of a `make dev` running beside it."""
+    env = {**os.environ, "PYTHONPATH": f"{LAYER}:{ROOT}", "TMPDIR": str(tmp)}
+    return dict(json.loads(python("-m", "bench.script_probe", *args, env=env)))
+
+
+def _rhai(tmp: Path, cold: bool) -> dict[str, Any]:
+    if cold:
+        for stale in tmp.glob("flowdeploy-rhai-*.lark"):
             stale.unlink()
-    env = {**os.environ, "PYTHONPATH": f"{LAYER}:{ROOT}"}
-    return dict(json.loads(python("-m", "bench.script_probe", "rhai", env=env)))
+    return _probe(tmp, "rhai")
 
 
-def _deno() -> dict[str, Any] | None:
+def _deno(tmp: Path) -> dict[str, Any] | None:
     executable = os.environ.get("DENO_PATH") or str(ROOT / ".tools" / "deno" / "deno")
     if not Path(executable).is_file():
         return None
-    root = Path(tempfile.gettempdir())
     for folder in (f"flowdeploy-deno-{os.getuid()}", f"flowdeploy-js-{os.getuid()}"):
-        shutil.rmtree(root / folder, ignore_errors=True)
-    env = {**os.environ, "PYTHONPATH": f"{LAYER}:{ROOT}"}
-    found = python("-m", "bench.script_probe", "deno", executable, str(RUNS), env=env)
-    return dict(json.loads(found))
+        shutil.rmtree(tmp / folder, ignore_errors=True)
+    return _probe(tmp, "deno", executable, str(RUNS))
 
 
 def measure() -> list[Row]:
-    cold = _rhai(Path(tempfile.gettempdir()))
-    warm = [_rhai(None) for _ in range(3)]
+    with tempfile.TemporaryDirectory(prefix="flowdeploy-bench-") as tmp:
+        return _measure(Path(tmp))
+
+
+def _measure(tmp: Path) -> list[Row]:
+    cold = _rhai(tmp, cold=True)
+    warm = [_rhai(tmp, cold=False) for _ in range(3)]
     rows = [
         Row(
             "scripts",
@@ -75,7 +83,7 @@ def measure() -> list[Row]:
             f"{median([float(w['run_us']) for w in warm]):.0f} µs",
         ),
     ]
-    found = _deno()
+    found = _deno(tmp)
     if found is None:
         rows.append(Row("scripts", "Deno node run", "Deno not installed (make)"))
         return rows
